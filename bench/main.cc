@@ -1,0 +1,167 @@
+// coproc-bench: latency of coproc against the baselines that matter, each
+// measured in the same run (ratios, not lone absolute numbers).
+//   coproc-bench latency --socket PATH --model NAME    ping-pong against a running daemon
+//   coproc-bench compare --model noop|mlp|PATH [--json] every transport, private daemon
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "private_daemon.h"
+#include "stats.h"
+#include "transports.h"
+
+namespace {
+
+using coproc::bench::Budget;
+using coproc::bench::Percentiles;
+
+struct ModelChoice {
+  std::string name;
+  std::string path;
+};
+
+// A bundled model's name (build/models/NAME.onnx next to build/bin) or a path.
+bool resolve_model(const std::string& arg, ModelChoice* out, std::string* error) {
+  namespace fs = std::filesystem;
+  fs::path bundled = fs::path(coproc::bench::executable_dir()) / ".." / "models" / (arg + ".onnx");
+  if (arg.find('/') == std::string::npos && fs::exists(bundled)) {
+    *out = {arg, fs::canonical(bundled).string()};
+    return true;
+  }
+  if (fs::exists(arg)) {
+    *out = {fs::path(arg).stem().string(), fs::canonical(arg).string()};
+    return true;
+  }
+  *error = "no bundled model '" + arg + "' and no such file (bundled: noop, mlp)";
+  return false;
+}
+
+std::string us(int64_t ns) { return fmt::format("{:.2f}", static_cast<double>(ns) / 1000.0); }
+
+void print_table(const std::vector<Percentiles>& rows) {
+  std::printf("%-12s %9s %10s %10s %10s %10s %10s\n", "transport", "samples", "p50 us", "p90 us",
+              "p99 us", "p99.9 us", "max us");
+  for (const auto& r : rows) {
+    std::printf("%-12s %9llu %10s %10s %10s %10s %10s\n", r.transport.c_str(),
+                static_cast<unsigned long long>(r.samples), us(r.p50_ns).c_str(),
+                us(r.p90_ns).c_str(), us(r.p99_ns).c_str(), us(r.p999_ns).c_str(),
+                us(r.max_ns).c_str());
+  }
+}
+
+std::string json_row(const Percentiles& r) {
+  return fmt::format(
+      R"({{"transport":"{}","samples":{},"p50_ns":{},"p90_ns":{},"p99_ns":{},"p999_ns":{},"max_ns":{}}})",
+      r.transport, r.samples, r.p50_ns, r.p90_ns, r.p99_ns, r.p999_ns, r.max_ns);
+}
+
+const Percentiles* find(const std::vector<Percentiles>& rows, const std::string& name) {
+  for (const auto& r : rows) {
+    if (r.transport == name) return &r;
+  }
+  return nullptr;
+}
+
+int run_compare(const std::string& model_arg, bool json, const Budget& budget, int cpu_threads) {
+  ModelChoice model;
+  std::string error;
+  if (!resolve_model(model_arg, &model, &error)) {
+    std::fprintf(stderr, "coproc-bench: %s\n", error.c_str());
+    return 2;
+  }
+  coproc::bench::PrivateDaemon daemon(model.name, model.path, cpu_threads);
+  if (!daemon.ok()) {
+    std::fprintf(stderr, "coproc-bench: %s\n", daemon.error().c_str());
+    return 1;
+  }
+  std::vector<Percentiles> rows;
+  auto add = [&](const char* name, std::vector<int64_t> samples) {
+    if (samples.empty()) {
+      std::fprintf(stderr, "coproc-bench: %s failed: %s\n", name, error.c_str());
+      return false;
+    }
+    rows.push_back(coproc::bench::summarize(name, std::move(samples)));
+    return true;
+  };
+  std::size_t request_bytes = 0;
+  if (!add("shm_floor", coproc::bench::measure_shm_floor(budget, &error)) ||
+      !add("coproc", coproc::bench::measure_coproc(daemon.socket_path(), model.name, budget,
+                                                   &request_bytes, &error)) ||
+      !add("unix_socket", coproc::bench::measure_unix_socket(request_bytes, budget, &error)) ||
+      !add("in_process", coproc::bench::measure_in_process(model.path, cpu_threads, budget, &error))) {
+    return 1;
+  }
+  const auto& floor = *find(rows, "shm_floor");
+  const auto& ours = *find(rows, "coproc");
+  const auto& sock = *find(rows, "unix_socket");
+  const auto& local = *find(rows, "in_process");
+  double vs_socket = static_cast<double>(ours.p50_ns) / static_cast<double>(sock.p50_ns);
+  double vs_floor = static_cast<double>(ours.p50_ns) / static_cast<double>(floor.p50_ns);
+  int64_t over_local = ours.p50_ns - local.p50_ns;
+  if (json) {
+    std::string results;
+    for (const auto& r : rows) results += (results.empty() ? "" : ",") + json_row(r);
+    fmt::print(
+        R"({{"model":"{}","request_bytes":{},"results":[{}],"ratios":{{"coproc_over_unix_socket_p50":{:.4f},"coproc_over_shm_floor_p50":{:.3f},"coproc_minus_in_process_p50_ns":{}}}}})"
+        "\n",
+        model.name, request_bytes, results, vs_socket, vs_floor, over_local);
+    return 0;
+  }
+  std::printf("model %s (%s), round trips, one run; socket request %zu bytes\n", model.name.c_str(),
+              model.path.c_str(), request_bytes);
+  print_table(rows);
+  std::printf("coproc p50 / unix_socket p50 = %.4f (1/%.0f)\n", vs_socket, 1.0 / vs_socket);
+  std::printf("coproc p50 / shm_floor p50   = %.2fx\n", vs_floor);
+  std::printf("coproc p50 - in_process p50  = %s us\n", us(over_local).c_str());
+  return 0;
+}
+
+int run_latency(const std::string& socket, const std::string& model, bool json, const Budget& budget) {
+  std::string error;
+  auto samples = coproc::bench::measure_coproc(socket, model, budget, nullptr, &error);
+  if (samples.empty()) {
+    std::fprintf(stderr, "coproc-bench: %s\n", error.c_str());
+    return 1;
+  }
+  auto p = coproc::bench::summarize("coproc", std::move(samples));
+  if (json) {
+    std::printf("{\"model\":\"%s\",\"results\":[%s]}\n", model.c_str(), json_row(p).c_str());
+  } else {
+    print_table({p});
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"coproc-bench: coproc latency against its baselines"};
+  app.require_subcommand(1);
+  int64_t warmup_ms = 500, duration_ms = 2000;
+  std::size_t max_samples = 200'000;
+  bool json = false;
+  int cpu_threads = 1;
+  std::string model = "noop", socket;
+
+  auto* compare = app.add_subcommand("compare", "shm floor, coproc, unix socket and in-process, one run");
+  compare->add_option("--model", model, "bundled model (noop, mlp) or ONNX path")->capture_default_str();
+  compare->add_option("--cpu-threads", cpu_threads, "OpenBLAS threads (daemon and in-process)")
+      ->check(CLI::Range(1, 256))->capture_default_str();
+  auto* latency = app.add_subcommand("latency", "ping-pong against a running daemon");
+  latency->add_option("--socket", socket, "daemon socket (default: $COPROC_SOCKET or the default path)");
+  latency->add_option("--model", model, "model name served by the daemon")->capture_default_str();
+  for (auto* sub : {compare, latency}) {
+    sub->add_flag("--json", json, "print one JSON object");
+    sub->add_option("--warmup-ms", warmup_ms, "warm-up per transport")->check(CLI::Range(0, 60000))->capture_default_str();
+    sub->add_option("--duration-ms", duration_ms, "measurement per transport")->check(CLI::Range(1, 600000))->capture_default_str();
+    sub->add_option("--max-samples", max_samples, "sample cap per transport")->check(CLI::Range(1, 100'000'000))->capture_default_str();
+  }
+  CLI11_PARSE(app, argc, argv);
+  Budget budget{warmup_ms * 1'000'000, duration_ms * 1'000'000, max_samples};
+  if (compare->parsed()) return run_compare(model, json, budget, cpu_threads);
+  return run_latency(socket, model, json, budget);
+}

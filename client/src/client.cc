@@ -1,0 +1,295 @@
+// The client's request path: submit into the submission ring, drain the
+// completion ring into requests, spin-then-sleep waits, the arena allocator.
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <new>
+
+#include "client_impl.h"
+#include "coproc/coproc_generated.h"
+#include "coproc/ring/wait.h"
+
+namespace {
+
+using coproc::client::RequestState;
+
+// The longest single futex sleep of a waiting call: the daemon's liveness is
+// checked at least this often, which bounds DAEMON_GONE detection (100 ms).
+constexpr int64_t kWaitSliceNs = 10'000'000;
+constexpr size_t kArenaAlignment = 64;
+
+bool is_done(const coproc_request& r) {
+  // acquire: pairs with the drainer's release store in drain_completions(),
+  // making status, message, shapes and timing visible.
+  return r.state.load(std::memory_order_acquire) == static_cast<uint32_t>(RequestState::kDone);
+}
+
+}  // namespace
+
+bool coproc_client::in_arena(const void* ptr, uint64_t bytes) const {
+  auto p = reinterpret_cast<uintptr_t>(ptr);
+  auto base = reinterpret_cast<uintptr_t>(arena_);
+  return p >= base && p - base <= arena_bytes_ && bytes <= arena_bytes_ - (p - base);
+}
+
+coproc_status coproc_client::submit(const coproc_model& model, const coproc_tensor* inputs,
+                                    size_t n_inputs, const coproc_tensor* outputs,
+                                    size_t n_outputs, const coproc_submit_options& options,
+                                    coproc_request** out, std::string* message) {
+  namespace fb = coproc::fb;
+  if (n_inputs != model.inputs.size() || n_outputs != model.outputs.size()) {
+    *message = "model '" + model.name + "' takes " + std::to_string(model.inputs.size()) +
+               " inputs and " + std::to_string(model.outputs.size()) + " outputs, got " +
+               std::to_string(n_inputs) + " and " + std::to_string(n_outputs);
+    return COPROC_ERR_INVALID_ARGUMENT;
+  }
+  auto check_tensors = [&](const coproc_tensor* ts, size_t n, const char* what) {
+    for (size_t i = 0; i < n; ++i) {
+      if (ts[i].rank < 0 || ts[i].rank > COPROC_MAX_RANK) {
+        *message = std::string(what) + " " + std::to_string(i) + ": rank " +
+                   std::to_string(ts[i].rank) + " outside [0, 8]";
+        return false;
+      }
+      if (!in_arena(ts[i].data, ts[i].bytes)) {
+        *message = std::string(what) + " " + std::to_string(i) +
+                   ": data is not inside this client's arena (use coproc_alloc)";
+        return false;
+      }
+    }
+    return true;
+  };
+  if (n_inputs > coproc::client::kMaxTensorsPerRequest ||
+      n_outputs > coproc::client::kMaxTensorsPerRequest) {
+    *message = "more than 16 inputs or outputs in one request";
+    return COPROC_ERR_UNSUPPORTED;
+  }
+  if (!check_tensors(inputs, n_inputs, "input") || !check_tensors(outputs, n_outputs, "output")) {
+    return COPROC_ERR_INVALID_ARGUMENT;
+  }
+  if (options.priority < COPROC_PRIORITY_CRITICAL || options.priority > COPROC_PRIORITY_LOW) {
+    *message = "priority " + std::to_string(options.priority) + " is not a coproc_priority";
+    return COPROC_ERR_INVALID_ARGUMENT;
+  }
+
+  std::lock_guard lock(submit_mu_);
+  if (gone_.load(std::memory_order_relaxed)) {
+    *message = "the daemon is gone";
+    return COPROC_ERR_DAEMON_GONE;
+  }
+  if (free_.empty()) {
+    *message = "in-flight window full (" + std::to_string(pool_.size()) +
+               " requests); complete some first";
+    return COPROC_ERR_WOULD_BLOCK;
+  }
+  coproc_request& request = *pool_[free_.back()];
+
+  auto make_refs = [&](const coproc_tensor* ts, size_t n) {
+    std::array<flatbuffers::Offset<fb::TensorRef>, coproc::client::kMaxTensorsPerRequest> refs;
+    for (size_t i = 0; i < n; ++i) {
+      auto shape = builder_.CreateVector(ts[i].shape, static_cast<size_t>(ts[i].rank));
+      uint64_t offset = static_cast<uint64_t>(static_cast<const std::byte*>(ts[i].data) - arena_);
+      refs[i] = fb::CreateTensorRef(builder_, 0, static_cast<fb::DType>(ts[i].dtype), shape,
+                                    offset, ts[i].bytes);
+    }
+    return builder_.CreateVector(refs.data(), n);
+  };
+  builder_.Clear();
+  auto in_refs = make_refs(inputs, n_inputs);
+  auto out_refs = make_refs(outputs, n_outputs);
+  fb::RequestBuilder rb(builder_);
+  rb.add_id(request.wire_id());
+  rb.add_kind(fb::RequestKind::Infer);
+  rb.add_model_id(model.id);
+  rb.add_priority(static_cast<fb::Priority>(options.priority));
+  rb.add_deadline_ns(options.deadline_ns);
+  rb.add_inputs(in_refs);
+  rb.add_outputs(out_refs);
+  builder_.Finish(rb.Finish());
+
+  request.status = COPROC_OK;
+  request.message.clear();
+  request.n_outputs = static_cast<uint32_t>(n_outputs);
+  // relaxed: the request is not visible to the drainer until the push below
+  // publishes it (the ring's release store orders this store before it).
+  request.state.store(static_cast<uint32_t>(RequestState::kInFlight), std::memory_order_relaxed);
+  coproc_status pushed = push_message(builder_, message);
+  if (pushed != COPROC_OK) {
+    request.state.store(static_cast<uint32_t>(RequestState::kFree), std::memory_order_relaxed);
+    return pushed;
+  }
+  free_.pop_back();
+  *out = &request;
+  return COPROC_OK;
+}
+
+// Caller holds submit_mu_.
+coproc_status coproc_client::push_message(const flatbuffers::FlatBufferBuilder& fbb,
+                                          std::string* message) {
+  if (fbb.GetSize() > submissions_.max_payload()) {
+    *message = "request of " + std::to_string(fbb.GetSize()) + " bytes exceeds the " +
+               std::to_string(submissions_.max_payload()) + "-byte ring slot";
+    return COPROC_ERR_INVALID_ARGUMENT;
+  }
+  if (!submissions_.try_push(fbb.GetBufferPointer(), fbb.GetSize())) {
+    *message = submissions_.corrupt() ? "submission ring corrupt" : "submission ring full";
+    return submissions_.corrupt() ? COPROC_ERR_INTERNAL : COPROC_ERR_WOULD_BLOCK;
+  }
+  // Wake the poller if it announced sleep. The doorbell's futex word is ours
+  // to bump; the sleep announcement lives in the daemon-only registry.
+  coproc::ring::notify(doorbell_page_->seq, registry_header_->poller_sleepers);
+  return COPROC_OK;
+}
+
+bool coproc_client::drain_completions() {
+  namespace fb = coproc::fb;
+  std::unique_lock lock(drain_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return false;
+  bool popped = false;
+  uint32_t bytes = 0;
+  while (completions_.try_pop(completion_buffer_, &bytes) ==
+         coproc::ring::RingConsumer::Pop::kOk) {
+    popped = true;
+    // The daemon is trusted by its clients (it could already write anything
+    // into this segment); the id is still bounds-checked before use.
+    const auto* c = flatbuffers::GetRoot<fb::Completion>(completion_buffer_.data());
+    uint64_t id = c->id();
+    uint32_t index = static_cast<uint32_t>(id);
+    if (index >= pool_.size()) continue;
+    coproc_request& r = *pool_[index];
+    if (r.generation != static_cast<uint32_t>(id >> 32) ||
+        r.state.load(std::memory_order_relaxed) != static_cast<uint32_t>(RequestState::kInFlight)) {
+      continue;  // a late completion of a released request
+    }
+    r.status = static_cast<coproc_status>(c->status());
+    if (c->message()) r.message = c->message()->str();
+    if (const auto* shapes = c->output_shapes()) {
+      uint32_t n = std::min<uint32_t>(shapes->size(), coproc::client::kMaxTensorsPerRequest);
+      for (uint32_t i = 0; i < n; ++i) {
+        const auto* dims = shapes->Get(i)->dims();
+        int32_t rank = dims ? static_cast<int32_t>(std::min<uint32_t>(dims->size(), COPROC_MAX_RANK)) : 0;
+        r.output_rank[i] = rank;
+        for (int32_t d = 0; d < rank; ++d) r.output_shape[i][d] = dims->Get(d);
+      }
+    }
+    if (const auto* t = c->timing()) {
+      r.timing = {t->queue_ns(), t->exec_ns(), t->batch_size(),
+                  static_cast<coproc_device>(t->device())};
+    }
+    // release: publishes the fields above to is_done()'s acquire.
+    r.state.store(static_cast<uint32_t>(RequestState::kDone), std::memory_order_release);
+  }
+  if (popped && header_->eventfd_armed.load(std::memory_order_relaxed)) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t n = ::read(event_fd_, &count, sizeof(count));  // non-blocking
+  }
+  return true;
+}
+
+coproc_status coproc_client::wait(coproc_request& request, int64_t timeout_ns,
+                                  std::string* message) {
+  coproc_request* one = &request;
+  coproc_status s = poll(&one, 1, timeout_ns, nullptr, message);
+  if (s != COPROC_OK) return s;
+  if (request.status != COPROC_OK) *message = request.message;
+  return request.status;
+}
+
+coproc_status coproc_client::poll(coproc_request* const* requests, size_t n, int64_t timeout_ns,
+                                  size_t* out_done, std::string* message) {
+  auto count_done = [&] {
+    size_t done = 0;
+    for (size_t i = 0; i < n; ++i) done += is_done(*requests[i]) ? 1 : 0;
+    return done;
+  };
+  auto ready = [&] {
+    drain_completions();
+    return count_done() > 0;
+  };
+  if (count_done() == 0 && gone_.load(std::memory_order_relaxed)) {
+    drain_completions();  // results that landed before the daemon died still count
+    if (count_done() == 0) {
+      *message = "the daemon is gone (its control socket closed)";
+      return COPROC_ERR_DAEMON_GONE;
+    }
+  }
+  coproc::ring::WaitPolicy policy{spin_ns_, timeout_ns, kWaitSliceNs};
+  auto outcome = coproc::ring::wait_until(header_->completion_seq, header_->completion_sleepers,
+                                          ready, [this] { return !daemon_gone(); }, policy);
+  if (out_done) *out_done = count_done();
+  switch (outcome) {
+    case coproc::ring::WaitOutcome::kReady:
+      return COPROC_OK;
+    case coproc::ring::WaitOutcome::kTimedOut:
+      // A completion may have landed between the last check and the clock.
+      if (ready()) {
+        if (out_done) *out_done = count_done();
+        return COPROC_OK;
+      }
+      *message = "timed out after " + std::to_string(timeout_ns) + " ns";
+      return COPROC_ERR_TIMEOUT;
+    case coproc::ring::WaitOutcome::kAborted:
+      break;
+  }
+  *message = "the daemon is gone (its control socket closed)";
+  return COPROC_ERR_DAEMON_GONE;
+}
+
+coproc_status coproc_client::cancel(coproc_request& request, std::string* message) {
+  namespace fb = coproc::fb;
+  if (is_done(request)) return COPROC_OK;
+  std::lock_guard lock(submit_mu_);
+  builder_.Clear();
+  fb::RequestBuilder rb(builder_);
+  rb.add_kind(fb::RequestKind::Cancel);
+  rb.add_target_id(request.wire_id());
+  builder_.Finish(rb.Finish());
+  return push_message(builder_, message);
+}
+
+coproc_status coproc_client::release(coproc_request& request, std::string* message) {
+  if (!is_done(request)) {
+    *message = "request still in flight: cancel and wait before releasing it";
+    return COPROC_ERR_IN_FLIGHT;
+  }
+  std::lock_guard lock(submit_mu_);
+  ++request.generation;  // late duplicates of the old id no longer match
+  request.state.store(static_cast<uint32_t>(RequestState::kFree), std::memory_order_relaxed);
+  free_.push_back(request.index);
+  return COPROC_OK;
+}
+
+coproc_status coproc_client::alloc(size_t bytes, void** out, std::string* message) {
+  std::lock_guard lock(alloc_mu_);
+  void* p = allocator_->allocate_aligned(std::max<size_t>(bytes, 1), kArenaAlignment, std::nothrow);
+  if (!p) {
+    *message = "arena exhausted: " + std::to_string(bytes) + " bytes requested, " +
+               std::to_string(allocator_->get_free_memory()) + " free of " +
+               std::to_string(arena_bytes_);
+    return COPROC_ERR_NO_MEMORY;
+  }
+  allocations_.insert(p);
+  *out = p;
+  return COPROC_OK;
+}
+
+coproc_status coproc_client::free(void* ptr, std::string* message) {
+  std::lock_guard lock(alloc_mu_);
+  if (allocations_.erase(ptr) == 0) {
+    *message = "pointer was not returned by coproc_alloc on this client";
+    return COPROC_ERR_INVALID_ARGUMENT;
+  }
+  allocator_->deallocate(ptr);
+  return COPROC_OK;
+}
+
+coproc_status coproc_client::event_fd(int* out_fd, std::string*) {
+  // relaxed: the daemon reads the flag on every completion push; a push that
+  // races with arming may miss one signal, which is why arming is followed by
+  // the caller's first coproc_poll (documented in coproc.h).
+  header_->eventfd_armed.store(1, std::memory_order_relaxed);
+  *out_fd = event_fd_;
+  return COPROC_OK;
+}

@@ -1,0 +1,129 @@
+// Internal definitions of the opaque handles behind coproc.h. The C bridge
+// (c_api.cc) validates arguments and converts; this layer does the work.
+//
+// Threading inside a client:
+//  - submit_mu_ guards the submission ring's producer side, the request pool's
+//    free list and the flatbuffer builder: the ring is single-producer, and
+//    this mutex is what makes every thread of the process one producer.
+//  - drain_mu_ guards the completion ring's consumer side. Whoever holds it
+//    pops completions and publishes each into its request with a release
+//    store of `state`; waiters read `state` with acquire. Waiters that do not
+//    get the lock simply re-check their own request.
+//  - The arena allocator has its own mutex (alloc_mu_).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/interprocess/managed_external_buffer.hpp>
+#include <flatbuffers/flatbuffers.h>
+
+#include "coproc.h"
+#include "coproc/ring/spsc_ring.h"
+#include "coproc/segment.h"
+
+struct coproc_model {
+  coproc_client* client = nullptr;
+  uint32_t id = 0;
+  std::string name;
+  std::vector<std::string> input_names;
+  std::vector<std::string> output_names;
+  std::vector<coproc_tensor_info> inputs;
+  std::vector<coproc_tensor_info> outputs;
+};
+
+namespace coproc::client {
+inline constexpr uint32_t kMaxTensorsPerRequest = 16;
+enum class RequestState : uint32_t { kFree = 0, kInFlight = 1, kDone = 2 };
+}  // namespace coproc::client
+
+struct coproc_request {
+  coproc_client* client = nullptr;
+  uint32_t index = 0;
+  uint32_t generation = 0;                 // bumped on release; part of the wire id
+  std::atomic<uint32_t> state{0};          // RequestState; release by the drainer, acquire by readers
+  coproc_status status = COPROC_OK;
+  std::string message;
+  uint32_t n_outputs = 0;
+  int32_t output_rank[coproc::client::kMaxTensorsPerRequest] = {};
+  int64_t output_shape[coproc::client::kMaxTensorsPerRequest][COPROC_MAX_RANK] = {};
+  coproc_timing timing = {};
+
+  uint64_t wire_id() const { return (uint64_t{generation} << 32) | index; }
+};
+
+struct coproc_client {
+ public:
+  ~coproc_client();
+
+  // Connects, maps the segments and reads the model table. On failure the
+  // message says what went wrong (path, versions, errno).
+  static coproc_status connect(const coproc_connect_options& options, coproc_client** out,
+                               std::string* message);
+
+  coproc_status submit(const coproc_model& model, const coproc_tensor* inputs, size_t n_inputs,
+                       const coproc_tensor* outputs, size_t n_outputs,
+                       const coproc_submit_options& options, coproc_request** out,
+                       std::string* message);
+  coproc_status wait(coproc_request& request, int64_t timeout_ns, std::string* message);
+  coproc_status poll(coproc_request* const* requests, size_t n, int64_t timeout_ns,
+                     size_t* out_done, std::string* message);
+  coproc_status cancel(coproc_request& request, std::string* message);
+  coproc_status release(coproc_request& request, std::string* message);
+
+  coproc_status alloc(size_t bytes, void** out, std::string* message);
+  coproc_status free(void* ptr, std::string* message);
+  coproc_status event_fd(int* out_fd, std::string* message);
+
+  std::vector<std::unique_ptr<coproc_model>>& models() { return models_; }
+  bool in_arena(const void* ptr, uint64_t bytes) const;
+  bool daemon_gone();
+
+ private:
+  coproc_client() = default;
+  coproc_status map_segments(const int fds[], std::string* message);
+  coproc_status read_model_table(std::string* message);
+  // Pops every available completion into its request. Returns false when
+  // another thread holds the drain lock.
+  bool drain_completions();
+  coproc_status push_message(const flatbuffers::FlatBufferBuilder& fbb, std::string* message);
+
+  int socket_fd_ = -1;
+  int event_fd_ = -1;
+  uint32_t client_id_ = 0;
+  int64_t spin_ns_ = 0;
+
+  void* segment_ = nullptr;
+  size_t segment_bytes_ = 0;
+  const void* registry_ = nullptr;
+  size_t registry_bytes_ = 0;
+  void* doorbell_ = nullptr;
+
+  coproc::wire::SegmentHeader* header_ = nullptr;
+  const coproc::wire::RegistryHeader* registry_header_ = nullptr;
+  coproc::wire::Doorbell* doorbell_page_ = nullptr;
+  std::byte* arena_ = nullptr;
+  uint64_t arena_bytes_ = 0;
+
+  std::mutex submit_mu_;
+  coproc::ring::RingProducer submissions_;
+  flatbuffers::FlatBufferBuilder builder_{1024};
+  std::vector<std::unique_ptr<coproc_request>> pool_;
+  std::vector<uint32_t> free_;
+
+  std::mutex drain_mu_;
+  coproc::ring::RingConsumer completions_;
+  std::vector<std::byte> completion_buffer_;
+
+  std::mutex alloc_mu_;
+  std::unique_ptr<boost::interprocess::managed_external_buffer> allocator_;
+  std::unordered_set<void*> allocations_;
+
+  std::atomic<bool> gone_{false};
+  std::vector<std::unique_ptr<coproc_model>> models_;
+};

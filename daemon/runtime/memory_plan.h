@@ -1,0 +1,29 @@
+// Where every tensor of a plan lives. Internal to the runtime.
+//
+// Tensors are grouped into storage roots: a view (Identity, Flatten, Reshape) shares its input's
+// root, and an elementwise op writes over an input whose root dies at that op (in place). Then:
+//  - a computed root holding a graph output is the caller's output buffer itself, so the op that
+//    makes it writes there directly; a second output on the same root, or an output that is an
+//    input or a weight, becomes an OutputCopy;
+//  - the other computed roots share one scratch arena: roots whose lifetimes (first writer to last
+//    reader, in node order) overlap get disjoint byte ranges, placed greedily largest first.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "runtime/graph.h"
+#include "runtime/plan.h"
+
+namespace coproc::runtime::detail {
+
+struct Storage {
+  std::vector<Ref> refs;  // per value of the graph
+  std::vector<OutputCopy> copies;
+  std::size_t scratch_bytes = 0;
+};
+
+// shapes: the concrete shape of every value of graph.
+Storage plan_storage(const Graph& graph, std::span<const Shape> shapes);
+
+}  // namespace coproc::runtime::detail

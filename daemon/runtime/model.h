@@ -1,0 +1,171 @@
+// The model runtime: ONNX models lowered to a plan of CPU kernels (DESIGN.md section 6).
+//
+//  - Model: one loaded ONNX file. Immutable after load(): the graph, lowered to our operators,
+//    and its weights (initializers and Constant nodes, read into memory once). Shared read-only
+//    by every Session and thread through shared_ptr<const Model>.
+//  - Session: the state of ONE executing thread: a cache of Plans keyed by input shapes and the
+//    scratch memory for intermediate tensors. Not thread-safe; use one Session per thread. Once
+//    a Session has seen a set of input shapes, prepare() and run() for them neither lock nor
+//    allocate.
+//  - Plan: everything about one set of concrete input shapes: every tensor's shape, where it lives
+//    (a caller's input or output buffer, a weight, or scratch) and the kernel calls to make. Owned
+//    by its Session; the pointer prepare() returns stays valid for the Session's lifetime.
+//
+// Errors are values (coproc::Result / Status): kNotFound (no such file), kBadModel (not a
+// valid ONNX model; the message names the file and the problem), kUnsupported (valid ONNX that
+// this runtime does not run; the message names every unsupported operator), kInvalidArgument
+// (input shapes that do not fit the model; the message names the input and the mismatch).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace coproc::runtime {
+
+// Same numbers as the wire schema's DType. Only kFloat32 is computed on; kInt64 appears only in
+// constants consumed at load (Reshape's shape).
+enum class DType : uint8_t {
+  kInvalid = 0,
+  kFloat32 = 1,
+  kFloat16 = 2,
+  kInt64 = 3,
+  kInt32 = 4,
+  kInt8 = 5,
+  kUInt8 = 6,
+  kBool = 7,
+};
+std::size_t dtype_bytes(DType dtype);  // 0 for kInvalid
+const char* dtype_name(DType dtype);   // "float32", ...
+
+inline constexpr int kMaxRank = 8;
+// The most elements any tensor may have (8 GiB of float32). Shapes beyond it are refused: every
+// size then fits BLAS's int arguments, and no size computation comes near int64 overflow.
+inline constexpr int64_t kMaxTensorElements = (int64_t{1} << 31) - 1;
+
+// The element count of dims, or -1 when a dim is negative or the count exceeds
+// kMaxTensorElements.
+int64_t bounded_elements(std::span<const int64_t> dims);
+
+// A concrete shape: rank dims, the rest zero. A rank-0 shape is a scalar of one element.
+// elements() and view() require 0 <= rank <= kMaxRank (prepare() checks shapes it is given).
+struct Shape {
+  int32_t rank = 0;
+  std::array<int64_t, kMaxRank> dims{};
+
+  static Shape of(std::span<const int64_t> dims);  // dims.size() <= kMaxRank
+  std::span<const int64_t> view() const { return {dims.data(), static_cast<std::size_t>(rank)}; }
+  int64_t elements() const;
+  bool operator==(const Shape& other) const;
+  std::string to_string() const;  // "[8, 256]"
+};
+
+// A graph input or output as the model declares it.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::kInvalid;
+  std::vector<int64_t> dims;  // -1 marks a dynamic dim (a dim_param or an unknown dim)
+};
+
+namespace detail {
+struct Graph;
+struct Step;
+struct OutputCopy;
+class Planner;
+}  // namespace detail
+
+class Model {
+ public:
+  // Parses, checks (onnx::checker, strict shape inference) and lowers the model at path.
+  static Result<std::shared_ptr<const Model>> load(const std::string& path);
+
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const std::vector<TensorSpec>& inputs() const { return inputs_; }
+  const std::vector<TensorSpec>& outputs() const { return outputs_; }
+  const std::string& path() const { return path_; }
+  std::size_t weight_bytes() const;  // float32 initializers and constants held in memory
+
+ private:
+  friend class detail::Planner;
+  Model(std::string path, std::unique_ptr<const detail::Graph> graph,
+        std::vector<TensorSpec> inputs, std::vector<TensorSpec> outputs);
+
+  std::string path_;
+  std::unique_ptr<const detail::Graph> graph_;
+  std::vector<TensorSpec> inputs_;
+  std::vector<TensorSpec> outputs_;
+};
+
+class Plan {
+ public:
+  ~Plan();
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+
+  std::size_t num_inputs() const { return input_shapes_.size(); }
+  std::size_t num_outputs() const { return output_shapes_.size(); }
+  const Shape& input_shape(std::size_t i) const { return input_shapes_[i]; }
+  const Shape& output_shape(std::size_t j) const { return output_shapes_[j]; }
+  std::size_t output_bytes(std::size_t j) const;
+  // Bytes of intermediate tensors this plan needs (after reuse between tensors whose lifetimes
+  // do not overlap).
+  std::size_t scratch_bytes() const { return scratch_bytes_; }
+  std::size_t num_kernel_calls() const;
+  std::size_t num_output_copies() const;
+
+ private:
+  friend class Session;
+  friend class detail::Planner;
+  Plan();
+
+  std::vector<Shape> input_shapes_;
+  std::vector<Shape> output_shapes_;
+  std::vector<detail::Step> steps_;
+  std::vector<detail::OutputCopy> copies_;
+  std::size_t scratch_bytes_ = 0;
+};
+
+class Session {
+ public:
+  explicit Session(std::shared_ptr<const Model> model);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const Model& model() const { return *model_; }
+
+  // Validates input_shapes against the model's inputs (count, rank, fixed dims, the same dynamic
+  // dim_param taking one value across inputs) and returns the cached plan for these shapes,
+  // making it on first sight. kInvalidArgument names the input and the mismatch, or the node whose
+  // shapes do not fit (e.g. a Reshape to the wrong element count).
+  Result<const Plan*> prepare(std::span<const Shape> input_shapes);
+
+  // inputs[i]: dense row-major float32 data of input i in plan->input_shape(i); outputs[j]: space
+  // for output j, plan->output_bytes(j) bytes. Outputs must not overlap inputs or each other.
+  // Inputs may live in another process's shared memory and change while we read them: no kernel
+  // indexes memory by input VALUES (none of this op set does; keep it that way), so the worst
+  // case is a garbage result. plan must come from this Session's prepare().
+  Status run(const Plan& plan, std::span<const void* const> inputs, std::span<void* const> outputs);
+
+ private:
+  std::shared_ptr<const Model> model_;
+  // Plans are few (one per distinct set of input shapes, i.e. per batch size in practice) and
+  // never evicted, so the pointers handed out stay valid.
+  std::vector<std::unique_ptr<Plan>> plans_;
+  struct FreeDeleter {
+    void operator()(void* p) const;
+  };
+  std::unique_ptr<std::byte, FreeDeleter> scratch_;  // kScratchAlignment-aligned
+  std::size_t scratch_capacity_bytes_ = 0;
+};
+
+}  // namespace coproc::runtime

@@ -1,0 +1,83 @@
+// One connected client: its segment (rings + arena), its eventfd, and the
+// daemon's private copies of every size and offset in that segment. Nothing
+// is ever read back from the segment's header: the client can write there.
+//
+// Threads: the poller is the only consumer of the submission ring. Any thread
+// that finishes work for this client (poller running inline, executor) may
+// produce completions; completion_mu_ makes them one producer at a time.
+// Shared ownership: queued work holds a shared_ptr, so a client that
+// disconnects keeps its mapping alive until its last in-flight work is
+// dropped; `closed` tells that work to discard its results.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+
+#include "coproc/ring/spsc_ring.h"
+#include "coproc/segment.h"
+#include "shm.h"
+
+namespace coproc::daemon {
+
+struct SegmentGeometry {
+  uint32_t ring_slots;
+  uint32_t slot_bytes;
+  uint64_t arena_bytes;
+};
+
+class ClientSession {
+ public:
+  static Result<std::shared_ptr<ClientSession>> create(uint32_t id, pid_t pid, uid_t uid,
+                                                       const SegmentGeometry& geometry,
+                                                       int numa_node);
+  ~ClientSession();
+
+  uint32_t id() const { return id_; }
+  pid_t pid() const { return pid_; }
+  uid_t uid() const { return uid_; }
+  int segment_fd() const { return segment_.fd(); }
+  int event_fd() const { return event_fd_; }
+  uint64_t segment_bytes() const { return segment_.bytes(); }
+
+  // Poller thread only.
+  ring::RingConsumer& submissions() { return submissions_; }
+
+  // [offset, offset + bytes) checked against the private arena size;
+  // nullptr when it does not fit.
+  std::byte* arena_range(uint64_t offset, uint64_t bytes) const;
+
+  // Pushes one finished Completion (a flatbuffer) and wakes the client.
+  // Returns false, dropping it, when the client is closed or its completion
+  // ring is full (only a client that lies about its window can fill it).
+  bool push_completion(std::span<const uint8_t> completion);
+
+  void close() { closed_.store(true, std::memory_order_relaxed); }
+  bool closed() const { return closed_.load(std::memory_order_relaxed); }
+  uint64_t dropped_completions() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  ClientSession() = default;
+
+  uint32_t id_ = 0;
+  pid_t pid_ = 0;
+  uid_t uid_ = 0;
+  SharedMemory segment_;
+  int event_fd_ = -1;
+  wire::SegmentHeader* header_ = nullptr;
+  std::byte* arena_ = nullptr;
+  uint64_t arena_bytes_ = 0;
+
+  ring::RingConsumer submissions_;
+  std::mutex completion_mu_;
+  ring::RingProducer completions_;
+  // relaxed: a hint checked before work; the shared_ptr keeps memory valid.
+  std::atomic<bool> closed_{false};
+  std::atomic<uint64_t> dropped_{0};
+};
+
+}  // namespace coproc::daemon

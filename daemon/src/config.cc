@@ -1,0 +1,533 @@
+// Parsing and checking of coprocd's configuration (contract in config.h).
+//
+// Modelled on redis config.c: one static table, kKeys, describes every scalar
+// key (file key, flag, type, bounds, field, help). The TOML walk, the flags,
+// --help and describe() are all driven by it, so a key's bounds are written
+// once. [[model]] entries are a list rather than a scalar and have their own
+// code at the end of the file.
+#include "config.h"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <utility>
+
+// The build may pass the project version; this fallback keeps the file
+// buildable on its own.
+#ifndef COPROC_VERSION
+#define COPROC_VERSION "0.1.0"
+#endif
+
+namespace coproc::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+// sockaddr_un::sun_path is 108 bytes, the terminating NUL included.
+constexpr uint64_t kMaxSocketPathBytes = 107;
+constexpr size_t kMaxModelNameChars = 63;
+constexpr std::string_view kModelNameRule = "1-63 characters of [A-Za-z0-9_.-]";
+
+enum class Kind {
+  kInteger,     // a TOML integer; a flag's text must read as one
+  kSize,        // a byte count: an integer, or a string with a unit such as "64MiB"
+  kSocketPath,  // a non-empty string of at most `max` bytes
+  kChoice,      // one of the '|'-separated words in `choices`
+  kNumaNode,    // "auto", or an integer in [min, max]
+};
+
+struct KeySpec {
+  std::string_view key;   // as written in the file: "poller.spin_us"
+  std::string_view flag;  // "--poller-spin-us"
+  std::string_view metavar;
+  Kind kind;
+  uint64_t min = 0;
+  uint64_t max = 0;
+  bool power_of_two = false;
+  uint64_t multiple_of = 1;
+  std::string_view choices{};
+  uint32_t Config::*u32 = nullptr;  // exactly one of u32, u64, text is set, except for kNumaNode
+  uint64_t Config::*u64 = nullptr;
+  std::string Config::*text = nullptr;
+  std::string_view help;
+};
+
+// One key per row reads better than one field per line.
+// clang-format off
+constexpr KeySpec kKeys[] = {
+    {.key = "daemon.socket", .flag = "--socket", .metavar = "PATH", .kind = Kind::kSocketPath,
+     .max = kMaxSocketPathBytes, .text = &Config::socket_path,
+     .help = "Unix socket the daemon listens on"},
+    {.key = "daemon.numa_node", .flag = "--numa-node", .metavar = "N|auto", .kind = Kind::kNumaNode,
+     .max = 1023,
+     .help = "NUMA node for threads, segments and weights (auto: the GPU's node, else 0)"},
+    {.key = "daemon.log_level", .flag = "--log-level", .metavar = "LEVEL", .kind = Kind::kChoice,
+     .choices = "trace|debug|info|warn|error|off", .text = &Config::log_level,
+     .help = "Log verbosity"},
+    {.key = "poller.spin_us", .flag = "--poller-spin-us", .metavar = "N", .kind = Kind::kInteger,
+     .max = 1'000'000, .u32 = &Config::poller_spin_us,
+     .help = "Microseconds the poller spins before sleeping on the doorbell"},
+    {.key = "executor.inline_max_us", .flag = "--inline-max-us", .metavar = "N",
+     .kind = Kind::kInteger, .max = 10'000'000, .u32 = &Config::inline_max_us,
+     .help = "Requests measured to run shorter than this (microseconds) run on the poller thread"},
+    {.key = "executor.cpu_threads", .flag = "--cpu-threads", .metavar = "N", .kind = Kind::kInteger,
+     .min = 1, .max = 256, .u32 = &Config::cpu_threads,
+     .help = "OpenBLAS threads"},
+    {.key = "limits.max_clients", .flag = "--max-clients", .metavar = "N", .kind = Kind::kInteger,
+     .min = 1, .max = 4096, .u32 = &Config::max_clients,
+     .help = "Clients connected at once"},
+    {.key = "limits.arena_bytes", .flag = "--arena-bytes", .metavar = "N|SIZE", .kind = Kind::kSize,
+     .min = 64 * 1024, .max = uint64_t{16} << 30, .u64 = &Config::arena_bytes,
+     .help = "Tensor arena in each client segment"},
+    {.key = "limits.ring_slots", .flag = "--ring-slots", .metavar = "N", .kind = Kind::kInteger,
+     .min = 8, .max = 65536, .power_of_two = true, .u32 = &Config::ring_slots,
+     .help = "Slots in each submission and completion ring"},
+    {.key = "limits.slot_bytes", .flag = "--slot-bytes", .metavar = "N", .kind = Kind::kInteger,
+     .min = 256, .max = 65536, .multiple_of = 64, .u32 = &Config::slot_bytes,
+     .help = "Bytes per ring slot (whole cache lines)"},
+};
+// clang-format on
+
+constexpr size_t kKeyCount = std::size(kKeys);
+
+// One value as the user wrote it, in the file or in a flag, not yet checked.
+struct Input {
+  std::string name;                   // "poller.spin_us" or "--poller-spin-us"
+  std::string shown;                  // the value as written, for messages
+  std::optional<int64_t> integer{};   // set when the value is (a flag: reads as) an integer
+  std::optional<std::string> text{};  // set when the value is a string (a flag: always)
+};
+
+Error invalid(std::string_view message) {
+  return make_error(ErrorCode::kInvalidArgument, fmt::format("config: {}", message));
+}
+
+Error bad_value(const Input& in, std::string_view what) {
+  return invalid(fmt::format("{} = {} {}", in.name, in.shown, what));
+}
+
+// Reads a whole decimal integer; an overflow saturates so that the range check
+// reports it as out of range rather than as "not an integer".
+std::optional<int64_t> parse_integer(std::string_view s) {
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || end != s.data() + s.size()) return std::nullopt;
+  if (ec == std::errc::result_out_of_range) {
+    return s.front() == '-' ? std::numeric_limits<int64_t>::min()
+                            : std::numeric_limits<int64_t>::max();
+  }
+  if (ec != std::errc{}) return std::nullopt;
+  return v;
+}
+
+// "65536", "512KiB", "64 MiB", "1GiB": binary units only, so "1GB" cannot be
+// misread. Saturates on overflow, like parse_integer.
+std::optional<uint64_t> parse_size(std::string_view s) {
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  constexpr std::pair<std::string_view, int> kUnits[] = {
+      {"", 0}, {"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}};
+  uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (end == s.data()) return std::nullopt;
+  if (ec == std::errc::result_out_of_range) n = kMax;
+  std::string_view unit = s.substr(static_cast<size_t>(end - s.data()));
+  if (unit.starts_with(' ')) unit.remove_prefix(1);
+  for (const auto& [name, shift] : kUnits) {
+    if (unit == name) return n > (kMax >> shift) ? kMax : n << shift;
+  }
+  return std::nullopt;
+}
+
+bool is_choice(std::string_view choices, std::string_view word) {
+  for (;;) {
+    const size_t bar = choices.find('|');
+    if (choices.substr(0, bar) == word) return true;
+    if (bar == std::string_view::npos) return false;
+    choices.remove_prefix(bar + 1);
+  }
+}
+
+std::string range(const KeySpec& k) { return fmt::format("[{}, {}]", k.min, k.max); }
+
+// What a valid value looks like, for messages and --help.
+std::string allowed(const KeySpec& k) {
+  switch (k.kind) {
+    case Kind::kSocketPath:
+      return fmt::format("a path of at most {} bytes", k.max);
+    case Kind::kChoice:
+      return fmt::format("one of {}", k.choices);
+    case Kind::kNumaNode:
+      return fmt::format("an integer in {} or \"auto\"", range(k));
+    case Kind::kSize:
+      return fmt::format("a byte count or a size such as \"64MiB\" in {}", range(k));
+    case Kind::kInteger:
+      break;
+  }
+  if (k.power_of_two) return fmt::format("a power of two in {}", range(k));
+  if (k.multiple_of > 1) return fmt::format("a multiple of {} in {}", k.multiple_of, range(k));
+  return fmt::format("an integer in {}", range(k));
+}
+
+Status assign_number(const KeySpec& k, const Input& in, Config& c) {
+  // A key with a rule beyond its range says the whole rule when either fails.
+  const bool has_rule = k.power_of_two || k.multiple_of > 1;
+  const auto refuse = [&] {
+    return has_rule ? bad_value(in, "must be " + allowed(k))
+                    : bad_value(in, "is out of range " + range(k));
+  };
+  if (in.integer && *in.integer < 0) return refuse();
+  std::optional<uint64_t> n;
+  if (in.integer) {
+    n = static_cast<uint64_t>(*in.integer);
+  } else if (k.kind == Kind::kSize && in.text) {
+    n = parse_size(*in.text);
+  }
+  if (!n) return bad_value(in, "must be " + allowed(k));
+  if (*n < k.min || *n > k.max || (k.power_of_two && !std::has_single_bit(*n)) ||
+      *n % k.multiple_of != 0) {
+    return refuse();
+  }
+  if (k.u32 != nullptr) {
+    c.*k.u32 = static_cast<uint32_t>(*n);  // fits: every u32 key's max is below 2^32
+  } else {
+    c.*k.u64 = *n;
+  }
+  return {};
+}
+
+// Checks one value against its key and stores it; the only place values enter
+// a Config, for the file and the flags alike.
+Status assign(const KeySpec& k, const Input& in, Config& c) {
+  switch (k.kind) {
+    case Kind::kInteger:
+    case Kind::kSize:
+      return assign_number(k, in, c);
+    case Kind::kSocketPath:
+      if (!in.text) return bad_value(in, "must be a string");
+      if (in.text->empty()) return bad_value(in, "must not be empty");
+      if (in.text->size() > k.max) {
+        return bad_value(
+            in, fmt::format("is {} bytes; at most {} fit in sun_path", in.text->size(), k.max));
+      }
+      c.*k.text = *in.text;
+      return {};
+    case Kind::kChoice:
+      if (!in.text || !is_choice(k.choices, *in.text)) {
+        return bad_value(in, "must be " + allowed(k));
+      }
+      c.*k.text = *in.text;
+      return {};
+    case Kind::kNumaNode:
+      if (in.text && *in.text == "auto") {
+        c.numa_auto = true;
+        c.numa_node = -1;
+        return {};
+      }
+      if (!in.integer || *in.integer < 0 || static_cast<uint64_t>(*in.integer) > k.max) {
+        return bad_value(in, "must be " + allowed(k));
+      }
+      c.numa_auto = false;
+      c.numa_node = static_cast<int>(*in.integer);
+      return {};
+  }
+  return {};
+}
+
+std::string render(const KeySpec& k, const Config& c) {
+  switch (k.kind) {
+    case Kind::kSocketPath:
+    case Kind::kChoice:
+      return fmt::format("{:?}", c.*k.text);
+    case Kind::kNumaNode:
+      return c.numa_auto ? "\"auto\"" : std::to_string(c.numa_node);
+    case Kind::kInteger:
+    case Kind::kSize:
+      break;
+  }
+  return std::to_string(k.u32 != nullptr ? uint64_t{c.*k.u32} : c.*k.u64);
+}
+
+const KeySpec* find_key(std::string_view key) {
+  for (const KeySpec& k : kKeys) {
+    if (k.key == key) return &k;
+  }
+  return nullptr;
+}
+
+bool is_section(std::string_view table) {
+  for (const KeySpec& k : kKeys) {
+    if (k.key.starts_with(table) && k.key.size() > table.size() && k.key[table.size()] == '.') {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A file value as TOML writes it, so a message shows what to look for in the
+// file; strings always in double quotes, whichever quotes the file used.
+std::string shown(const toml::node& node) {
+  if (const auto* s = node.as_string()) return fmt::format("{:?}", s->get());
+  std::ostringstream os;
+  node.visit([&os](const auto& n) { os << n; });
+  return os.str();
+}
+
+Input from_toml(std::string name, const toml::node& node) {
+  Input in{.name = std::move(name), .shown = shown(node)};
+  if (const auto* i = node.as_integer()) in.integer = i->get();
+  if (const auto* s = node.as_string()) in.text = s->get();
+  return in;
+}
+
+Input from_flag(std::string_view flag, const std::string& value) {
+  return Input{
+      .name = std::string(flag), .shown = value, .integer = parse_integer(value), .text = value};
+}
+
+std::string location(std::string_view source, const toml::key& key) {
+  return fmt::format("{}:{}", source, key.source().begin.line);
+}
+
+bool valid_model_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxModelNameChars) return false;
+  for (const char ch : name) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string resolve(const std::string& path, const fs::path& base) {
+  const fs::path p(path);
+  if (p.is_absolute() || base.empty()) return path;
+  return (base / p).lexically_normal().string();
+}
+
+ModelConfig* find_model(Config& c, std::string_view name) {
+  for (ModelConfig& m : c.models) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
+
+Status apply_models(const toml::node& node, std::string_view source, const fs::path& base,
+                    Config& c) {
+  const toml::array* list = node.as_array();
+  if (list == nullptr) {
+    return invalid(fmt::format("model = {} must be an array of tables ([[model]])", shown(node)));
+  }
+  for (size_t i = 0; i < list->size(); ++i) {
+    const std::string where = fmt::format("model[{}]", i);
+    const toml::table* table = list->get(i)->as_table();
+    if (table == nullptr) {
+      return invalid(
+          fmt::format("{} = {} must be a table ([[model]])", where, shown(*list->get(i))));
+    }
+    ModelConfig m;
+    for (const auto& [key, value] : *table) {
+      const std::string name = fmt::format("{}.{}", where, key.str());
+      std::string* field = key.str() == "name" ? &m.name : key.str() == "path" ? &m.path : nullptr;
+      if (field == nullptr) {
+        return invalid(fmt::format("unknown key '{}' in {}", name, location(source, key)));
+      }
+      if (!value.is_string()) {
+        return invalid(fmt::format("{} = {} must be a string", name, shown(value)));
+      }
+      *field = value.as_string()->get();
+    }
+    if (!table->contains("name")) return invalid(fmt::format("{} has no name", where));
+    if (!valid_model_name(m.name)) {
+      return invalid(fmt::format("{}.name = {:?} must be {}", where, m.name, kModelNameRule));
+    }
+    if (m.path.empty()) return invalid(fmt::format("{} '{}' has no path", where, m.name));
+    if (find_model(c, m.name) != nullptr) {
+      return invalid(fmt::format("model '{}' is defined twice", m.name));
+    }
+    m.path = resolve(m.path, base);
+    c.models.push_back(std::move(m));
+  }
+  return {};
+}
+
+// --model NAME=PATH: replaces a model of the same name, else adds one.
+Status apply_model_flag(const std::string& spec, Config& c) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+    return invalid(fmt::format("--model = {} must be NAME=PATH", spec));
+  }
+  ModelConfig m{.name = spec.substr(0, eq), .path = spec.substr(eq + 1)};
+  if (!valid_model_name(m.name)) {
+    return invalid(fmt::format("--model = {}: the name must be {}", spec, kModelNameRule));
+  }
+  std::error_code ec;
+  m.path = resolve(m.path, fs::current_path(ec));  // on error: left as written
+  if (ModelConfig* existing = find_model(c, m.name)) {
+    *existing = std::move(m);
+  } else {
+    c.models.push_back(std::move(m));
+  }
+  return {};
+}
+
+Status apply_toml(std::string_view text, std::string_view source, const fs::path& base, Config& c) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    return invalid(fmt::format("{}:{}:{}: {}", source, e.source().begin.line,
+                               e.source().begin.column, e.description()));
+  }
+  for (const auto& [section, node] : root) {
+    const std::string_view table_name = section.str();
+    if (table_name == "model") {
+      if (Status s = apply_models(node, source, base, c); !s) return s;
+      continue;
+    }
+    if (!is_section(table_name)) {
+      return invalid(fmt::format("unknown {} '{}' in {}", node.is_table() ? "table" : "key",
+                                 table_name, location(source, section)));
+    }
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      return invalid(fmt::format("{} = {} must be a table", table_name, shown(node)));
+    }
+    for (const auto& [key, value] : *table) {
+      const std::string name = fmt::format("{}.{}", table_name, key.str());
+      const KeySpec* spec = find_key(name);
+      if (spec == nullptr) {
+        return invalid(fmt::format("unknown key '{}' in {}", name, location(source, key)));
+      }
+      if (Status s = assign(*spec, from_toml(name, value), c); !s) return s;
+    }
+  }
+  return {};
+}
+
+// Fills in what depends on the environment once every source has been applied.
+Status finish(Config& c) {
+  if (!c.socket_path.empty()) return {};
+  const std::string path = default_socket_path();
+  const Input in{
+      .name = "daemon.socket (default)", .shown = fmt::format("{:?}", path), .text = path};
+  return assign(*find_key("daemon.socket"), in, c);
+}
+
+Result<std::string> read_file(const std::string& path) {
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                             &std::fclose);
+  if (!file) {
+    return invalid(fmt::format("cannot open config file '{}': {}", path, std::strerror(errno)));
+  }
+  std::string text;
+  std::array<char, 4096> buffer;
+  size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), file.get())) > 0) {
+    text.append(buffer.data(), n);
+  }
+  if (std::ferror(file.get())) {
+    return invalid(fmt::format("cannot read config file '{}': {}", path, std::strerror(errno)));
+  }
+  return text;
+}
+
+}  // namespace
+
+std::string default_socket_path() {
+  const char* runtime_dir = std::getenv("XDG_RUNTIME_DIR");
+  if (runtime_dir != nullptr && *runtime_dir != '\0') {
+    return fmt::format("{}/coproc/coprocd.sock", runtime_dir);
+  }
+  return fmt::format("/tmp/coproc-{}/coprocd.sock", getuid());
+}
+
+Result<Config> parse_config_text(std::string_view toml_text, std::string_view source_name,
+                                 std::string_view base_dir) {
+  Config c;
+  if (Status s = apply_toml(toml_text, source_name, fs::path(base_dir), c); !s) return s.error();
+  if (Status s = finish(c); !s) return s.error();
+  return c;
+}
+
+Result<std::optional<Config>> parse_command_line(int argc, const char* const* argv,
+                                                 std::string* out) {
+  CLI::App app{"coprocd: local inference daemon", "coprocd"};
+  app.set_version_flag("--version", "coprocd " COPROC_VERSION);
+  std::string config_path;
+  CLI::Option* config_option =
+      app.add_option("--config", config_path, "TOML config file; the flags below override it")
+          ->type_name("FILE")
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  std::array<std::string, kKeyCount> values;
+  std::array<CLI::Option*, kKeyCount> options{};
+  Config defaults;
+  defaults.socket_path = default_socket_path();
+  for (size_t i = 0; i < kKeyCount; ++i) {
+    const KeySpec& k = kKeys[i];
+    options[i] = app.add_option(std::string(k.flag), values[i],
+                                fmt::format("{}: {} (file: {}; default: {})", k.help, allowed(k),
+                                            k.key, render(k, defaults)))
+                     ->type_name(std::string(k.metavar))
+                     ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  }
+  std::vector<std::string> model_specs;
+  app.add_option("--model", model_specs,
+                 "Serve the model at PATH as NAME; replaces a [[model]] of that name (repeatable)")
+      ->type_name("NAME=PATH");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    if (out != nullptr) *out = app.help();
+    return std::optional<Config>();
+  } catch (const CLI::CallForVersion& e) {
+    if (out != nullptr) *out = fmt::format("{}\n", e.what());
+    return std::optional<Config>();
+  } catch (const CLI::ParseError& e) {
+    return invalid(e.what());
+  }
+
+  Config c;
+  if (config_option->count() > 0) {
+    Result<std::string> text = read_file(config_path);
+    if (!text) return text.error();
+    std::error_code ec;
+    const fs::path file = fs::absolute(config_path, ec);
+    if (Status s = apply_toml(*text, config_path, ec ? fs::path() : file.parent_path(), c); !s) {
+      return s.error();
+    }
+  }
+  for (size_t i = 0; i < kKeyCount; ++i) {
+    if (options[i]->count() == 0) continue;
+    if (Status s = assign(kKeys[i], from_flag(kKeys[i].flag, values[i]), c); !s) return s.error();
+  }
+  for (const std::string& spec : model_specs) {
+    if (Status s = apply_model_flag(spec, c); !s) return s.error();
+  }
+  if (Status s = finish(c); !s) return s.error();
+  return std::optional<Config>(std::move(c));
+}
+
+std::string describe(const Config& config) {
+  std::string text;
+  for (const KeySpec& k : kKeys) text += fmt::format("{} = {}\n", k.key, render(k, config));
+  for (const ModelConfig& m : config.models) {
+    text += fmt::format("model.{} = {:?}\n", m.name, m.path);
+  }
+  return text;
+}
+
+}  // namespace coproc::daemon

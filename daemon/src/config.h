@@ -1,0 +1,70 @@
+// coprocd's configuration: one TOML file plus command-line flags that win over
+// it, parsed once at start into typed, bounded fields.
+//
+// Contract:
+//   - Every key has its type and bounds written once, in the key table in
+//     config.cc; the file and the flags are checked against the same entry.
+//   - A bad value is refused, never clamped or ignored: the Error
+//     (ErrorCode::kInvalidArgument) names the key as the user wrote it
+//     ("poller.spin_us" or "--poller-spin-us"), the offending value and the
+//     allowed range or values. Unknown keys and tables are refused too, so a
+//     typo cannot silently fall back to a default.
+//   - Checks that need the machine (does NUMA node 3 exist, can the model be
+//     loaded) are not made here; they belong to start-up.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace coproc::daemon {
+
+struct ModelConfig {
+  std::string name;  // unique, 1-63 characters of [A-Za-z0-9_.-]
+  std::string path;  // non-empty; a relative path in the file is resolved against the file's folder
+};
+
+struct Config {
+  // daemon.socket: must fit sun_path. Empty until parsed; the parsers fill in
+  // default_socket_path() when neither the file nor a flag sets it.
+  std::string socket_path;
+  bool numa_auto = true;           // daemon.numa_node = "auto"
+  int numa_node = -1;              // daemon.numa_node = N, in [0, 1023]; -1 while numa_auto
+  std::string log_level = "info";  // daemon.log_level: trace|debug|info|warn|error|off
+  uint32_t poller_spin_us = 50;    // poller.spin_us: spin this long, then sleep on the doorbell
+  uint32_t inline_max_us = 200;    // executor.inline_max_us: shorter runs stay on the poller
+  uint32_t cpu_threads = 1;        // executor.cpu_threads: OpenBLAS threads
+  uint32_t max_clients = 64;       // limits.max_clients
+  // limits.arena_bytes; the file and flag also take "512KiB", "64MiB", "1GiB".
+  uint64_t arena_bytes = uint64_t{64} << 20;
+  uint32_t ring_slots = 256;        // limits.ring_slots: a power of two
+  uint32_t slot_bytes = 1024;       // limits.slot_bytes: a multiple of 64 (a cache line)
+  std::vector<ModelConfig> models;  // [[model]] tables in file order, then --model additions
+};
+
+// $XDG_RUNTIME_DIR/coproc/coprocd.sock when XDG_RUNTIME_DIR is set and not
+// empty, else /tmp/coproc-<uid>/coprocd.sock. Reads the environment each call.
+std::string default_socket_path();
+
+// Parses argv: --config FILE, then the flag overrides (see --help), which win
+// over the file; --model NAME=PATH replaces a file model of the same name, else
+// adds one, and a relative PATH is resolved against the working directory.
+// Returns the config; std::nullopt after writing the --help or --version text
+// to *out (when out is not null); or an Error.
+Result<std::optional<Config>> parse_command_line(int argc, const char* const* argv,
+                                                 std::string* out);
+
+// The same checks for an in-memory TOML document (tests, SIGHUP reload).
+// source_name is used in messages; relative model paths are resolved against
+// base_dir (left as written when base_dir is empty).
+Result<Config> parse_config_text(std::string_view toml_text, std::string_view source_name,
+                                 std::string_view base_dir);
+
+// One "key = value" line per key and one per model, for the startup log.
+std::string describe(const Config& config);
+
+}  // namespace coproc::daemon

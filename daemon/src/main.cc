@@ -1,0 +1,87 @@
+// coprocd: parse flags -> load and validate the config -> place on a NUMA
+// node -> load models -> create the registry -> start poller and executor ->
+// run the control loop until SIGTERM drains it -> tear down in reverse.
+#include <signal.h>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <string>
+
+#include "config.h"
+#include "control.h"
+#include "coproc/kernels/cpu.h"
+#include "executor.h"
+#include "models.h"
+#include "numa_placement.h"
+#include "poller.h"
+#include "registry.h"
+#include "session_table.h"
+
+namespace {
+constexpr int kExitBadConfig = 2;
+constexpr int kExitStartFailed = 1;
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace coproc::daemon;
+  std::string text;
+  auto parsed = parse_command_line(argc, argv, &text);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "coprocd: %s\n", parsed.error().message.c_str());
+    return kExitBadConfig;
+  }
+  if (!parsed.value().has_value()) {
+    std::fputs(text.c_str(), stdout);
+    return 0;
+  }
+  const Config config = std::move(*parsed.value());
+
+  auto logger = spdlog::stderr_color_mt("coprocd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ coprocd: %v");
+  spdlog::info("starting with:\n{}", describe(config));
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto placement = apply_numa_placement(config.numa_auto, config.numa_node);
+  if (!placement.ok()) {
+    spdlog::error("{}", placement.error().message);
+    return kExitBadConfig;
+  }
+  spdlog::info("placement: {}", placement->describe());
+  coproc::kernels::cpu::set_threads(static_cast<int>(config.cpu_threads));
+
+  auto models = ModelSet::load(config.models);
+  if (!models.ok()) {
+    spdlog::error("{}", models.error().message);
+    return kExitStartFailed;
+  }
+  auto registry = Registry::create(models->model_table(), placement->node);
+  if (!registry.ok()) {
+    spdlog::error("registry: {}", registry.error().message);
+    return kExitStartFailed;
+  }
+
+  SessionTable sessions;
+  Executor executor(models.value(), int64_t{config.inline_max_us} * 1000);
+  ControlLoop control(config, registry.value(), sessions, placement->node);
+  if (auto listening = control.listen(); !listening.ok()) {
+    spdlog::error("{}", listening.error().message);
+    return kExitStartFailed;
+  }
+  Poller poller(registry.value(), sessions, executor, models.value(),
+                int64_t{config.poller_spin_us} * 1000,
+                [&control](uint32_t id, std::string reason) {
+                  control.disconnect_later(id, std::move(reason));
+                });
+  executor.start();
+  poller.start();
+  control.run(poller, executor);
+
+  poller.join();
+  executor.stop();
+  spdlog::info("stopped");
+  return 0;
+}

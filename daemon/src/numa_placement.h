@@ -1,0 +1,22 @@
+// --numa-node N|auto: the daemon's threads, the OpenBLAS threads, the
+// segments' pages and the weights all live on one node. Applied before any
+// thread starts and before weights load, so everything inherits it. On a
+// one-node machine this runs the same code with node 0.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace coproc::daemon {
+
+struct Placement {
+  int node = 0;
+  std::vector<int> cpus;
+  std::string describe() const;
+};
+
+Result<Placement> apply_numa_placement(bool automatic, int requested_node);
+
+}  // namespace coproc::daemon

@@ -1,0 +1,61 @@
+// The poller thread: drains every client's submission ring, verifies each
+// request (parse_request works on a private copy of the slot), and hands it to
+// the executor. When all rings stay empty for spin_ns it sleeps on the
+// registry doorbell (ring/wait.h protocol), so an idle daemon uses no CPU.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "executor.h"
+#include "registry.h"
+#include "session_table.h"
+
+namespace coproc::daemon {
+
+class Poller {
+ public:
+  using BrokenClient = std::function<void(uint32_t client_id, std::string reason)>;
+
+  Poller(Registry& registry, SessionTable& sessions, Executor& executor, const ModelSet& models,
+         int64_t spin_ns, BrokenClient on_broken);
+  ~Poller();
+
+  void start();
+  // Drain: every request already in a ring is still read and dispatched, then
+  // the thread exits. finished() turns true after that.
+  void request_stop();
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+  void join();
+
+  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+  uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
+
+ private:
+  void loop();
+  bool drain_once();
+  bool any_pending();
+
+  Registry& registry_;
+  SessionTable& sessions_;
+  Executor& executor_;
+  const ModelSet& models_;
+  const int64_t spin_ns_;
+  BrokenClient on_broken_;
+
+  std::vector<std::shared_ptr<ClientSession>> snapshot_;  // poller thread only
+  uint64_t snapshot_generation_ = ~uint64_t{0};
+  std::vector<std::byte> slot_copy_;
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> rejected_{0};
+  std::thread thread_;
+};
+
+}  // namespace coproc::daemon

@@ -1,0 +1,58 @@
+// Turning the bytes a client pushed into its submission ring into work the
+// daemon can run. The bytes are a private copy (the ring consumer copies a
+// slot out before anything reads it), so nothing can change under the
+// checks: the flatbuffer is verified, every TensorRef is bounds-checked
+// against the client's arena, and dtypes, ranks and byte sizes are checked
+// against the model. A request that fails gets an error Completion with a
+// message naming what was wrong.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <variant>
+
+#include "client_session.h"
+#include "models.h"
+
+namespace coproc::daemon {
+
+inline constexpr uint32_t kMaxTensorsPerRequest = 16;
+
+// A verified inference request; pointers are into the client's arena.
+struct WorkItem {
+  std::shared_ptr<ClientSession> session;
+  const LoadedModel* model = nullptr;
+  uint64_t id = 0;
+  uint8_t priority = 0;
+  uint64_t deadline_ns = 0;
+  uint64_t received_ns = 0;
+  uint32_t n_inputs = 0;
+  uint32_t n_outputs = 0;
+  std::array<runtime::Shape, kMaxTensorsPerRequest> input_shapes{};
+  std::array<const void*, kMaxTensorsPerRequest> inputs{};
+  std::array<void*, kMaxTensorsPerRequest> outputs{};
+  std::array<uint64_t, kMaxTensorsPerRequest> output_bytes{};
+};
+
+struct CancelItem {
+  uint64_t target_id = 0;
+};
+
+// A request refused before it runs. `id_known` is false only when the bytes
+// are so broken that not even the id could be read: nothing can be answered.
+struct Rejection {
+  uint64_t id = 0;
+  bool id_known = false;
+  ErrorCode code = ErrorCode::kInvalidArgument;
+  std::string message;
+};
+
+using Parsed = std::variant<WorkItem, CancelItem, Rejection>;
+
+Parsed parse_request(std::span<const std::byte> bytes, const std::shared_ptr<ClientSession>& session,
+                     const ModelSet& models, uint64_t now_ns);
+
+}  // namespace coproc::daemon

@@ -1,0 +1,85 @@
+// Model::load: what is refused, and how it is reported.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "reference_data.h"
+#include "runtime/model.h"
+
+namespace coproc::runtime {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::model_path;
+
+TEST(ModelLoadTest, shouldRefuseGarbageFileAsBadModelNamingTheFileAndTheProblem) {
+  const std::string path = model_path("bad_garbage.onnx");
+  auto model = Model::load(path);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.error().code, ErrorCode::kBadModel);
+  EXPECT_THAT(model.error().message, HasSubstr(path));
+  EXPECT_THAT(model.error().message, HasSubstr("onnx.ModelProto"));
+}
+
+TEST(ModelLoadTest, shouldRefuseTruncatedFileAsBadModelNamingTheFile) {
+  const std::string path = model_path("bad_truncated.onnx");
+  auto model = Model::load(path);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.error().code, ErrorCode::kBadModel);
+  EXPECT_THAT(model.error().message, HasSubstr(path));
+}
+
+TEST(ModelLoadTest, shouldRefuseMissingFileAsNotFound) {
+  auto model = Model::load(model_path("no_such_model.onnx"));
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.error().code, ErrorCode::kNotFound);
+  EXPECT_THAT(model.error().message, HasSubstr("no_such_model.onnx"));
+}
+
+TEST(ModelLoadTest, shouldRefuseModelWithUnsupportedOperatorNamingIt) {
+  auto model = Model::load(model_path("bad_unsupported.onnx"));
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.error().code, ErrorCode::kUnsupported);
+  EXPECT_THAT(model.error().message, HasSubstr("unsupported operators: Cos, LSTM"));
+}
+
+TEST(ModelLoadTest, shouldRefuseModelThatFailsTheCheckerWithTheCheckersMessage) {
+  auto model = Model::load(model_path("bad_checker.onnx"));
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.error().code, ErrorCode::kBadModel);
+  EXPECT_THAT(model.error().message, HasSubstr("ONNX checker"));
+  EXPECT_THAT(model.error().message, HasSubstr("topologically sorted"));
+}
+
+TEST(ModelLoadTest, shouldDescribeInputsOutputsAndWeightsOfTheMlp) {
+  auto model = Model::load(model_path("mlp.onnx"));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  const Model& m = **model;
+  ASSERT_EQ(m.inputs().size(), 1u);
+  EXPECT_EQ(m.inputs()[0].name, "x");
+  EXPECT_EQ(m.inputs()[0].dtype, DType::kFloat32);
+  EXPECT_EQ(m.inputs()[0].dims, (std::vector<int64_t>{-1, 256}));
+  ASSERT_EQ(m.outputs().size(), 1u);
+  EXPECT_EQ(m.outputs()[0].name, "y");
+  EXPECT_EQ(m.outputs()[0].dims, (std::vector<int64_t>{-1, 16}));
+  const std::size_t floats = 256 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 16 + 16;
+  EXPECT_EQ(m.weight_bytes(), floats * sizeof(float));
+  EXPECT_EQ(m.path(), model_path("mlp.onnx"));
+}
+
+TEST(ModelLoadTest, shouldReadConstantNodesAsWeights) {
+  auto model = Model::load(model_path("op_constant.onnx"));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  // c_vec (4 floats) and c_half (1); the int64 shape is consumed by Reshape at load.
+  EXPECT_EQ((*model)->weight_bytes(), 5 * sizeof(float));
+}
+
+TEST(DTypeTest, shouldNameDTypesWithTheirSizes) {
+  EXPECT_EQ(dtype_bytes(DType::kFloat32), 4u);
+  EXPECT_EQ(dtype_bytes(DType::kInt64), 8u);
+  EXPECT_STREQ(dtype_name(DType::kFloat32), "float32");
+  EXPECT_EQ(Shape::of(std::vector<int64_t>{8, 256}).to_string(), "[8, 256]");
+  EXPECT_EQ(Shape{}.elements(), 1);
+}
+
+}  // namespace
+}  // namespace coproc::runtime

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything coproc needs to build, run the demo and run the tests.
+# Idempotent: packages already present are skipped, so a second run costs a
+# few seconds. Debian packages through apt-get, Python test packages through pip
+# (the Python packages are used only by tests and fixtures, never the product).
+set -euo pipefail
+
+debian_packages=(
+  build-essential cmake ninja-build pkg-config clang
+  libboost-dev
+  flatbuffers-compiler libflatbuffers-dev
+  libuv1-dev
+  libopenblas-dev
+  ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
+  libnuma-dev numactl
+  libonnx-dev libprotobuf-dev protobuf-compiler
+  libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
+  libgtest-dev libgmock-dev
+)
+
+python_packages=(numpy onnx onnxruntime)
+
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-deps: apt-get install ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import numpy, onnx, onnxruntime' 2>/dev/null; then
+  echo "install-deps: pip install ${python_packages[*]}"
+  "$python" -m pip install -q --disable-pip-version-check "${python_packages[@]}"
+fi
+echo "install-deps: all dependencies present"
