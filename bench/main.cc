@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -78,23 +79,31 @@ int run_compare(const std::string& model_arg, bool json, const Budget& budget, i
     std::fprintf(stderr, "coproc-bench: %s\n", daemon.error().c_str());
     return 1;
   }
-  std::vector<Percentiles> rows;
-  auto add = [&](const char* name, std::vector<int64_t> samples) {
-    if (samples.empty()) {
-      std::fprintf(stderr, "coproc-bench: %s failed: %s\n", name, error.c_str());
-      return false;
-    }
-    rows.push_back(coproc::bench::summarize(name, std::move(samples)));
-    return true;
-  };
   std::size_t request_bytes = 0;
-  if (!add("shm_floor", coproc::bench::measure_shm_floor(budget, &error)) ||
-      !add("coproc", coproc::bench::measure_coproc(daemon.socket_path(), model.name, budget,
-                                                   &request_bytes, &error)) ||
-      !add("unix_socket", coproc::bench::measure_unix_socket(request_bytes, budget, &error)) ||
-      !add("in_process", coproc::bench::measure_in_process(model.path, cpu_threads, budget, &error))) {
-    return 1;
+  std::vector<std::unique_ptr<coproc::bench::Transport>> owned;
+  owned.push_back(coproc::bench::make_shm_floor());
+  owned.push_back(coproc::bench::make_coproc(daemon.socket_path(), model.name, &request_bytes));
+  owned.push_back(coproc::bench::make_unix_socket(request_bytes));
+  owned.push_back(coproc::bench::make_in_process(model.path, cpu_threads));
+  std::vector<coproc::bench::Transport*> transports;
+  for (auto& t : owned) {
+    if (!t->ok()) {
+      std::fprintf(stderr, "coproc-bench: %s: %s\n", t->name(), t->error().c_str());
+      return 1;
+    }
+    transports.push_back(t.get());
   }
+  auto samples = coproc::bench::measure_interleaved(transports, budget);
+  std::vector<Percentiles> rows;
+  for (std::size_t i = 0; i < transports.size(); ++i) {
+    if (samples[i].empty()) {
+      std::fprintf(stderr, "coproc-bench: %s failed: %s\n", transports[i]->name(),
+                   transports[i]->error().c_str());
+      return 1;
+    }
+    rows.push_back(coproc::bench::summarize(transports[i]->name(), std::move(samples[i])));
+  }
+  Percentiles exec = coproc::bench::summarize("coproc_exec", transports[1]->daemon_exec_ns());
   const auto& floor = *find(rows, "shm_floor");
   const auto& ours = *find(rows, "coproc");
   const auto& sock = *find(rows, "unix_socket");
@@ -106,9 +115,9 @@ int run_compare(const std::string& model_arg, bool json, const Budget& budget, i
     std::string results;
     for (const auto& r : rows) results += (results.empty() ? "" : ",") + json_row(r);
     fmt::print(
-        R"({{"model":"{}","request_bytes":{},"results":[{}],"ratios":{{"coproc_over_unix_socket_p50":{:.4f},"coproc_over_shm_floor_p50":{:.3f},"coproc_minus_in_process_p50_ns":{}}}}})"
+        R"({{"model":"{}","request_bytes":{},"results":[{}],"daemon_exec_p50_ns":{},"ratios":{{"coproc_over_unix_socket_p50":{:.4f},"coproc_over_shm_floor_p50":{:.3f},"coproc_minus_in_process_p50_ns":{}}}}})"
         "\n",
-        model.name, request_bytes, results, vs_socket, vs_floor, over_local);
+        model.name, request_bytes, results, exec.p50_ns, vs_socket, vs_floor, over_local);
     return 0;
   }
   std::printf("model %s (%s), round trips, one run; socket request %zu bytes\n", model.name.c_str(),
@@ -117,19 +126,26 @@ int run_compare(const std::string& model_arg, bool json, const Budget& budget, i
   std::printf("coproc p50 / unix_socket p50 = %.4f (1/%.0f)\n", vs_socket, 1.0 / vs_socket);
   std::printf("coproc p50 / shm_floor p50   = %.2fx\n", vs_floor);
   std::printf("coproc p50 - in_process p50  = %s us\n", us(over_local).c_str());
+  std::printf("daemon-reported execution p50 = %s us (coproc p50 - that = %s us of transport)\n",
+              us(exec.p50_ns).c_str(), us(ours.p50_ns - exec.p50_ns).c_str());
   return 0;
 }
 
 int run_latency(const std::string& socket, const std::string& model, bool json, const Budget& budget) {
-  std::string error;
-  auto samples = coproc::bench::measure_coproc(socket, model, budget, nullptr, &error);
-  if (samples.empty()) {
-    std::fprintf(stderr, "coproc-bench: %s\n", error.c_str());
+  auto transport = coproc::bench::make_coproc(socket, model, nullptr);
+  if (!transport->ok()) {
+    std::fprintf(stderr, "coproc-bench: %s\n", transport->error().c_str());
     return 1;
   }
-  auto p = coproc::bench::summarize("coproc", std::move(samples));
+  coproc::bench::Transport* one = transport.get();
+  auto samples = coproc::bench::measure_interleaved({&one, 1}, budget);
+  if (samples[0].empty()) {
+    std::fprintf(stderr, "coproc-bench: %s\n", transport->error().c_str());
+    return 1;
+  }
+  auto p = coproc::bench::summarize("coproc", std::move(samples[0]));
   if (json) {
-    std::printf("{\"model\":\"%s\",\"results\":[%s]}\n", model.c_str(), json_row(p).c_str());
+    fmt::print("{{\"model\":\"{}\",\"results\":[{}]}}\n", model, json_row(p));
   } else {
     print_table({p});
   }
@@ -145,6 +161,7 @@ int main(int argc, char** argv) {
   std::size_t max_samples = 200'000;
   bool json = false;
   int cpu_threads = 1;
+  int rounds = 10;
   std::string model = "noop", socket;
 
   auto* compare = app.add_subcommand("compare", "shm floor, coproc, unix socket and in-process, one run");
@@ -159,9 +176,10 @@ int main(int argc, char** argv) {
     sub->add_option("--warmup-ms", warmup_ms, "warm-up per transport")->check(CLI::Range(0, 60000))->capture_default_str();
     sub->add_option("--duration-ms", duration_ms, "measurement per transport")->check(CLI::Range(1, 600000))->capture_default_str();
     sub->add_option("--max-samples", max_samples, "sample cap per transport")->check(CLI::Range(1, 100'000'000))->capture_default_str();
+    sub->add_option("--rounds", rounds, "transports take turns this many times")->check(CLI::Range(1, 1000))->capture_default_str();
   }
   CLI11_PARSE(app, argc, argv);
-  Budget budget{warmup_ms * 1'000'000, duration_ms * 1'000'000, max_samples};
+  Budget budget{warmup_ms * 1'000'000, duration_ms * 1'000'000, max_samples, rounds};
   if (compare->parsed()) return run_compare(model, json, budget, cpu_threads);
   return run_latency(socket, model, json, budget);
 }

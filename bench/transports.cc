@@ -14,6 +14,7 @@
 #include "coproc.h"
 #include "coproc/coproc_generated.h"
 #include "coproc/kernels/cpu.h"
+#include "coproc/ring/wait.h"
 #include "runtime/model.h"
 
 namespace coproc::bench {
@@ -24,27 +25,6 @@ int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-// Runs `round_trip` through a warm-up, then measures each call until the
-// budget's time or sample count runs out. round_trip returns false on error.
-template <class F>
-std::vector<int64_t> run_loop(const Budget& budget, F&& round_trip) {
-  int64_t warm_end = now_ns() + budget.warmup_ns;
-  while (now_ns() < warm_end) {
-    if (!round_trip()) return {};
-  }
-  std::vector<int64_t> samples;
-  samples.reserve(budget.max_samples);
-  int64_t end = now_ns() + budget.measure_ns;
-  while (samples.size() < budget.max_samples) {
-    int64_t t0 = now_ns();
-    if (!round_trip()) return {};
-    int64_t t1 = now_ns();
-    samples.push_back(t1 - t0);
-    if (t1 >= end) break;
-  }
-  return samples;
 }
 
 inline void cpu_relax() {
@@ -73,100 +53,167 @@ bool write_full(int fd, const char* p, std::size_t n) {
   return true;
 }
 
-}  // namespace
+// Two processes bouncing a counter through two cache lines of shared memory,
+// both spinning: no daemon, no syscalls. The floor of any cross-process path.
+class ShmFloor final : public Transport {
+ public:
+  ShmFloor() {
+    void* mem = ::mmap(nullptr, 3 * sizeof(Line), PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+      error_ = "mmap failed";
+      return;
+    }
+    ping_ = new (mem) Line{};
+    pong_ = new (static_cast<Line*>(mem) + 1) Line{};
+    parked_ = new (static_cast<Line*>(mem) + 2) std::atomic<uint32_t>{0};
+    child_ = ::fork();
+    if (child_ == 0) echo_loop();
+  }
+  ~ShmFloor() override {
+    if (child_ > 0) {
+      parked_->store(0, std::memory_order_release);
+      ping_->value.store(kStop, std::memory_order_release);
+      ring::futex_wake_all(parked_);
+      ::waitpid(child_, nullptr, 0);
+    }
+    if (ping_) ::munmap(ping_, 3 * sizeof(Line));
+  }
+  const char* name() const override { return "shm_floor"; }
+  // Parked, the child sleeps in a futex instead of spinning, so it takes no
+  // CPU (and causes no wake-ups) while other transports are measured.
+  void park() override {
+    parked_->store(1, std::memory_order_relaxed);
+    ping_->value.store(kPark, std::memory_order_release);
+  }
+  bool unpark() override {
+    parked_->store(0, std::memory_order_release);
+    ring::futex_wake_all(parked_);
+    return round_trip();
+  }
+  bool round_trip() override {
+    ++counter_;
+    // release: publishes the counter to the child's acquire load.
+    ping_->value.store(counter_, std::memory_order_release);
+    // acquire: pairs with the child's release store of its echo.
+    while (pong_->value.load(std::memory_order_acquire) != counter_) cpu_relax();
+    return true;
+  }
 
-std::vector<int64_t> measure_shm_floor(const Budget& budget, std::string* error) {
+ private:
   struct alignas(64) Line {
     std::atomic<uint64_t> value;
   };
   static_assert(std::atomic<uint64_t>::is_always_lock_free);
-  constexpr uint64_t kStop = ~uint64_t{0};
-  void* mem = ::mmap(nullptr, 2 * sizeof(Line), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) {
-    *error = "mmap failed";
-    return {};
-  }
-  auto* ping = new (mem) Line{};
-  auto* pong = new (static_cast<Line*>(mem) + 1) Line{};
-  pid_t child = ::fork();
-  if (child == 0) {
+  static constexpr uint64_t kStop = ~uint64_t{0};
+  static constexpr uint64_t kPark = kStop - 1;
+
+  [[noreturn]] void echo_loop() {
     uint64_t seen = 0;
     for (;;) {
-      // acquire/release pairs: each side publishes its counter to the other.
-      uint64_t v = ping->value.load(std::memory_order_acquire);
+      uint64_t v = ping_->value.load(std::memory_order_acquire);
       if (v == kStop) ::_exit(0);
+      if (v == kPark) {
+        ring::futex_wait(parked_, 1, -1);  // returns at once if unparked meanwhile
+        continue;
+      }
       if (v != seen) {
         seen = v;
-        pong->value.store(v, std::memory_order_release);
+        pong_->value.store(v, std::memory_order_release);
       } else {
         cpu_relax();
       }
     }
   }
-  uint64_t counter = 0;
-  auto samples = run_loop(budget, [&] {
-    ++counter;
-    ping->value.store(counter, std::memory_order_release);
-    while (pong->value.load(std::memory_order_acquire) != counter) cpu_relax();
-    return true;
-  });
-  ping->value.store(kStop, std::memory_order_release);
-  ::waitpid(child, nullptr, 0);
-  ::munmap(mem, 2 * sizeof(Line));
-  return samples;
-}
 
-std::vector<int64_t> measure_unix_socket(std::size_t request_bytes, const Budget& budget,
-                                         std::string* error) {
-  int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-    *error = "socketpair failed";
-    return {};
-  }
-  pid_t child = ::fork();
-  if (child == 0) {
-    ::close(fds[0]);
-    std::vector<char> buf(request_bytes);
-    while (read_full(fds[1], buf.data(), buf.size()) && write_full(fds[1], buf.data(), buf.size())) {
+  Line* ping_ = nullptr;
+  Line* pong_ = nullptr;
+  std::atomic<uint32_t>* parked_ = nullptr;  // futex word: 1 while parked
+  pid_t child_ = -1;
+  uint64_t counter_ = 0;
+};
+
+// The request's bytes to an echo server over a unix stream socket and back:
+// what a model server reached over a local socket pays before any work.
+class UnixSocket final : public Transport {
+ public:
+  explicit UnixSocket(std::size_t request_bytes) : request_(request_bytes, 'x'), reply_(request_bytes) {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+      error_ = "socketpair failed";
+      return;
     }
-    ::_exit(0);
+    child_ = ::fork();
+    if (child_ == 0) {
+      ::close(fds[0]);
+      std::vector<char> buf(request_bytes);
+      while (read_full(fds[1], buf.data(), buf.size()) &&
+             write_full(fds[1], buf.data(), buf.size())) {
+      }
+      ::_exit(0);
+    }
+    ::close(fds[1]);
+    fd_ = fds[0];
   }
-  ::close(fds[1]);
-  std::vector<char> request(request_bytes, 'x'), reply(request_bytes);
-  auto samples = run_loop(budget, [&] {
-    return write_full(fds[0], request.data(), request.size()) &&
-           read_full(fds[0], reply.data(), reply.size());
-  });
-  ::close(fds[0]);
-  ::waitpid(child, nullptr, 0);
-  if (samples.empty()) *error = "echo server failed";
-  return samples;
-}
+  ~UnixSocket() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (child_ > 0) ::waitpid(child_, nullptr, 0);
+  }
+  const char* name() const override { return "unix_socket"; }
+  bool round_trip() override {
+    return write_full(fd_, request_.data(), request_.size()) &&
+           read_full(fd_, reply_.data(), reply_.size());
+  }
 
-std::vector<int64_t> measure_coproc(const std::string& socket_path, const std::string& model_name,
-                                    const Budget& budget, std::size_t* request_bytes,
-                                    std::string* error) {
-  coproc_connect_options options;
-  coproc_connect_options_init(&options);
-  options.socket_path = socket_path.empty() ? nullptr : socket_path.c_str();
-  coproc_client* client = nullptr;
-  if (coproc_connect(&options, &client) != COPROC_OK) {
-    *error = std::string("connect: ") + coproc_last_error();
-    return {};
+ private:
+  std::vector<char> request_, reply_;
+  int fd_ = -1;
+  pid_t child_ = -1;
+};
+
+class Coproc final : public Transport {
+ public:
+  Coproc(const std::string& socket_path, const std::string& model_name, std::size_t* request_bytes) {
+    coproc_connect_options options;
+    coproc_connect_options_init(&options);
+    options.socket_path = socket_path.empty() ? nullptr : socket_path.c_str();
+    if (coproc_connect(&options, &client_) != COPROC_OK) {
+      error_ = std::string("connect: ") + coproc_last_error();
+      return;
+    }
+    if (coproc_model_find(client_, model_name.c_str(), &model_) != COPROC_OK) {
+      error_ = coproc_last_error();
+      return;
+    }
+    inputs_ = make_tensors(true, coproc_model_input_count(model_));
+    outputs_ = make_tensors(false, coproc_model_output_count(model_));
+    if (request_bytes) *request_bytes = socket_request_bytes();
   }
-  coproc_model* model = nullptr;
-  if (coproc_model_find(client, model_name.c_str(), &model) != COPROC_OK) {
-    *error = coproc_last_error();
-    coproc_disconnect(client);
-    return {};
+  ~Coproc() override { coproc_disconnect(client_); }
+  const char* name() const override { return "coproc"; }
+  std::vector<int64_t> daemon_exec_ns() const override { return exec_ns_; }
+  bool round_trip() override {
+    coproc_request* request = nullptr;
+    coproc_status s = coproc_submit(client_, model_, inputs_.data(), inputs_.size(),
+                                    outputs_.data(), outputs_.size(), nullptr, &request);
+    if (s == COPROC_OK) s = coproc_wait(request, -1);
+    coproc_timing timing;
+    if (s == COPROC_OK && coproc_request_timing(request, &timing) == COPROC_OK) {
+      exec_ns_.push_back(static_cast<int64_t>(timing.exec_ns));
+    }
+    if (request) coproc_release(request);
+    if (s != COPROC_OK) error_ = std::string(coproc_strerror(s)) + ": " + coproc_last_error();
+    return s == COPROC_OK;
   }
-  std::mt19937 rng(42);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  auto make_tensors = [&](bool input, std::size_t n) {
+
+ private:
+  std::vector<coproc_tensor> make_tensors(bool input, std::size_t n) {
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<float> dist(-1.f, 1.f);
     std::vector<coproc_tensor> tensors(n);
     for (std::size_t i = 0; i < n; ++i) {
       coproc_tensor_info info;
-      (input ? coproc_model_input : coproc_model_output)(model, i, &info);
+      (input ? coproc_model_input : coproc_model_output)(model_, i, &info);
       coproc_tensor& t = tensors[i];
       t.dtype = info.dtype;
       t.rank = info.rank;
@@ -176,91 +223,144 @@ std::vector<int64_t> measure_coproc(const std::string& socket_path, const std::s
         elements *= static_cast<uint64_t>(t.shape[d]);
       }
       t.bytes = elements * coproc_dtype_bytes(info.dtype);
-      coproc_alloc(client, t.bytes, &t.data);
+      if (coproc_alloc(client_, t.bytes, &t.data) != COPROC_OK) {
+        error_ = coproc_last_error();
+        return {};
+      }
       if (input && info.dtype == COPROC_DTYPE_FLOAT32) {
         auto* f = static_cast<float*>(t.data);
         for (uint64_t e = 0; e < elements; ++e) f[e] = dist(rng);
       }
     }
     return tensors;
-  };
-  auto inputs = make_tensors(true, coproc_model_input_count(model));
-  auto outputs = make_tensors(false, coproc_model_output_count(model));
+  }
 
-  if (request_bytes) {
-    // What a socket transport would carry: an equivalent Request flatbuffer
-    // plus the input data itself, since a socket has no shared arena.
+  // A socket has no shared arena, so it carries the Request and the inputs.
+  std::size_t socket_request_bytes() const {
     flatbuffers::FlatBufferBuilder fbb;
     auto refs = [&](const std::vector<coproc_tensor>& ts) {
-      std::vector<flatbuffers::Offset<coproc::fb::TensorRef>> v;
+      std::vector<flatbuffers::Offset<fb::TensorRef>> v;
       for (const auto& t : ts) {
-        v.push_back(coproc::fb::CreateTensorRef(fbb, 0, static_cast<coproc::fb::DType>(t.dtype),
-                                                fbb.CreateVector(t.shape, static_cast<std::size_t>(t.rank)),
-                                                0, t.bytes));
+        v.push_back(fb::CreateTensorRef(fbb, 0, static_cast<fb::DType>(t.dtype),
+                                        fbb.CreateVector(t.shape, static_cast<std::size_t>(t.rank)),
+                                        0, t.bytes));
       }
       return fbb.CreateVector(v);
     };
-    auto in = refs(inputs);
-    auto out = refs(outputs);
-    fbb.Finish(coproc::fb::CreateRequest(fbb, 1, coproc::fb::RequestKind::Infer, 0,
-                                         coproc::fb::Priority::Normal, 0, in, out));
-    *request_bytes = fbb.GetSize();
-    for (const auto& t : inputs) *request_bytes += t.bytes;
+    auto in = refs(inputs_);
+    auto out = refs(outputs_);
+    fbb.Finish(fb::CreateRequest(fbb, 1, fb::RequestKind::Infer, 0, fb::Priority::Normal, 0, in, out));
+    std::size_t bytes = fbb.GetSize();
+    for (const auto& t : inputs_) bytes += t.bytes;
+    return bytes;
   }
 
-  coproc_status failure = COPROC_OK;
-  auto samples = run_loop(budget, [&] {
-    coproc_request* request = nullptr;
-    coproc_status s = coproc_submit(client, model, inputs.data(), inputs.size(), outputs.data(),
-                                    outputs.size(), nullptr, &request);
-    if (s == COPROC_OK) s = coproc_wait(request, -1);
-    if (request) coproc_release(request);
-    failure = s;
-    return s == COPROC_OK;
-  });
-  if (failure != COPROC_OK) {
-    *error = std::string(coproc_strerror(failure)) + ": " + coproc_last_error();
+  coproc_client* client_ = nullptr;
+  coproc_model* model_ = nullptr;
+  std::vector<coproc_tensor> inputs_, outputs_;
+  std::vector<int64_t> exec_ns_;
+};
+
+// The model run directly in this process by the same runtime: no transport.
+class InProcess final : public Transport {
+ public:
+  InProcess(const std::string& model_path, int cpu_threads) {
+    kernels::cpu::set_threads(cpu_threads);
+    auto model = runtime::Model::load(model_path);
+    if (!model.ok()) {
+      error_ = model.error().message;
+      return;
+    }
+    session_ = std::make_unique<runtime::Session>(model.value());
+    std::vector<runtime::Shape> shapes;
+    for (const auto& spec : model.value()->inputs()) {
+      runtime::Shape s;
+      s.rank = static_cast<int32_t>(spec.dims.size());
+      for (int32_t d = 0; d < s.rank; ++d) s.dims[d] = spec.dims[d] < 0 ? 1 : spec.dims[d];
+      shapes.push_back(s);
+    }
+    auto plan = session_->prepare(shapes);
+    if (!plan.ok()) {
+      error_ = plan.error().message;
+      return;
+    }
+    plan_ = plan.value();
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<float> dist(-1.f, 1.f);
+    in_.resize(shapes.size());
+    out_.resize(model.value()->outputs().size());
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      in_[i].resize(static_cast<std::size_t>(shapes[i].elements()));
+      for (auto& v : in_[i]) v = dist(rng);
+      in_ptrs_.push_back(in_[i].data());
+    }
+    for (std::size_t j = 0; j < out_.size(); ++j) {
+      out_[j].resize(static_cast<std::size_t>(plan_->output_shape(j).elements()));
+      out_ptrs_.push_back(out_[j].data());
+    }
   }
-  coproc_disconnect(client);
-  return samples;
+  const char* name() const override { return "in_process"; }
+  bool round_trip() override { return session_->run(*plan_, in_ptrs_, out_ptrs_).ok(); }
+
+ private:
+  std::unique_ptr<runtime::Session> session_;
+  const runtime::Plan* plan_ = nullptr;
+  std::vector<std::vector<float>> in_, out_;
+  std::vector<const void*> in_ptrs_;
+  std::vector<void*> out_ptrs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_shm_floor() { return std::make_unique<ShmFloor>(); }
+std::unique_ptr<Transport> make_unix_socket(std::size_t request_bytes) {
+  return std::make_unique<UnixSocket>(request_bytes);
+}
+std::unique_ptr<Transport> make_coproc(const std::string& socket_path, const std::string& model_name,
+                                       std::size_t* request_bytes) {
+  return std::make_unique<Coproc>(socket_path, model_name, request_bytes);
+}
+std::unique_ptr<Transport> make_in_process(const std::string& model_path, int cpu_threads) {
+  return std::make_unique<InProcess>(model_path, cpu_threads);
 }
 
-std::vector<int64_t> measure_in_process(const std::string& model_path, int cpu_threads,
-                                        const Budget& budget, std::string* error) {
-  coproc::kernels::cpu::set_threads(cpu_threads);
-  auto model = runtime::Model::load(model_path);
-  if (!model.ok()) {
-    *error = model.error().message;
-    return {};
+std::vector<std::vector<int64_t>> measure_interleaved(std::span<Transport* const> transports,
+                                                      const Budget& budget) {
+  std::vector<std::vector<int64_t>> samples(transports.size());
+  std::vector<bool> failed(transports.size(), false);
+  for (std::size_t t = 0; t < transports.size(); ++t) {
+    int64_t warm_end = now_ns() + budget.warmup_ns;
+    while (!failed[t] && now_ns() < warm_end) failed[t] = !transports[t]->round_trip();
+    transports[t]->park();
+    samples[t].reserve(budget.max_samples);
   }
-  runtime::Session session(model.value());
-  std::vector<runtime::Shape> shapes;
-  for (const auto& spec : model.value()->inputs()) {
-    runtime::Shape s;
-    s.rank = static_cast<int32_t>(spec.dims.size());
-    for (int32_t d = 0; d < s.rank; ++d) s.dims[d] = spec.dims[d] < 0 ? 1 : spec.dims[d];
-    shapes.push_back(s);
+  const int rounds = std::max(budget.rounds, 1);
+  const std::size_t per_round = (budget.max_samples + rounds - 1) / rounds;
+  for (int r = 0; r < rounds; ++r) {
+    for (std::size_t t = 0; t < transports.size(); ++t) {
+      if (failed[t] || !transports[t]->unpark()) {
+        failed[t] = true;
+        continue;
+      }
+      int64_t end = now_ns() + budget.measure_ns / rounds;
+      std::size_t target = std::min(budget.max_samples, samples[t].size() + per_round);
+      while (samples[t].size() < target) {
+        int64_t t0 = now_ns();
+        if (!transports[t]->round_trip()) {
+          failed[t] = true;
+          break;
+        }
+        int64_t t1 = now_ns();
+        samples[t].push_back(t1 - t0);
+        if (t1 >= end) break;
+      }
+      transports[t]->park();
+    }
   }
-  auto plan = session.prepare(shapes);
-  if (!plan.ok()) {
-    *error = plan.error().message;
-    return {};
+  for (std::size_t t = 0; t < transports.size(); ++t) {
+    if (failed[t]) samples[t].clear();
   }
-  std::mt19937 rng(42);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<std::vector<float>> in(shapes.size()), out(model.value()->outputs().size());
-  std::vector<const void*> in_ptrs;
-  std::vector<void*> out_ptrs;
-  for (std::size_t i = 0; i < shapes.size(); ++i) {
-    in[i].resize(static_cast<std::size_t>(shapes[i].elements()));
-    for (auto& v : in[i]) v = dist(rng);
-    in_ptrs.push_back(in[i].data());
-  }
-  for (std::size_t j = 0; j < out.size(); ++j) {
-    out[j].resize(static_cast<std::size_t>((*plan)->output_shape(j).elements()));
-    out_ptrs.push_back(out[j].data());
-  }
-  return run_loop(budget, [&] { return session.run(**plan, in_ptrs, out_ptrs).ok(); });
+  return samples;
 }
 
 }  // namespace coproc::bench

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,21 +18,44 @@ namespace coproc::bench {
 
 struct Budget {
   int64_t warmup_ns = 500'000'000;
-  int64_t measure_ns = 2'000'000'000;
-  std::size_t max_samples = 200'000;
+  int64_t measure_ns = 2'000'000'000;  // per transport, spread over the rounds
+  std::size_t max_samples = 200'000;   // per transport
+  int rounds = 10;  // transports take turns, so drift (frequency, neighbours) hits all alike
 };
 
-// Each returns the round-trip samples in ns, or sets *error and returns none.
-std::vector<int64_t> measure_shm_floor(const Budget& budget, std::string* error);
-std::vector<int64_t> measure_unix_socket(std::size_t request_bytes, const Budget& budget,
-                                         std::string* error);
-// Connects to the daemon at socket_path and runs model_name with every
-// dynamic dim set to 1. *request_bytes (optional) receives the bytes a socket
-// transport would carry for the same request.
-std::vector<int64_t> measure_coproc(const std::string& socket_path, const std::string& model_name,
-                                    const Budget& budget, std::size_t* request_bytes,
-                                    std::string* error);
-std::vector<int64_t> measure_in_process(const std::string& model_path, int cpu_threads,
-                                        const Budget& budget, std::string* error);
+// One way of doing a round trip. Construction sets it up (forks a peer,
+// connects, loads a model); round_trip() does one and returns false on error.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual const char* name() const = 0;
+  virtual bool round_trip() = 0;
+  // Around each turn: a transport whose peer spins parks it while the others
+  // are measured (a third spinner on two cores would skew them), and wakes it
+  // with one unmeasured round trip before its own turn.
+  // Execution times the daemon reported (coproc only; includes warm-up).
+  virtual std::vector<int64_t> daemon_exec_ns() const { return {}; }
+  virtual void park() {}
+  virtual bool unpark() { return true; }
+  const std::string& error() const { return error_; }
+  bool ok() const { return error_.empty(); }
+
+ protected:
+  std::string error_;
+};
+
+std::unique_ptr<Transport> make_shm_floor();
+std::unique_ptr<Transport> make_unix_socket(std::size_t request_bytes);
+// Runs model_name (every dynamic dim set to 1) through the daemon at
+// socket_path. request_bytes() is what a socket transport would carry for
+// the same request: an equivalent Request flatbuffer plus the input data.
+std::unique_ptr<Transport> make_coproc(const std::string& socket_path, const std::string& model_name,
+                                       std::size_t* request_bytes);
+std::unique_ptr<Transport> make_in_process(const std::string& model_path, int cpu_threads);
+
+// Warms every transport up, then measures them in turns; returns one sample
+// vector per transport (empty where a round trip failed).
+std::vector<std::vector<int64_t>> measure_interleaved(std::span<Transport* const> transports,
+                                                      const Budget& budget);
 
 }  // namespace coproc::bench

@@ -136,7 +136,11 @@ typedef struct coproc_timing {
 typedef struct coproc_connect_options {
   size_t struct_size;      /* set by _init */
   const char* socket_path; /* NULL: $COPROC_SOCKET, else the daemon's default path */
-  int64_t spin_ns;         /* waits spin this long before sleeping; default 50000 */
+  int64_t spin_ns;         /* waits spin this long before sleeping; default 200000,
+                            * enough to cover a request the daemon runs inline
+                            * (executor.inline_max_us), so a synchronous caller
+                            * does not pay a futex wake-up (tens of us on a VM).
+                            * Lower it to trade latency for CPU. */
 } coproc_connect_options;
 
 COPROC_EXPORT void coproc_connect_options_init(coproc_connect_options* options);

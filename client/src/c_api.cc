@@ -44,7 +44,7 @@ void coproc_connect_options_init(coproc_connect_options* options) {
   if (!options) return;
   std::memset(options, 0, sizeof(*options));
   options->struct_size = sizeof(*options);
-  options->spin_ns = 50'000;
+  options->spin_ns = 200'000;
 }
 
 coproc_status coproc_connect(const coproc_connect_options* options, coproc_client** out_client) {

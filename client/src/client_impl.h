@@ -5,10 +5,12 @@
 //  - submit_mu_ guards the submission ring's producer side, the request pool's
 //    free list and the flatbuffer builder: the ring is single-producer, and
 //    this mutex is what makes every thread of the process one producer.
-//  - drain_mu_ guards the completion ring's consumer side. Whoever holds it
-//    pops completions and publishes each into its request with a release
-//    store of `state`; waiters read `state` with acquire. Waiters that do not
-//    get the lock simply re-check their own request.
+//  - draining_ is a try-only lock over the completion ring's consumer side
+//    (waiters spin on it, so taking it is one xchg and releasing it a plain
+//    store, not a mutex's two locked operations). Whoever holds it pops
+//    completions and publishes each into its request with a release store of
+//    `state`; waiters read `state` with acquire. Waiters that do not get the
+//    lock simply re-check their own request.
 //  - The arena allocator has its own mutex (alloc_mu_).
 #pragma once
 
@@ -91,6 +93,8 @@ struct coproc_client {
   // Pops every available completion into its request. Returns false when
   // another thread holds the drain lock.
   bool drain_completions();
+  void build_template(const coproc_model& model, const coproc_tensor* inputs, size_t n_inputs,
+                      const coproc_tensor* outputs, size_t n_outputs);
   coproc_status push_message(const flatbuffers::FlatBufferBuilder& fbb, std::string* message);
 
   int socket_fd_ = -1;
@@ -112,11 +116,21 @@ struct coproc_client {
 
   std::mutex submit_mu_;
   coproc::ring::RingProducer submissions_;
-  flatbuffers::FlatBufferBuilder builder_{1024};
+  flatbuffers::FlatBufferBuilder builder_{1024};  // ForceDefaults: every scalar patchable
+  // The last Request built, reused when the next submit names the same model
+  // and byte-identical tensor descriptors (the usual loop: same buffers, same
+  // shapes): its bytes are copied into the slot and only id, priority and
+  // deadline are patched in place. Guarded by submit_mu_.
+  struct RequestTemplate {
+    const coproc_model* model = nullptr;
+    size_t n_inputs = 0;
+    std::vector<coproc_tensor> tensors;  // inputs, then outputs
+    std::vector<uint8_t> bytes;
+  } template_;
   std::vector<std::unique_ptr<coproc_request>> pool_;
   std::vector<uint32_t> free_;
 
-  std::mutex drain_mu_;
+  std::atomic<bool> draining_{false};
   coproc::ring::RingConsumer completions_;
   std::vector<std::byte> completion_buffer_;
 

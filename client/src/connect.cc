@@ -95,6 +95,7 @@ coproc_status coproc_client::connect(const coproc_connect_options& options, copr
 
   std::unique_ptr<coproc_client> client(new coproc_client());
   client->spin_ns_ = options.spin_ns;
+  client->builder_.ForceDefaults(true);
   client->socket_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (client->socket_fd_ < 0) {
     *message = errno_text("socket");

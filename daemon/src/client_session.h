@@ -30,7 +30,7 @@ struct SegmentGeometry {
   uint64_t arena_bytes;
 };
 
-class ClientSession {
+class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
   static Result<std::shared_ptr<ClientSession>> create(uint32_t id, pid_t pid, uid_t uid,
                                                        const SegmentGeometry& geometry,

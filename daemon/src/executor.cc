@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "completion.h"
+#include "cycle_clock.h"
 #include "coproc/ring/wait.h"
 
 namespace coproc::daemon {
@@ -26,18 +27,19 @@ void Executor::start() {
   worker_ = std::thread([this] { worker_loop(); });
 }
 
-void Executor::dispatch(WorkItem&& item) {
+void Executor::dispatch(WorkItem& item) {
   int64_t batch = item.input_shapes[0].rank > 0 ? item.input_shapes[0].dims[0] : 1;
   bool cheap = item.model->batch1_exec_ns * std::max<int64_t>(batch, 1) <= inline_max_ns_;
   if (!cheap) {
     std::lock_guard lock(mu_);
-    queue_.push_back(std::move(item));
+    queue_.push_back(item);
+    queue_.back().keep_alive = item.session->shared_from_this();
     cv_.notify_one();
     return;
   }
   // Cheap work never waits behind an expensive request on the executor: the
   // two threads use separate runtime Sessions and may run at the same time.
-  execute(item, poller_state_);
+  execute(item, poller_state_, item.received_ticks);
 }
 
 bool Executor::cancel(const ClientSession& session, uint64_t target_id) {
@@ -45,7 +47,7 @@ bool Executor::cancel(const ClientSession& session, uint64_t target_id) {
   {
     std::lock_guard lock(mu_);
     auto it = std::find_if(queue_.begin(), queue_.end(), [&](const WorkItem& w) {
-      return w.session.get() == &session && w.id == target_id;
+      return w.session == &session && w.id == target_id;
     });
     if (it == queue_.end()) return false;
     cancelled = std::move(*it);
@@ -79,17 +81,17 @@ void Executor::worker_loop() {
     queue_.pop_front();
     running_item_ = true;
     lock.unlock();
-    execute(item, state);
+    execute(item, state, CycleClock::now());
     lock.lock();
     running_item_ = false;
   }
 }
 
-void Executor::execute(WorkItem& item, ThreadState& state) {
+void Executor::execute(WorkItem& item, ThreadState& state, uint64_t start_ticks) {
   ClientSession& client = *item.session;
   if (client.closed()) return;  // its client died: drop, nobody waits for it
-  uint64_t start_ns = static_cast<uint64_t>(ring::monotonic_ns());
-  if (item.deadline_ns != 0 && start_ns >= item.deadline_ns) {
+  // Deadlines are absolute CLOCK_MONOTONIC: read that clock only for them.
+  if (item.deadline_ns != 0 && static_cast<uint64_t>(ring::monotonic_ns()) >= item.deadline_ns) {
     send_error(client, item.id, ErrorCode::kDeadlineExceeded, "deadline passed before execution");
     return;
   }
@@ -115,7 +117,7 @@ void Executor::execute(WorkItem& item, ThreadState& state) {
   // Batch of one: the model reads and writes the client's arena directly.
   Status run = session.run(**plan, {item.inputs.data(), item.n_inputs},
                            {item.outputs.data(), item.n_outputs});
-  uint64_t end_ns = static_cast<uint64_t>(ring::monotonic_ns());
+  uint64_t end_ticks = CycleClock::now();
   if (!run.ok()) {
     spdlog::warn("model '{}' failed for client {}: {}", item.model->name, client.id(),
                  run.error().message);
@@ -124,7 +126,8 @@ void Executor::execute(WorkItem& item, ThreadState& state) {
   }
   int64_t batch = item.input_shapes[0].rank > 0 ? item.input_shapes[0].dims[0] : 1;
   send_completion(client, item.id, ErrorCode::kOk, {}, {out_shapes.data(), item.n_outputs},
-                  {start_ns - item.received_ns, end_ns - start_ns, static_cast<uint32_t>(batch)});
+                  {CycleClock::to_ns(start_ticks - item.received_ticks),
+                   CycleClock::to_ns(end_ticks - start_ticks), static_cast<uint32_t>(batch)});
 }
 
 }  // namespace coproc::daemon

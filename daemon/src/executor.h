@@ -32,8 +32,9 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
 
   void start();
-  // Poller thread: runs the item now, or queues it for the executor thread.
-  void dispatch(WorkItem&& item);
+  // Poller thread: runs the item now, or queues a copy for the executor
+  // thread (which then pins the client with keep_alive).
+  void dispatch(WorkItem& item);
   // Poller thread: a queued request is answered CANCELLED and never runs.
   // A running one is not interrupted: it completes with its result.
   bool cancel(const ClientSession& session, uint64_t target_id);
@@ -46,7 +47,9 @@ class Executor {
   struct ThreadState {
     std::vector<std::unique_ptr<runtime::Session>> sessions;  // one per model
   };
-  void execute(WorkItem& item, ThreadState& state);
+  // start_ticks: CycleClock time execution starts (inline: when the poller
+  // read the request).
+  void execute(WorkItem& item, ThreadState& state, uint64_t start_ticks);
   void worker_loop();
   ThreadState make_thread_state() const;
 

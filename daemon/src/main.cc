@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -11,6 +12,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "cycle_clock.h"
 #include "coproc/kernels/cpu.h"
 #include "executor.h"
 #include "models.h"
@@ -52,6 +54,10 @@ int main(int argc, char** argv) {
   }
   spdlog::info("placement: {}", placement->describe());
   coproc::kernels::cpu::set_threads(static_cast<int>(config.cpu_threads));
+  CycleClock::calibrate();
+  spdlog::info("request timing clock: {}", CycleClock::uses_tsc()
+                   ? fmt::format("TSC, {:.4f} ns per tick", CycleClock::ns_per_tick())
+                   : std::string("CLOCK_MONOTONIC"));
 
   auto models = ModelSet::load(config.models);
   if (!models.ok()) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "completion.h"
+#include "cycle_clock.h"
 #include "coproc/ring/wait.h"
 
 namespace coproc::daemon {
@@ -59,6 +60,7 @@ bool Poller::drain_once() {
     if (session->closed()) continue;
     auto& ring = session->submissions();
     if (slot_copy_.size() < ring.max_payload()) slot_copy_.resize(ring.max_payload());
+    uint64_t now = 0;  // read once per burst
     for (int i = 0; i < kBurstPerClient; ++i) {
       uint32_t bytes = 0;
       auto popped = ring.try_pop(slot_copy_, &bytes);
@@ -70,27 +72,33 @@ bool Poller::drain_once() {
       }
       did_work = true;
       requests_.fetch_add(1, std::memory_order_relaxed);
-      uint64_t now = static_cast<uint64_t>(ring::monotonic_ns());
-      Parsed parsed = parse_request({slot_copy_.data(), bytes}, session, models_, now);
-      if (auto* item = std::get_if<WorkItem>(&parsed)) {
-        executor_.dispatch(std::move(*item));
-      } else if (auto* cancel = std::get_if<CancelItem>(&parsed)) {
-        executor_.cancel(*session, cancel->target_id);
-      } else {
-        auto& rejection = std::get<Rejection>(parsed);
-        rejected_.fetch_add(1, std::memory_order_relaxed);
-        if (rejection.id_known) {
-          spdlog::debug("client {}: request {} rejected: {}", session->id(), rejection.id,
-                        rejection.message);
-          send_error(*session, rejection.id, rejection.code, rejection.message);
-        } else {
-          spdlog::warn("client {} (pid {}): unanswerable request dropped: {}", session->id(),
-                       session->pid(), rejection.message);
-        }
+      if (now == 0) now = CycleClock::now();
+      switch (parse_request({slot_copy_.data(), bytes}, *session, models_, now, &parsed_)) {
+        case ParseKind::kWork:
+          executor_.dispatch(parsed_.work);
+          break;
+        case ParseKind::kCancel:
+          executor_.cancel(*session, parsed_.cancel.target_id);
+          break;
+        case ParseKind::kRejected:
+          report_rejection(*session, parsed_.rejection);
+          break;
       }
     }
   }
   return did_work;
+}
+
+void Poller::report_rejection(ClientSession& session, const Rejection& rejection) {
+  rejected_.fetch_add(1, std::memory_order_relaxed);
+  if (rejection.id_known) {
+    spdlog::debug("client {}: request {} rejected: {}", session.id(), rejection.id,
+                  rejection.message);
+    send_error(session, rejection.id, rejection.code, rejection.message);
+  } else {
+    spdlog::warn("client {} (pid {}): unanswerable request dropped: {}", session.id(),
+                 session.pid(), rejection.message);
+  }
 }
 
 void Poller::loop() {

@@ -39,6 +39,7 @@ class Poller {
   void loop();
   bool drain_once();
   bool any_pending();
+  void report_rejection(ClientSession& session, const Rejection& rejection);
 
   Registry& registry_;
   SessionTable& sessions_;
@@ -50,6 +51,7 @@ class Poller {
   std::vector<std::shared_ptr<ClientSession>> snapshot_;  // poller thread only
   uint64_t snapshot_generation_ = ~uint64_t{0};
   std::vector<std::byte> slot_copy_;
+  Parsed parsed_;  // reused for every message
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> finished_{false};

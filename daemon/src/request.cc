@@ -22,8 +22,9 @@ bool salvage_id(std::span<const std::byte> bytes, uint64_t* id) {
   return true;
 }
 
-Rejection reject(uint64_t id, ErrorCode code, std::string message) {
-  return Rejection{id, true, code, std::move(message)};
+ParseKind reject(Parsed* out, uint64_t id, ErrorCode code, std::string message) {
+  out->rejection = Rejection{id, true, code, std::move(message)};
+  return ParseKind::kRejected;
 }
 
 // Checks one TensorRef against the arena and the model's spec. On success
@@ -74,27 +75,31 @@ std::string check_tensor(const fb::TensorRef* ref, const runtime::TensorSpec& sp
 
 }  // namespace
 
-Parsed parse_request(std::span<const std::byte> bytes, const std::shared_ptr<ClientSession>& session,
-                     const ModelSet& models, uint64_t now_ns) {
+ParseKind parse_request(std::span<const std::byte> bytes, ClientSession& session,
+                        const ModelSet& models, uint64_t now_ticks, Parsed* out) {
   const auto* buf = reinterpret_cast<const uint8_t*>(bytes.data());
   flatbuffers::Verifier verifier(buf, bytes.size());
   if (!verifier.VerifyBuffer<fb::Request>(nullptr)) {
-    Rejection r{0, false, ErrorCode::kInvalidArgument, "request is not a valid flatbuffer Request"};
-    r.id_known = salvage_id(bytes, &r.id);
-    return r;
+    out->rejection = Rejection{0, false, ErrorCode::kInvalidArgument,
+                               "request is not a valid flatbuffer Request"};
+    out->rejection.id_known = salvage_id(bytes, &out->rejection.id);
+    return ParseKind::kRejected;
   }
   const auto* req = flatbuffers::GetRoot<fb::Request>(buf);
-  if (req->kind() == fb::RequestKind::Cancel) return CancelItem{req->target_id()};
+  if (req->kind() == fb::RequestKind::Cancel) {
+    out->cancel = CancelItem{req->target_id()};
+    return ParseKind::kCancel;
+  }
   if (req->kind() != fb::RequestKind::Infer) {
-    return reject(req->id(), ErrorCode::kUnsupported,
+    return reject(out, req->id(), ErrorCode::kUnsupported,
                   fmt::format("request kind {} is not supported", static_cast<int>(req->kind())));
   }
   const LoadedModel* model = models.get(req->model_id());
   if (!model) {
-    return reject(req->id(), ErrorCode::kNotFound, fmt::format("no model with id {}", req->model_id()));
+    return reject(out, req->id(), ErrorCode::kNotFound, fmt::format("no model with id {}", req->model_id()));
   }
   if (static_cast<uint8_t>(req->priority()) > static_cast<uint8_t>(fb::Priority::Low)) {
-    return reject(req->id(), ErrorCode::kInvalidArgument,
+    return reject(out, req->id(), ErrorCode::kInvalidArgument,
                   fmt::format("priority {} is not a priority", static_cast<int>(req->priority())));
   }
   const auto& in_specs = model->model->inputs();
@@ -102,40 +107,40 @@ Parsed parse_request(std::span<const std::byte> bytes, const std::shared_ptr<Cli
   uint32_t n_in = req->inputs() ? req->inputs()->size() : 0;
   uint32_t n_out = req->outputs() ? req->outputs()->size() : 0;
   if (n_in != in_specs.size() || n_out != out_specs.size()) {
-    return reject(req->id(), ErrorCode::kInvalidArgument,
+    return reject(out, req->id(), ErrorCode::kInvalidArgument,
                   fmt::format("model '{}' takes {} inputs and {} outputs, request has {} and {}",
                               model->name, in_specs.size(), out_specs.size(), n_in, n_out));
   }
   if (n_in > kMaxTensorsPerRequest || n_out > kMaxTensorsPerRequest) {
-    return reject(req->id(), ErrorCode::kUnsupported, "too many tensors in one request");
+    return reject(out, req->id(), ErrorCode::kUnsupported, "too many tensors in one request");
   }
 
-  WorkItem item;
-  item.session = session;
+  WorkItem& item = out->work;
+  item.session = &session;
   item.model = model;
   item.id = req->id();
   item.priority = static_cast<uint8_t>(req->priority());
   item.deadline_ns = req->deadline_ns();
-  item.received_ns = now_ns;
+  item.received_ticks = now_ticks;
   item.n_inputs = n_in;
   item.n_outputs = n_out;
   for (uint32_t i = 0; i < n_in; ++i) {
     std::byte* data = nullptr;
-    std::string problem = check_tensor(req->inputs()->Get(i), in_specs[i], true, *session,
+    std::string problem = check_tensor(req->inputs()->Get(i), in_specs[i], true, session,
                                        &item.input_shapes[i], &data);
-    if (!problem.empty()) return reject(req->id(), ErrorCode::kInvalidArgument, std::move(problem));
+    if (!problem.empty()) return reject(out, req->id(), ErrorCode::kInvalidArgument, std::move(problem));
     item.inputs[i] = data;
   }
   for (uint32_t j = 0; j < n_out; ++j) {
     std::byte* data = nullptr;
     runtime::Shape unused;
-    std::string problem = check_tensor(req->outputs()->Get(j), out_specs[j], false, *session,
+    std::string problem = check_tensor(req->outputs()->Get(j), out_specs[j], false, session,
                                        &unused, &data);
-    if (!problem.empty()) return reject(req->id(), ErrorCode::kInvalidArgument, std::move(problem));
+    if (!problem.empty()) return reject(out, req->id(), ErrorCode::kInvalidArgument, std::move(problem));
     item.outputs[j] = data;
     item.output_bytes[j] = req->outputs()->Get(j)->bytes();
   }
-  return item;
+  return ParseKind::kWork;
 }
 
 }  // namespace coproc::daemon

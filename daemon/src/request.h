@@ -12,7 +12,6 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <variant>
 
 #include "client_session.h"
 #include "models.h"
@@ -21,14 +20,18 @@ namespace coproc::daemon {
 
 inline constexpr uint32_t kMaxTensorsPerRequest = 16;
 
-// A verified inference request; pointers are into the client's arena.
+// A verified inference request; pointers are into the client's arena. The
+// poller reuses one WorkItem for every request it reads (the hot path builds
+// nothing); only a request queued for the executor thread is copied, and the
+// copy pins its client with keep_alive.
 struct WorkItem {
-  std::shared_ptr<ClientSession> session;
+  ClientSession* session = nullptr;
+  std::shared_ptr<ClientSession> keep_alive;  // set only while queued
   const LoadedModel* model = nullptr;
   uint64_t id = 0;
   uint8_t priority = 0;
   uint64_t deadline_ns = 0;
-  uint64_t received_ns = 0;
+  uint64_t received_ticks = 0;  // CycleClock, when the poller read it
   uint32_t n_inputs = 0;
   uint32_t n_outputs = 0;
   std::array<runtime::Shape, kMaxTensorsPerRequest> input_shapes{};
@@ -50,9 +53,17 @@ struct Rejection {
   std::string message;
 };
 
-using Parsed = std::variant<WorkItem, CancelItem, Rejection>;
+enum class ParseKind { kWork, kCancel, kRejected };
 
-Parsed parse_request(std::span<const std::byte> bytes, const std::shared_ptr<ClientSession>& session,
-                     const ModelSet& models, uint64_t now_ns);
+// What one message turned out to be; reused by the caller across messages.
+struct Parsed {
+  WorkItem work;        // kWork
+  CancelItem cancel;    // kCancel
+  Rejection rejection;  // kRejected
+};
+
+// now_ticks: CycleClock::now() when the message was read.
+ParseKind parse_request(std::span<const std::byte> bytes, ClientSession& session,
+                        const ModelSet& models, uint64_t now_ticks, Parsed* out);
 
 }  // namespace coproc::daemon
