@@ -224,7 +224,10 @@ COPROC_EXPORT coproc_status coproc_request_output_shape(const coproc_request* re
 COPROC_EXPORT coproc_status coproc_request_timing(const coproc_request* request,
                                                   coproc_timing* out_timing);
 
-/* Submit, wait and release in one call; fills outputs[i].rank and shape. */
+/* Submit, wait and release in one call; fills outputs[i].rank and shape.
+ * On COPROC_ERR_TIMEOUT the request has been cancelled. If its completion did
+ * not arrive within a further 100 ms the library frees it when it does, and
+ * until then the daemon may still write its outputs once. */
 COPROC_EXPORT coproc_status coproc_infer(coproc_client* client, const coproc_model* model,
                                          const coproc_tensor* inputs, size_t n_inputs,
                                          coproc_tensor* outputs, size_t n_outputs,

@@ -13,6 +13,9 @@ namespace {
 
 thread_local std::string t_last_error;
 
+// How long coproc_infer waits for a request it cancelled after its timeout.
+constexpr int64_t kCancelGraceNs = 100'000'000;
+
 // The one error helper: records the message for coproc_last_error() and
 // passes the status through.
 coproc_status fail(coproc_status status, std::string message) {
@@ -264,15 +267,24 @@ coproc_status coproc_infer(coproc_client* client, const coproc_model* model,
   if (s != COPROC_OK) return s;
   s = coproc_wait(request, timeout_ns);
   if (s == COPROC_ERR_TIMEOUT) {
-    // Don't leave the request behind: cancel it and wait for its one
-    // completion so its buffers are no longer written after we return.
+    // Cancel it and give it a short grace to complete, so its buffers are
+    // normally no longer written after we return; if even that runs out, it
+    // is abandoned (freed when its completion arrives), never waited on
+    // without bound.
     std::string saved = t_last_error;
     coproc_cancel(request);
-    if (coproc_wait(request, -1) == COPROC_ERR_DAEMON_GONE) return COPROC_ERR_DAEMON_GONE;
+    coproc_status after = coproc_wait(request, kCancelGraceNs);
+    if (after == COPROC_ERR_TIMEOUT || after == COPROC_ERR_DAEMON_GONE) {
+      request->client->abandon(*request);
+      return fail(after, after == COPROC_ERR_TIMEOUT ? saved : std::string(coproc_last_error()));
+    }
     coproc_release(request);
     return fail(COPROC_ERR_TIMEOUT, saved);
   }
-  if (s == COPROC_ERR_DAEMON_GONE) return s;  // the request is abandoned with the client
+  if (s == COPROC_ERR_DAEMON_GONE) {
+    request->client->abandon(*request);
+    return s;
+  }
   if (s == COPROC_OK) {
     for (size_t i = 0; i < n_outputs; ++i) {
       coproc_request_output_shape(request, i, &outputs[i].rank, outputs[i].shape);

@@ -219,8 +219,14 @@ bool coproc_client::drain_completions() {
       r.timing = {t->queue_ns(), t->exec_ns(), t->batch_size(),
                   static_cast<coproc_device>(t->device())};
     }
-    // release: publishes the fields above to is_done()'s acquire.
-    r.state.store(static_cast<uint32_t>(RequestState::kDone), std::memory_order_release);
+    // seq_cst (a release for is_done()'s acquire, and one half of a Dekker
+    // pair with abandon(): at least one of the two sees the other's store,
+    // so an abandoned request is always freed).
+    r.state.store(static_cast<uint32_t>(RequestState::kDone), std::memory_order_seq_cst);
+    if (r.abandoned.load(std::memory_order_seq_cst)) {
+      std::lock_guard lock(submit_mu_);
+      release_locked(r);
+    }
   }
   if (popped && header_->eventfd_armed.load(std::memory_order_relaxed)) {
     uint64_t count;
@@ -298,10 +304,27 @@ coproc_status coproc_client::release(coproc_request& request, std::string* messa
     return COPROC_ERR_IN_FLIGHT;
   }
   std::lock_guard lock(submit_mu_);
+  release_locked(request);
+  return COPROC_OK;
+}
+
+void coproc_client::release_locked(coproc_request& request) {
+  if (request.state.load(std::memory_order_relaxed) != static_cast<uint32_t>(RequestState::kDone)) {
+    return;  // already freed (abandon and the drainer may both try)
+  }
   ++request.generation;  // late duplicates of the old id no longer match
+  request.abandoned.store(false, std::memory_order_relaxed);
   request.state.store(static_cast<uint32_t>(RequestState::kFree), std::memory_order_relaxed);
   free_.push_back(request.index);
-  return COPROC_OK;
+}
+
+void coproc_client::abandon(coproc_request& request) {
+  std::lock_guard lock(submit_mu_);
+  // seq_cst: the other half of the Dekker pair in drain_completions().
+  request.abandoned.store(true, std::memory_order_seq_cst);
+  if (request.state.load(std::memory_order_seq_cst) == static_cast<uint32_t>(RequestState::kDone)) {
+    release_locked(request);
+  }
 }
 
 coproc_status coproc_client::alloc(size_t bytes, void** out, std::string* message) {

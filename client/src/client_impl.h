@@ -49,6 +49,7 @@ struct coproc_request {
   uint32_t index = 0;
   uint32_t generation = 0;                 // bumped on release; part of the wire id
   std::atomic<uint32_t> state{0};          // RequestState; release by the drainer, acquire by readers
+  std::atomic<bool> abandoned{false};      // nobody will release it: the drainer frees it on completion
   coproc_status status = COPROC_OK;
   std::string message;
   uint32_t n_outputs = 0;
@@ -77,6 +78,9 @@ struct coproc_client {
                      size_t* out_done, std::string* message);
   coproc_status cancel(coproc_request& request, std::string* message);
   coproc_status release(coproc_request& request, std::string* message);
+  // Gives up on an in-flight request (its caller stops waiting): it is freed
+  // when its completion arrives, or now if it already has.
+  void abandon(coproc_request& request);
 
   coproc_status alloc(size_t bytes, void** out, std::string* message);
   coproc_status free(void* ptr, std::string* message);
@@ -93,6 +97,7 @@ struct coproc_client {
   // Pops every available completion into its request. Returns false when
   // another thread holds the drain lock.
   bool drain_completions();
+  void release_locked(coproc_request& request);  // caller holds submit_mu_; idempotent
   void build_template(const coproc_model& model, const coproc_tensor* inputs, size_t n_inputs,
                       const coproc_tensor* outputs, size_t n_outputs);
   coproc_status push_message(const flatbuffers::FlatBufferBuilder& fbb, std::string* message);

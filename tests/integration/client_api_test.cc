@@ -2,8 +2,10 @@
 // cancel and release rules, the in-flight window.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "daemon_process.h"
@@ -170,6 +172,44 @@ TEST_F(ClientApi, shouldReturnWouldBlockWhenTheInFlightWindowIsFull) {
   }
   EXPECT_EQ(s, COPROC_ERR_WOULD_BLOCK);
   EXPECT_EQ(requests.size(), 8u);
+  for (auto* r : requests) {
+    EXPECT_EQ(coproc_wait(r, 5'000'000'000), COPROC_OK);
+    EXPECT_EQ(coproc_release(r), COPROC_OK);
+  }
+}
+
+TEST_F(ClientApi, shouldTimeOutInferAndFreeTheAbandonedRequestsWhenTheyComplete) {
+  DaemonProcess daemon({"--ring-slots", "8", "--model", "noop=" + models_dir() + "/noop.onnx"});
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  ClientHandle client(daemon.socket_path());
+  coproc_model* noop = client.model("noop");
+  coproc_tensor in = arena_tensor(client.c, {1, 16});
+  coproc_tensor out = arena_tensor(client.c, {1, 16});
+  ASSERT_TRUE(daemon.stop_and_wait(5000));
+  // While the daemon is frozen each infer times out, leaving its request and
+  // its cancel in the 8-slot ring, until the ring is full.
+  int timeouts = 0;
+  coproc_status s = COPROC_OK;
+  while ((s = coproc_infer(client.c, noop, &in, 1, &out, 1, 10'000'000)) == COPROC_ERR_TIMEOUT) {
+    ++timeouts;
+  }
+  EXPECT_EQ(s, COPROC_ERR_WOULD_BLOCK);
+  EXPECT_EQ(timeouts, 4);
+  daemon.signal(SIGCONT);
+  // Once their completions arrive the abandoned requests are freed: the
+  // window opens again and nothing leaked.
+  s = COPROC_ERR_WOULD_BLOCK;
+  for (int i = 0; i < 1000 && s != COPROC_OK; ++i) {
+    s = coproc_infer(client.c, noop, &in, 1, &out, 1, 1'000'000'000);
+    if (s != COPROC_OK) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(s, COPROC_OK) << coproc_last_error();
+  std::vector<coproc_request*> requests;
+  for (int i = 0; i < 8; ++i) {
+    coproc_request* r = nullptr;
+    ASSERT_EQ(coproc_submit(client.c, noop, &in, 1, &out, 1, nullptr, &r), COPROC_OK) << i;
+    requests.push_back(r);
+  }
   for (auto* r : requests) {
     EXPECT_EQ(coproc_wait(r, 5'000'000'000), COPROC_OK);
     EXPECT_EQ(coproc_release(r), COPROC_OK);
