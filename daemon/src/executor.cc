@@ -39,7 +39,7 @@ void Executor::dispatch(WorkItem& item) {
   }
   // Cheap work never waits behind an expensive request on the executor: the
   // two threads use separate runtime Sessions and may run at the same time.
-  execute(item, poller_state_, item.received_ticks);
+  execute(item, poller_state_, CycleClock::now());
 }
 
 bool Executor::cancel(const ClientSession& session, uint64_t target_id) {

@@ -47,8 +47,8 @@ class Executor {
   struct ThreadState {
     std::vector<std::unique_ptr<runtime::Session>> sessions;  // one per model
   };
-  // start_ticks: CycleClock time execution starts (inline: when the poller
-  // read the request).
+  // start_ticks: CycleClock time execution starts; queue time is measured
+  // from the request's received_ticks to it.
   void execute(WorkItem& item, ThreadState& state, uint64_t start_ticks);
   void worker_loop();
   ThreadState make_thread_state() const;
