@@ -2,15 +2,20 @@
 // measured in the same run (ratios, not lone absolute numbers).
 //   coproc-bench latency --socket PATH --model NAME    ping-pong against a running daemon
 //   coproc-bench compare --model noop|mlp|PATH [--json] every transport, private daemon
+//   coproc-bench load --model mlp --clients 8 [--in-flight K | --rate RPS] [--mix ...] [--json]
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <array>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "load.h"
 #include "private_daemon.h"
 #include "stats.h"
 #include "transports.h"
@@ -152,6 +157,130 @@ int run_latency(const std::string& socket, const std::string& model, bool json, 
   return 0;
 }
 
+// "critical=0.1,normal=0.9" -> weights per priority.
+bool parse_mix(const std::string& text, std::array<double, 4>* mix, std::string* error) {
+  static constexpr const char* kNames[4] = {"critical", "high", "normal", "low"};
+  *mix = {0, 0, 0, 0};
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::size_t eq = item.find('=');
+    int which = -1;
+    for (int p = 0; p < 4; ++p) {
+      if (eq != std::string::npos && item.substr(0, eq) == kNames[p]) which = p;
+    }
+    char* end = nullptr;
+    double weight = which >= 0 ? std::strtod(item.c_str() + eq + 1, &end) : -1;
+    if (which < 0 || weight < 0 || (end && *end != '\0')) {
+      *error = "--mix item '" + item + "' must be PRIORITY=WEIGHT (critical, high, normal, low)";
+      return false;
+    }
+    (*mix)[static_cast<std::size_t>(which)] = weight;
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if ((*mix)[0] + (*mix)[1] + (*mix)[2] + (*mix)[3] <= 0) {
+    *error = "--mix needs a positive weight";
+    return false;
+  }
+  return true;
+}
+
+std::string load_run_json(const coproc::bench::LoadResult& r, const char* batching) {
+  std::vector<int64_t> all;
+  std::array<std::vector<int64_t>, 4> by_priority;
+  std::map<uint32_t, uint64_t> batch_sizes;
+  double batch_sum = 0;
+  for (const auto& s : r.samples) {
+    all.push_back(s.latency_ns);
+    by_priority[s.priority].push_back(s.latency_ns);
+    ++batch_sizes[s.batch_size];
+    batch_sum += s.batch_size;
+  }
+  auto p = coproc::bench::summarize("all", all);
+  double throughput = static_cast<double>(r.samples.size()) / (static_cast<double>(r.measured_ns) / 1e9);
+  std::string prio, hist;
+  static constexpr const char* kNames[4] = {"critical", "high", "normal", "low"};
+  for (int i = 0; i < 4; ++i) {
+    if (by_priority[i].empty()) continue;
+    auto q = coproc::bench::summarize(kNames[i], by_priority[i]);
+    prio += fmt::format("{}{}", prio.empty() ? "" : ",", json_row(q));
+  }
+  for (auto [size, count] : batch_sizes) hist += fmt::format("{}\"{}\":{}", hist.empty() ? "" : ",", size, count);
+  return fmt::format(
+      R"({{"batching":"{}","throughput_rps":{:.1f},"samples":{},"p50_ns":{},"p90_ns":{},"p99_ns":{},"p999_ns":{},"max_ns":{},"mean_batch_size":{:.3f},"errors":{},"backlogged":{},"per_priority":[{}],"batch_sizes":{{{}}}}})",
+      batching, throughput, p.samples, p.p50_ns, p.p90_ns, p.p99_ns, p.p999_ns, p.max_ns,
+      all.empty() ? 0.0 : batch_sum / static_cast<double>(all.size()), r.errors, r.backlogged, prio, hist);
+}
+
+void print_load(const coproc::bench::LoadResult& r) {
+  std::array<std::vector<int64_t>, 4> by_priority;
+  std::vector<int64_t> queue, exec;
+  std::map<uint32_t, uint64_t> batch_sizes;
+  for (const auto& s : r.samples) {
+    by_priority[s.priority].push_back(s.latency_ns);
+    queue.push_back(static_cast<int64_t>(s.queue_ns));
+    exec.push_back(static_cast<int64_t>(s.exec_ns));
+    ++batch_sizes[s.batch_size];
+  }
+  std::printf("throughput %.1f requests/s, %zu completed, %llu errors, %llu arrivals backlogged\n",
+              static_cast<double>(r.samples.size()) / (static_cast<double>(r.measured_ns) / 1e9),
+              r.samples.size(), static_cast<unsigned long long>(r.errors),
+              static_cast<unsigned long long>(r.backlogged));
+  std::vector<Percentiles> rows;
+  static constexpr const char* kNames[4] = {"critical", "high", "normal", "low"};
+  for (int i = 0; i < 4; ++i) {
+    if (!by_priority[i].empty()) rows.push_back(coproc::bench::summarize(kNames[i], by_priority[i]));
+  }
+  rows.push_back(coproc::bench::summarize("queue time", queue));
+  rows.push_back(coproc::bench::summarize("exec time", exec));
+  print_table(rows);
+  std::printf("batch sizes:");
+  for (auto [size, count] : batch_sizes) std::printf(" %u:%llu", size, static_cast<unsigned long long>(count));
+  std::printf("\n");
+}
+
+int run_load_command(const std::string& model_arg, const std::string& socket,
+                     coproc::bench::LoadOptions options, bool json, int cpu_threads) {
+  std::unique_ptr<coproc::bench::PrivateDaemon> daemon;
+  if (socket.empty()) {
+    ModelChoice model;
+    std::string error;
+    if (!resolve_model(model_arg, &model, &error)) {
+      std::fprintf(stderr, "coproc-bench: %s\n", error.c_str());
+      return 2;
+    }
+    daemon = std::make_unique<coproc::bench::PrivateDaemon>(model.name, model.path, cpu_threads);
+    if (!daemon->ok()) {
+      std::fprintf(stderr, "coproc-bench: %s\n", daemon->error().c_str());
+      return 1;
+    }
+    options.socket_path = daemon->socket_path();
+    options.model_name = model.name;
+  } else {
+    options.socket_path = socket;
+    options.model_name = model_arg;
+  }
+  auto result = coproc::bench::run_load(options);
+  if (!result.error.empty()) {
+    std::fprintf(stderr, "coproc-bench: %s\n", result.error.c_str());
+    return 1;
+  }
+  // The daemon has no batcher yet: every request runs as its own batch.
+  if (json) {
+    fmt::print(R"({{"model":"{}","clients":{},"loop":"{}","runs":[{}]}})"
+               "\n",
+               options.model_name, options.clients, options.rate_rps > 0 ? "open" : "closed",
+               load_run_json(result, "off"));
+  } else {
+    std::printf("model %s, %d clients, %s loop\n", options.model_name.c_str(), options.clients,
+                options.rate_rps > 0 ? "open" : "closed");
+    print_load(result);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -171,6 +300,23 @@ int main(int argc, char** argv) {
   auto* latency = app.add_subcommand("latency", "ping-pong against a running daemon");
   latency->add_option("--socket", socket, "daemon socket (default: $COPROC_SOCKET or the default path)");
   latency->add_option("--model", model, "model name served by the daemon")->capture_default_str();
+  coproc::bench::LoadOptions load_options;
+  std::string mix = "normal=1";
+  auto* load = app.add_subcommand("load", "many client processes: closed loop or open loop (Poisson)");
+  load->add_option("--model", model, "bundled model or ONNX path (private daemon), or a model name with --socket")
+      ->capture_default_str();
+  load->add_option("--socket", socket, "use a running daemon instead of a private one");
+  load->add_option("--clients", load_options.clients, "client processes")->check(CLI::Range(1, 256))->capture_default_str();
+  load->add_option("--in-flight", load_options.in_flight, "closed loop: outstanding requests per client")
+      ->check(CLI::Range(1, 64))->capture_default_str();
+  load->add_option("--rate", load_options.rate_rps, "open loop: total Poisson arrival rate, requests/s (0: closed loop)")
+      ->check(CLI::Range(0.0, 1e7))->capture_default_str();
+  load->add_option("--mix", mix, "priority weights, e.g. critical=0.1,low=0.9")->capture_default_str();
+  load->add_option("--cpu-threads", cpu_threads, "OpenBLAS threads of the private daemon")
+      ->check(CLI::Range(1, 256))->capture_default_str();
+  load->add_flag("--json", json, "print one JSON object");
+  load->add_option("--warmup-ms", warmup_ms, "warm-up")->check(CLI::Range(0, 60000))->capture_default_str();
+  load->add_option("--duration-ms", duration_ms, "measurement")->check(CLI::Range(1, 600000))->capture_default_str();
   for (auto* sub : {compare, latency}) {
     sub->add_flag("--json", json, "print one JSON object");
     sub->add_option("--warmup-ms", warmup_ms, "warm-up per transport")->check(CLI::Range(0, 60000))->capture_default_str();
@@ -181,5 +327,15 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   Budget budget{warmup_ms * 1'000'000, duration_ms * 1'000'000, max_samples, rounds};
   if (compare->parsed()) return run_compare(model, json, budget, cpu_threads);
+  if (load->parsed()) {
+    std::string error;
+    if (!parse_mix(mix, &load_options.priority_mix, &error)) {
+      std::fprintf(stderr, "coproc-bench: %s\n", error.c_str());
+      return 2;
+    }
+    load_options.warmup_ns = warmup_ms * 1'000'000;
+    load_options.duration_ns = duration_ms * 1'000'000;
+    return run_load_command(model, socket, load_options, json, cpu_threads);
+  }
   return run_latency(socket, model, json, budget);
 }

@@ -1,0 +1,50 @@
+// coproc-bench load: many client processes against one daemon.
+//
+// Each client is a real process (fork) with its own connection. Closed loop:
+// it keeps `in_flight` requests outstanding and resubmits as each completes.
+// Open loop: requests arrive as a Poisson process at `rate_rps` (all clients
+// together) and latency is measured from the scheduled arrival, so queueing
+// delay shows instead of being hidden by a slow client (no coordinated
+// omission). Priorities are drawn per request from a mix.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace coproc::bench {
+
+struct LoadOptions {
+  std::string socket_path;
+  std::string model_name;
+  int clients = 8;
+  int in_flight = 1;                        // closed loop: outstanding requests per client
+  double rate_rps = 0;                      // > 0: open loop at this total arrival rate
+  int64_t warmup_ns = 500'000'000;
+  int64_t duration_ns = 3'000'000'000;
+  std::array<double, 4> priority_mix{0, 0, 1, 0};  // critical, high, normal, low weights
+  uint64_t seed = 1;
+};
+
+// One completed request, as a client saw it.
+struct LoadSample {
+  int64_t latency_ns;
+  uint64_t queue_ns;
+  uint64_t exec_ns;
+  uint32_t batch_size;
+  uint8_t priority;
+  uint8_t status;  // coproc_status, 0 = OK
+};
+
+struct LoadResult {
+  std::vector<LoadSample> samples;  // measured phase only, every client
+  int64_t measured_ns = 0;
+  uint64_t errors = 0;
+  uint64_t backlogged = 0;          // open loop: arrivals that found the client's window full
+  std::string error;                // non-empty: the run failed
+};
+
+LoadResult run_load(const LoadOptions& options);
+
+}  // namespace coproc::bench
