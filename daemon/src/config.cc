@@ -6,6 +6,7 @@
 // once. [[model]] entries are a list rather than a scalar and have their own
 // code at the end of the file.
 #include "config.h"
+#include "config_detail.h"
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -32,14 +33,15 @@
 #endif
 
 namespace coproc::daemon {
+
+using namespace config_detail;
+
 namespace {
 
 namespace fs = std::filesystem;
 
 // sockaddr_un::sun_path is 108 bytes, the terminating NUL included.
 constexpr uint64_t kMaxSocketPathBytes = 107;
-constexpr size_t kMaxModelNameChars = 63;
-constexpr std::string_view kModelNameRule = "1-63 characters of [A-Za-z0-9_.-]";
 
 enum class Kind {
   kInteger,     // a TOML integer; a flag's text must read as one
@@ -111,9 +113,17 @@ struct Input {
   std::optional<std::string> text{};  // set when the value is a string (a flag: always)
 };
 
+}  // namespace
+
+namespace config_detail {
+
 Error invalid(std::string_view message) {
   return make_error(ErrorCode::kInvalidArgument, fmt::format("config: {}", message));
 }
+
+}  // namespace config_detail
+
+namespace {
 
 Error bad_value(const Input& in, std::string_view what) {
   return invalid(fmt::format("{} = {} {}", in.name, in.shown, what));
@@ -133,6 +143,10 @@ std::optional<int64_t> parse_integer(std::string_view s) {
   return v;
 }
 
+}  // namespace
+
+namespace config_detail {
+
 // "65536", "512KiB", "64 MiB", "1GiB": binary units only, so "1GB" cannot be
 // misread. Saturates on overflow, like parse_integer.
 std::optional<uint64_t> parse_size(std::string_view s) {
@@ -150,6 +164,10 @@ std::optional<uint64_t> parse_size(std::string_view s) {
   }
   return std::nullopt;
 }
+
+}  // namespace config_detail
+
+namespace {
 
 bool is_choice(std::string_view choices, std::string_view word) {
   for (;;) {
@@ -276,6 +294,10 @@ bool is_section(std::string_view table) {
   return false;
 }
 
+}  // namespace
+
+namespace config_detail {
+
 // A file value as TOML writes it, so a message shows what to look for in the
 // file; strings always in double quotes, whichever quotes the file used.
 std::string shown(const toml::node& node) {
@@ -284,6 +306,14 @@ std::string shown(const toml::node& node) {
   node.visit([&os](const auto& n) { os << n; });
   return os.str();
 }
+
+std::string location(std::string_view source, const toml::key& key) {
+  return fmt::format("{}:{}", source, key.source().begin.line);
+}
+
+}  // namespace config_detail
+
+namespace {
 
 Input from_toml(std::string name, const toml::node& node) {
   Input in{.name = std::move(name), .shown = shown(node)};
@@ -297,91 +327,6 @@ Input from_flag(std::string_view flag, const std::string& value) {
       .name = std::string(flag), .shown = value, .integer = parse_integer(value), .text = value};
 }
 
-std::string location(std::string_view source, const toml::key& key) {
-  return fmt::format("{}:{}", source, key.source().begin.line);
-}
-
-bool valid_model_name(std::string_view name) {
-  if (name.empty() || name.size() > kMaxModelNameChars) return false;
-  for (const char ch : name) {
-    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                    (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-std::string resolve(const std::string& path, const fs::path& base) {
-  const fs::path p(path);
-  if (p.is_absolute() || base.empty()) return path;
-  return (base / p).lexically_normal().string();
-}
-
-ModelConfig* find_model(Config& c, std::string_view name) {
-  for (ModelConfig& m : c.models) {
-    if (m.name == name) return &m;
-  }
-  return nullptr;
-}
-
-Status apply_models(const toml::node& node, std::string_view source, const fs::path& base,
-                    Config& c) {
-  const toml::array* list = node.as_array();
-  if (list == nullptr) {
-    return invalid(fmt::format("model = {} must be an array of tables ([[model]])", shown(node)));
-  }
-  for (size_t i = 0; i < list->size(); ++i) {
-    const std::string where = fmt::format("model[{}]", i);
-    const toml::table* table = list->get(i)->as_table();
-    if (table == nullptr) {
-      return invalid(
-          fmt::format("{} = {} must be a table ([[model]])", where, shown(*list->get(i))));
-    }
-    ModelConfig m;
-    for (const auto& [key, value] : *table) {
-      const std::string name = fmt::format("{}.{}", where, key.str());
-      std::string* field = key.str() == "name" ? &m.name : key.str() == "path" ? &m.path : nullptr;
-      if (field == nullptr) {
-        return invalid(fmt::format("unknown key '{}' in {}", name, location(source, key)));
-      }
-      if (!value.is_string()) {
-        return invalid(fmt::format("{} = {} must be a string", name, shown(value)));
-      }
-      *field = value.as_string()->get();
-    }
-    if (!table->contains("name")) return invalid(fmt::format("{} has no name", where));
-    if (!valid_model_name(m.name)) {
-      return invalid(fmt::format("{}.name = {:?} must be {}", where, m.name, kModelNameRule));
-    }
-    if (m.path.empty()) return invalid(fmt::format("{} '{}' has no path", where, m.name));
-    if (find_model(c, m.name) != nullptr) {
-      return invalid(fmt::format("model '{}' is defined twice", m.name));
-    }
-    m.path = resolve(m.path, base);
-    c.models.push_back(std::move(m));
-  }
-  return {};
-}
-
-// --model NAME=PATH: replaces a model of the same name, else adds one.
-Status apply_model_flag(const std::string& spec, Config& c) {
-  const size_t eq = spec.find('=');
-  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-    return invalid(fmt::format("--model = {} must be NAME=PATH", spec));
-  }
-  ModelConfig m{.name = spec.substr(0, eq), .path = spec.substr(eq + 1)};
-  if (!valid_model_name(m.name)) {
-    return invalid(fmt::format("--model = {}: the name must be {}", spec, kModelNameRule));
-  }
-  std::error_code ec;
-  m.path = resolve(m.path, fs::current_path(ec));  // on error: left as written
-  if (ModelConfig* existing = find_model(c, m.name)) {
-    *existing = std::move(m);
-  } else {
-    c.models.push_back(std::move(m));
-  }
-  return {};
-}
 
 Status apply_toml(std::string_view text, std::string_view source, const fs::path& base, Config& c) {
   toml::table root;
@@ -524,10 +469,7 @@ Result<std::optional<Config>> parse_command_line(int argc, const char* const* ar
 std::string describe(const Config& config) {
   std::string text;
   for (const KeySpec& k : kKeys) text += fmt::format("{} = {}\n", k.key, render(k, config));
-  for (const ModelConfig& m : config.models) {
-    text += fmt::format("model.{} = {:?}\n", m.name, m.path);
-  }
-  return text;
+  return text + describe_models(config);
 }
 
 }  // namespace coproc::daemon

@@ -23,9 +23,27 @@
 
 namespace coproc::daemon {
 
+// How requests to one model are queued and batched ([[model]] keys). The
+// scheduler's semantics are documented in scheduler/model_scheduler.h.
+struct BatchingConfig {
+  std::string mode = "dynamic";       // mode: fixed | dynamic | adaptive ("continuous" is refused)
+  uint32_t max_batch = 32;            // max_batch: rows per batch, [1, 4096]
+  uint32_t min_batch = 1;             // min_batch: [1, max_batch]
+  uint32_t max_wait_us = 1000;        // max_wait_us: [0, 10000000]
+  std::vector<uint32_t> preferred_batch_sizes;  // ascending, each in [1, max_batch]
+  std::string target = "balanced";    // target (adaptive): latency | throughput | balanced
+  uint32_t p99_goal_us = 5000;        // p99_goal_us (adaptive, balanced): [1, 60000000]
+  uint32_t queue_limit = 1024;        // queue_limit: requests queued, [1, 1000000]
+  uint32_t timeout_ms = 0;            // timeout_ms: default deadline, 0 = none, [0, 3600000]
+  uint32_t aging_ms = 10;             // aging_ms: starvation guard, 0 = off, [0, 60000]
+  std::vector<int64_t> length_buckets;  // ascending, each in [1, 1048576]
+  uint64_t memory_limit_bytes = 0;    // memory_limit: size of a batch's activations, 0 = none
+};
+
 struct ModelConfig {
   std::string name;  // unique, 1-63 characters of [A-Za-z0-9_.-]
   std::string path;  // non-empty; a relative path in the file is resolved against the file's folder
+  BatchingConfig batching;
 };
 
 struct Config {

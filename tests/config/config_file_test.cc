@@ -432,7 +432,9 @@ TEST(ConfigFile, shouldDescribeEveryKeyAndModelOnItsOwnLine) {
             "limits.arena_bytes = 67108864\n"
             "limits.ring_slots = 256\n"
             "limits.slot_bytes = 1024\n"
-            "model.mlp = \"/m/mlp.onnx\"\n");
+            "model.mlp = \"/m/mlp.onnx\" (mode dynamic, max_batch 32, min_batch 1, max_wait_us "
+            "1000, preferred [], target balanced, p99_goal_us 5000, queue_limit 1024, timeout_ms 0, "
+            "aging_ms 10, length_buckets [], memory_limit 0)\n");
 }
 
 TEST(ConfigFile, shouldDescribeScalarKeysAsTomlThatParsesBack) {
