@@ -242,41 +242,71 @@ void print_load(const coproc::bench::LoadResult& r) {
 }
 
 int run_load_command(const std::string& model_arg, const std::string& socket,
-                     coproc::bench::LoadOptions options, bool json, int cpu_threads) {
-  std::unique_ptr<coproc::bench::PrivateDaemon> daemon;
-  if (socket.empty()) {
-    ModelChoice model;
-    std::string error;
-    if (!resolve_model(model_arg, &model, &error)) {
-      std::fprintf(stderr, "coproc-bench: %s\n", error.c_str());
-      return 2;
+                     coproc::bench::LoadOptions options, bool json, int cpu_threads,
+                     bool compare_batching) {
+  struct Run {
+    const char* label;
+    std::string batching;  // [[model]] keys of the private daemon
+  };
+  std::vector<Run> runs;
+  if (compare_batching) {
+    runs = {{"off", "max_batch = 1"}, {"on", "mode = \"dynamic\"\nmax_batch = 32"}};
+  } else {
+    runs = {{"default", ""}};
+  }
+  std::vector<std::pair<std::string, coproc::bench::LoadResult>> results;
+  for (const Run& run : runs) {
+    std::unique_ptr<coproc::bench::PrivateDaemon> daemon;
+    if (socket.empty()) {
+      ModelChoice model;
+      std::string error;
+      if (!resolve_model(model_arg, &model, &error)) {
+        std::fprintf(stderr, "coproc-bench: %s\n", error.c_str());
+        return 2;
+      }
+      daemon = std::make_unique<coproc::bench::PrivateDaemon>(model.name, model.path, cpu_threads,
+                                                              run.batching);
+      if (!daemon->ok()) {
+        std::fprintf(stderr, "coproc-bench: %s\n", daemon->error().c_str());
+        return 1;
+      }
+      options.socket_path = daemon->socket_path();
+      options.model_name = model.name;
+    } else {
+      if (compare_batching) {
+        std::fprintf(stderr, "coproc-bench: --compare-batching starts its own daemons; drop --socket\n");
+        return 2;
+      }
+      options.socket_path = socket;
+      options.model_name = model_arg;
     }
-    daemon = std::make_unique<coproc::bench::PrivateDaemon>(model.name, model.path, cpu_threads);
-    if (!daemon->ok()) {
-      std::fprintf(stderr, "coproc-bench: %s\n", daemon->error().c_str());
+    auto result = coproc::bench::run_load(options);
+    if (!result.error.empty()) {
+      std::fprintf(stderr, "coproc-bench: %s\n", result.error.c_str());
       return 1;
     }
-    options.socket_path = daemon->socket_path();
-    options.model_name = model.name;
-  } else {
-    options.socket_path = socket;
-    options.model_name = model_arg;
+    results.emplace_back(run.label, std::move(result));
   }
-  auto result = coproc::bench::run_load(options);
-  if (!result.error.empty()) {
-    std::fprintf(stderr, "coproc-bench: %s\n", result.error.c_str());
-    return 1;
-  }
-  // The daemon has no batcher yet: every request runs as its own batch.
+  const char* loop = options.rate_rps > 0 ? "open" : "closed";
   if (json) {
+    std::string body;
+    for (const auto& [label, r] : results) body += (body.empty() ? "" : ",") + load_run_json(r, label.c_str());
     fmt::print(R"({{"model":"{}","clients":{},"loop":"{}","runs":[{}]}})"
                "\n",
-               options.model_name, options.clients, options.rate_rps > 0 ? "open" : "closed",
-               load_run_json(result, "off"));
-  } else {
-    std::printf("model %s, %d clients, %s loop\n", options.model_name.c_str(), options.clients,
-                options.rate_rps > 0 ? "open" : "closed");
-    print_load(result);
+               options.model_name, options.clients, loop, body);
+    return 0;
+  }
+  for (const auto& [label, r] : results) {
+    std::printf("model %s, %d clients, %s loop, batching %s\n", options.model_name.c_str(),
+                options.clients, loop, label.c_str());
+    print_load(r);
+    std::printf("\n");
+  }
+  if (results.size() == 2) {
+    auto rps = [](const coproc::bench::LoadResult& r) {
+      return static_cast<double>(r.samples.size()) / (static_cast<double>(r.measured_ns) / 1e9);
+    };
+    std::printf("throughput with batching / without = %.2fx\n", rps(results[1].second) / rps(results[0].second));
   }
   return 0;
 }
@@ -315,6 +345,9 @@ int main(int argc, char** argv) {
   load->add_option("--cpu-threads", cpu_threads, "OpenBLAS threads of the private daemon")
       ->check(CLI::Range(1, 256))->capture_default_str();
   load->add_flag("--json", json, "print one JSON object");
+  bool compare_batching = false;
+  load->add_flag("--compare-batching", compare_batching,
+                 "run the same load twice, batching off (max_batch 1) and on (dynamic, max_batch 32)");
   load->add_option("--warmup-ms", warmup_ms, "warm-up")->check(CLI::Range(0, 60000))->capture_default_str();
   load->add_option("--duration-ms", duration_ms, "measurement")->check(CLI::Range(1, 600000))->capture_default_str();
   for (auto* sub : {compare, latency}) {
@@ -335,7 +368,7 @@ int main(int argc, char** argv) {
     }
     load_options.warmup_ns = warmup_ms * 1'000'000;
     load_options.duration_ns = duration_ms * 1'000'000;
-    return run_load_command(model, socket, load_options, json, cpu_threads);
+    return run_load_command(model, socket, load_options, json, cpu_threads, compare_batching);
   }
   return run_latency(socket, model, json, budget);
 }

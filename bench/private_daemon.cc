@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -34,7 +35,7 @@ std::string executable_dir() {
 }
 
 PrivateDaemon::PrivateDaemon(const std::string& model_name, const std::string& model_path,
-                             int cpu_threads) {
+                             int cpu_threads, const std::string& batching) {
   char tmpl[] = "/tmp/coproc-bench-XXXXXX";
   if (!::mkdtemp(tmpl)) {
     error_ = "mkdtemp failed";
@@ -43,9 +44,12 @@ PrivateDaemon::PrivateDaemon(const std::string& model_name, const std::string& m
   dir_ = tmpl;
   socket_path_ = dir_ + "/coprocd.sock";
   std::string daemon = executable_dir() + "/coprocd";
+  const std::string config = dir_ + "/coprocd.toml";
+  std::ofstream(config) << "[[model]]\nname = \"" << model_name << "\"\npath = \"" << model_path
+                        << "\"\n" << batching << "\n";
   std::vector<std::string> args = {daemon,
+                                   "--config", config,
                                    "--socket", socket_path_,
-                                   "--model", model_name + "=" + model_path,
                                    "--cpu-threads", std::to_string(cpu_threads),
                                    "--log-level", "warn"};
   pid_ = ::fork();

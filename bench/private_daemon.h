@@ -11,8 +11,10 @@ namespace coproc::bench {
 class PrivateDaemon {
  public:
   // Starts build/bin/coprocd (next to this binary) serving `model_path` as
-  // `model_name`; waits until its socket accepts connections.
-  PrivateDaemon(const std::string& model_name, const std::string& model_path, int cpu_threads);
+  // `model_name`, with `batching` (TOML keys of its [[model]] table, e.g.
+  // "max_batch = 1"); waits until its socket accepts connections.
+  PrivateDaemon(const std::string& model_name, const std::string& model_path, int cpu_threads,
+                const std::string& batching = "");
   ~PrivateDaemon();
   PrivateDaemon(const PrivateDaemon&) = delete;
   PrivateDaemon& operator=(const PrivateDaemon&) = delete;

@@ -9,6 +9,7 @@ daemon's C++ ONNX library (1.12) reads IR <= 8 and opset <= 17.
 
 Layout under DIR:
   noop.onnx        Identity, input "x" float32 [N, 16] (N = dim_param "N"), output "y"
+  seq.onnx         y = Relu(2 * x), x and y float32 [N, L, 8]: a variable-length model (no ref data)
   mlp.onnx         256 -> 1024 -> 1024 -> 16 ranking MLP: Gemm(transB=1)+Relu twice, then Gemm;
                    input "x" [N, 256], output "y" [N, 16]
   op_*.onnx        small op-coverage models, one operator family each
@@ -101,6 +102,14 @@ def mlp_model(rng):
             nodes.append(node("Relu", [gemm_out], [f"h{layer}"]))
             prev = f"h{layer}"
     return make_model("mlp", nodes, [fin("x", ["N", 256])], [fout("y", ["N", 16])], inits)
+
+
+def seq_model():
+    # A variable-length model for the batcher's length buckets: y = Relu(2 * x) over
+    # x [N, L, 8], with both N (batch) and L (length, dim 1) dynamic.
+    two = helper.make_tensor("two", FLOAT, [], [2.0])
+    return make_model("seq", [node("Mul", ["x", "two"], ["d"]), node("Relu", ["d"], ["y"])],
+                      [fin("x", ["N", "L", 8])], [fout("y", ["N", "L", 8])], [two])
 
 
 # ---------------------------------------------------------------- op-coverage models
@@ -353,6 +362,11 @@ def main():
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, out / f"{stem}.onnx")
         write_cases(model, stem, seeded(stem + ".inputs"), ref_dir, manifest, batches, scale)
+
+    # Variable-length model for the batcher tests, which compute its (trivial) reference.
+    seq = seq_model()
+    onnx.checker.check_model(seq, full_check=True)
+    onnx.save(seq, out / "seq.onnx")
 
     onnx.save(unsupported_model(seeded("bad_unsupported")), out / "bad_unsupported.onnx")
     onnx.save(checker_failing_model(), out / "bad_checker.onnx")

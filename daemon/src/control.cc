@@ -48,6 +48,7 @@ ControlLoop::~ControlLoop() {
 
 Status ControlLoop::listen() {
   namespace fs = std::filesystem;
+  install_signal_handlers();
   fs::path path(config_.socket_path);
   std::error_code ec;
   if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
@@ -83,14 +84,14 @@ Status ControlLoop::listen() {
   return {};
 }
 
-void ControlLoop::run(Poller& poller, Executor& executor) {
-  poller_ = &poller;
-  executor_ = &executor;
-  // Signal handlers only wake the loop (uv_signal_t); the work happens here.
+// Installed before the socket exists: once a client (or a test) can reach the
+// daemon, a signal must already find its handler.
+void ControlLoop::install_signal_handlers() {
+  // Handlers only wake the loop (uv_signal_t); the work happens in it.
   auto on_signal = [](uv_signal_t* h, int signum) {
     auto* self = static_cast<ControlLoop*>(h->loop->data);
     if (signum == SIGHUP) {
-      spdlog::warn("SIGHUP: model reload is not implemented yet; ignoring");
+      if (self->reload_) self->reload_();
       return;
     }
     self->begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -102,6 +103,11 @@ void ControlLoop::run(Poller& poller, Executor& executor) {
   uv_signal_start(&sigint_, on_signal, SIGINT);
   uv_signal_start(&sighup_, on_signal, SIGHUP);
 
+}
+
+void ControlLoop::run(Poller& poller, Batcher& batcher) {
+  poller_ = &poller;
+  batcher_ = &batcher;
   uv_timer_init(&loop_, &heartbeat_);
   uv_timer_start(&heartbeat_, [](uv_timer_t* t) {
     static_cast<ControlLoop*>(t->loop->data)->registry_.heartbeat();
@@ -295,7 +301,7 @@ void ControlLoop::begin_shutdown(const char* signal_name) {
 }
 
 void ControlLoop::check_drained() {
-  if (!poller_->finished() || !executor_->idle()) return;
+  if (!poller_->finished() || !batcher_->idle()) return;
   spdlog::info("drained: closing {} client(s)", connections_.size());
   std::vector<Connection*> all;
   for (auto& [id, c] : connections_) all.push_back(c);

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -19,7 +20,7 @@
 #include <vector>
 
 #include "config.h"
-#include "executor.h"
+#include "batcher.h"
 #include "poller.h"
 #include "registry.h"
 #include "session_table.h"
@@ -38,7 +39,9 @@ class ControlLoop {
   // Runs until SIGTERM/SIGINT, then drains: stops accepting, lets the poller
   // and executor finish every request already submitted, and only then
   // closes the clients. Returns when all handles are closed.
-  void run(Poller& poller, Executor& executor);
+  void run(Poller& poller, Batcher& batcher);
+  // Called on SIGHUP from the loop thread.
+  void on_reload(std::function<void()> reload) { reload_ = std::move(reload); }
   // Any thread: asks the loop to disconnect a client that broke the protocol.
   void disconnect_later(uint32_t client_id, std::string reason);
 
@@ -51,6 +54,7 @@ class ControlLoop {
   void refuse(Connection& c, ErrorCode code, const std::string& message);
   void close_connection(Connection& c, const char* why);
   void begin_shutdown(const char* signal_name);
+  void install_signal_handlers();
   void check_drained();
 
   const Config& config_;
@@ -58,7 +62,8 @@ class ControlLoop {
   SessionTable& sessions_;
   const int numa_node_;
   Poller* poller_ = nullptr;
-  Executor* executor_ = nullptr;
+  Batcher* batcher_ = nullptr;
+  std::function<void()> reload_;
 
   uv_loop_t loop_{};
   uv_pipe_t server_{};

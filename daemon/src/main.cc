@@ -1,5 +1,5 @@
 // coprocd: parse flags -> load and validate the config -> place on a NUMA
-// node -> load models -> create the registry -> start poller and executor ->
+// node -> load models -> create the registry -> start poller and batcher ->
 // run the control loop until SIGTERM drains it -> tear down in reverse.
 #include <signal.h>
 
@@ -14,7 +14,8 @@
 #include "control.h"
 #include "cycle_clock.h"
 #include "coproc/kernels/cpu.h"
-#include "executor.h"
+#include "batcher.h"
+#include "batching_policy.h"
 #include "models.h"
 #include "numa_placement.h"
 #include "poller.h"
@@ -64,30 +65,34 @@ int main(int argc, char** argv) {
     spdlog::error("{}", models.error().message);
     return kExitStartFailed;
   }
-  auto registry = Registry::create(models->model_table(), placement->node);
+  auto registry = Registry::create(models->model_table(),
+                                   static_cast<uint32_t>(models->size()) * kStatsWriters,
+                                   placement->node);
   if (!registry.ok()) {
     spdlog::error("registry: {}", registry.error().message);
     return kExitStartFailed;
   }
 
   SessionTable sessions;
-  Executor executor(models.value(), int64_t{config.inline_max_us} * 1000);
+  Batcher batcher(models.value(), registry.value(), policies_for(models.value(), config),
+                  int64_t{config.inline_max_us} * 1000);
   ControlLoop control(config, registry.value(), sessions, placement->node);
   if (auto listening = control.listen(); !listening.ok()) {
     spdlog::error("{}", listening.error().message);
     return kExitStartFailed;
   }
-  Poller poller(registry.value(), sessions, executor, models.value(),
+  Poller poller(registry.value(), sessions, batcher, models.value(),
                 int64_t{config.poller_spin_us} * 1000,
                 [&control](uint32_t id, std::string reason) {
                   control.disconnect_later(id, std::move(reason));
                 });
-  executor.start();
+  control.on_reload([&] { reload_policies(argc, argv, models.value(), config, batcher); });
+  batcher.start();
   poller.start();
-  control.run(poller, executor);
+  control.run(poller, batcher);
 
   poller.join();
-  executor.stop();
+  batcher.stop();
   spdlog::info("stopped");
   return 0;
 }

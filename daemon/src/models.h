@@ -29,6 +29,12 @@ class ModelSet {
 
   std::size_t size() const { return models_.size(); }
   const LoadedModel* get(uint32_t id) const { return id < models_.size() ? &models_[id] : nullptr; }
+  const LoadedModel* find(std::string_view name) const {
+    for (const auto& m : models_) {
+      if (m.name == name) return &m;
+    }
+    return nullptr;
+  }
   const std::vector<LoadedModel>& all() const { return models_; }
 
   // The flatbuffer ModelTable published in the registry.

@@ -12,18 +12,21 @@ namespace {
 // Messages taken from one client per pass, so a flooding client cannot hold
 // the poller while others wait.
 constexpr int kBurstPerClient = 32;
+// Requests handed to the batcher at once at most (the pass buffer's size).
+constexpr std::size_t kMaxPass = 256;
 // The poller sleeps until woken: no timeout, no slice (no periodic wake-ups).
 constexpr int64_t kSleepForever = -1;
 }  // namespace
 
-Poller::Poller(Registry& registry, SessionTable& sessions, Executor& executor,
+Poller::Poller(Registry& registry, SessionTable& sessions, Batcher& batcher,
                const ModelSet& models, int64_t spin_ns, BrokenClient on_broken)
     : registry_(registry),
       sessions_(sessions),
-      executor_(executor),
+      batcher_(batcher),
       models_(models),
       spin_ns_(spin_ns),
-      on_broken_(std::move(on_broken)) {}
+      on_broken_(std::move(on_broken)),
+      pass_(kMaxPass) {}
 
 Poller::~Poller() {
   request_stop();
@@ -73,12 +76,15 @@ bool Poller::drain_once() {
       did_work = true;
       requests_.fetch_add(1, std::memory_order_relaxed);
       if (now == 0) now = CycleClock::now();
-      switch (parse_request({slot_copy_.data(), bytes}, *session, models_, now, &parsed_)) {
+      if (pass_size_ == kMaxPass) flush_pass();
+      switch (parse_request({slot_copy_.data(), bytes}, *session, models_, now, &parsed_,
+                            &pass_[pass_size_])) {
         case ParseKind::kWork:
-          executor_.dispatch(parsed_.work);
+          ++pass_size_;
           break;
         case ParseKind::kCancel:
-          executor_.cancel(*session, parsed_.cancel.target_id);
+          flush_pass();  // the target may be in this pass
+          batcher_.cancel(*session, parsed_.cancel.target_id);
           break;
         case ParseKind::kRejected:
           report_rejection(*session, parsed_.rejection);
@@ -86,7 +92,14 @@ bool Poller::drain_once() {
       }
     }
   }
+  flush_pass();
   return did_work;
+}
+
+void Poller::flush_pass() {
+  if (pass_size_ == 0) return;
+  batcher_.submit_pass({pass_.data(), pass_size_}, static_cast<uint64_t>(ring::monotonic_ns()));
+  pass_size_ = 0;
 }
 
 void Poller::report_rejection(ClientSession& session, const Rejection& rejection) {

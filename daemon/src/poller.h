@@ -1,7 +1,9 @@
 // The poller thread: drains every client's submission ring, verifies each
-// request (parse_request works on a private copy of the slot), and hands it to
-// the executor. When all rings stay empty for spin_ns it sleeps on the
-// registry doorbell (ring/wait.h protocol), so an idle daemon uses no CPU.
+// request (parse_request works on a private copy of the slot), and hands each
+// drain pass's requests to the batcher at once, so requests that arrive
+// together can be batched together. When all rings stay empty for spin_ns it
+// sleeps on the registry doorbell (ring/wait.h protocol): an idle daemon uses
+// no CPU.
 #pragma once
 
 #include <atomic>
@@ -11,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "executor.h"
+#include "batcher.h"
 #include "registry.h"
 #include "session_table.h"
 
@@ -21,7 +23,7 @@ class Poller {
  public:
   using BrokenClient = std::function<void(uint32_t client_id, std::string reason)>;
 
-  Poller(Registry& registry, SessionTable& sessions, Executor& executor, const ModelSet& models,
+  Poller(Registry& registry, SessionTable& sessions, Batcher& batcher, const ModelSet& models,
          int64_t spin_ns, BrokenClient on_broken);
   ~Poller();
 
@@ -43,7 +45,7 @@ class Poller {
 
   Registry& registry_;
   SessionTable& sessions_;
-  Executor& executor_;
+  Batcher& batcher_;
   const ModelSet& models_;
   const int64_t spin_ns_;
   BrokenClient on_broken_;
@@ -52,6 +54,10 @@ class Poller {
   uint64_t snapshot_generation_ = ~uint64_t{0};
   std::vector<std::byte> slot_copy_;
   Parsed parsed_;  // reused for every message
+  // The current drain pass's requests, handed to the batcher together.
+  std::vector<WorkItem> pass_;
+  std::size_t pass_size_ = 0;
+  void flush_pass();
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> finished_{false};

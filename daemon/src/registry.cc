@@ -18,10 +18,12 @@ uint64_t realtime_ns() {
 std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 }  // namespace
 
-Result<Registry> Registry::create(std::span<const uint8_t> model_table, int numa_node) {
+Result<Registry> Registry::create(std::span<const uint8_t> model_table, uint32_t model_count,
+                                  int numa_node) {
   using namespace wire;
   Registry r;
-  std::size_t bytes = kPageBytes + round_up(model_table.size(), kPageBytes);
+  std::size_t stats_offset = kPageBytes + round_up(model_table.size(), kPageBytes);
+  std::size_t bytes = stats_offset + round_up(model_count * sizeof(ModelStats), kPageBytes);
   auto registry = SharedMemory::create("coproc-registry", bytes, numa_node);
   if (!registry.ok()) return registry.error();
   auto doorbell = SharedMemory::create("coproc-doorbell", kPageBytes, numa_node);
@@ -38,6 +40,12 @@ Result<Registry> Registry::create(std::span<const uint8_t> model_table, int numa
   h->numa_node = numa_node;
   h->model_table_offset = kPageBytes;
   std::memcpy(r.registry_.data() + kPageBytes, model_table.data(), model_table.size());
+  h->stats_offset = stats_offset;
+  h->stats_count = model_count;
+  h->stats_stride = sizeof(ModelStats);
+  for (uint32_t i = 0; i < model_count; ++i) {
+    new (r.registry_.data() + stats_offset + i * sizeof(ModelStats)) ModelStats{};
+  }
   // relaxed: ordered before readers by the release store of layout_version.
   h->model_table_generation.store(1, std::memory_order_relaxed);
   h->model_table_bytes.store(model_table.size(), std::memory_order_relaxed);

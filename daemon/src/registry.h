@@ -13,13 +13,19 @@ namespace coproc::daemon {
 
 class Registry {
  public:
-  static Result<Registry> create(std::span<const uint8_t> model_table, int numa_node);
+  // model_count: how many ModelStats slots the stats area holds.
+  static Result<Registry> create(std::span<const uint8_t> model_table, uint32_t model_count,
+                                 int numa_node);
 
   wire::RegistryHeader& header() const { return *reinterpret_cast<wire::RegistryHeader*>(registry_.data()); }
   wire::Doorbell& doorbell() const { return *reinterpret_cast<wire::Doorbell*>(doorbell_.data()); }
   int registry_fd() const { return registry_.fd(); }
   int doorbell_fd() const { return doorbell_.fd(); }
   uint64_t registry_bytes() const { return registry_.bytes(); }
+  wire::ModelStats& model_stats(uint32_t model_id) const {
+    COPROC_CHECK(model_id < header().stats_count);
+    return reinterpret_cast<wire::ModelStats*>(registry_.data() + header().stats_offset)[model_id];
+  }
 
   void set_state(wire::DaemonState state);
   void heartbeat();

@@ -76,7 +76,7 @@ std::string check_tensor(const fb::TensorRef* ref, const runtime::TensorSpec& sp
 }  // namespace
 
 ParseKind parse_request(std::span<const std::byte> bytes, ClientSession& session,
-                        const ModelSet& models, uint64_t now_ticks, Parsed* out) {
+                        const ModelSet& models, uint64_t now_ticks, Parsed* out, WorkItem* work) {
   const auto* buf = reinterpret_cast<const uint8_t*>(bytes.data());
   flatbuffers::Verifier verifier(buf, bytes.size());
   if (!verifier.VerifyBuffer<fb::Request>(nullptr)) {
@@ -115,7 +115,7 @@ ParseKind parse_request(std::span<const std::byte> bytes, ClientSession& session
     return reject(out, req->id(), ErrorCode::kUnsupported, "too many tensors in one request");
   }
 
-  WorkItem& item = out->work;
+  WorkItem& item = *work;
   item.session = &session;
   item.model = model;
   item.id = req->id();

@@ -55,15 +55,15 @@ struct Rejection {
 
 enum class ParseKind { kWork, kCancel, kRejected };
 
-// What one message turned out to be; reused by the caller across messages.
+// What one message turned out to be besides work; reused across messages.
 struct Parsed {
-  WorkItem work;        // kWork
   CancelItem cancel;    // kCancel
   Rejection rejection;  // kRejected
 };
 
-// now_ticks: CycleClock::now() when the message was read.
+// now_ticks: CycleClock::now() when the message was read. kWork fills *work
+// (which the caller reuses: the hot path constructs nothing).
 ParseKind parse_request(std::span<const std::byte> bytes, ClientSession& session,
-                        const ModelSet& models, uint64_t now_ticks, Parsed* out);
+                        const ModelSet& models, uint64_t now_ticks, Parsed* out, WorkItem* work);
 
 }  // namespace coproc::daemon

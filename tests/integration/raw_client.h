@@ -30,6 +30,9 @@ class RawClient {
   std::string hello_message() const { return reply_.message; }
   bool connected() const { return segment_ != nullptr; }
   uint64_t arena_bytes() const { return arena_bytes_; }
+  const wire::RegistryHeader& registry() const {
+    return *static_cast<const wire::RegistryHeader*>(registry_);
+  }
   std::byte* arena() const { return arena_; }
 
   bool push(std::span<const uint8_t> bytes);

@@ -87,6 +87,9 @@ struct alignas(kCacheLineBytes) RegistryHeader {
   uint64_t model_table_offset;                    // fixed at creation
   std::atomic<uint64_t> model_table_bytes;        // release after the table is written
   std::atomic<uint64_t> model_table_generation;   // bumped on each publish (reload)
+  uint64_t stats_offset;                          // ModelStats[stats_count], fixed at creation
+  uint32_t stats_count;                           // one per model, in model-table order
+  uint32_t stats_stride;                          // sizeof(ModelStats) of the writer
 
   alignas(kCacheLineBytes) std::atomic<uint64_t> heartbeat_ns;  // CLOCK_MONOTONIC, daemon timer
   std::atomic<uint32_t> state;                                  // DaemonState
@@ -96,6 +99,43 @@ struct alignas(kCacheLineBytes) RegistryHeader {
   alignas(kCacheLineBytes) std::atomic<uint32_t> poller_sleepers;
 };
 static_assert(sizeof(RegistryHeader) <= kPageBytes);
+
+// Per-model counters in the registry, written by the daemon with relaxed
+// atomics (each field is one atomic: a reader never sees a torn value, but
+// two fields read one after the other may be from slightly different
+// moments; that is the contract, documented for tools). Histograms are log2:
+// bucket b counts values v with floor(log2(v)) == b (v = 0 in bucket 0).
+inline constexpr uint32_t kStatusCount = 11;        // coproc.fb.Status values
+inline constexpr uint32_t kBatchSizeBuckets = 16;   // rows: 1, 2-3, 4-7, ... >= 2^15
+inline constexpr uint32_t kLatencyBuckets = 40;     // ns: up to 2^40 ns (18 min)
+inline constexpr uint32_t kPriorityCount = 4;
+
+// Books that always balance (tested): accepted + rejected_queue_full +
+// rejected_invalid == sum(completed) + dropped_client_gone, once idle.
+struct alignas(kCacheLineBytes) ModelStats {
+  std::atomic<uint64_t> accepted;                        // admitted to the queue or run at once
+  std::atomic<uint64_t> completed[kStatusCount];         // Completions sent, by status
+  std::atomic<uint64_t> rejected_queue_full;             // answered RESOURCE_EXHAUSTED at admission
+  std::atomic<uint64_t> rejected_invalid;                // failed verification or shape checks
+  std::atomic<uint64_t> expired;                         // DEADLINE_EXCEEDED without running
+  std::atomic<uint64_t> cancelled;                       // CANCELLED without running
+  std::atomic<uint64_t> dropped_client_gone;             // queued work of a client that died
+  std::atomic<uint64_t> queue_depth[kPriorityCount];     // gauge, by priority
+  std::atomic<uint64_t> batches;
+  std::atomic<uint64_t> batch_rows;                      // sum: mean batch size = batch_rows / batches
+  std::atomic<uint64_t> batch_size_histogram[kBatchSizeBuckets];
+  std::atomic<uint64_t> queue_ns_histogram[kLatencyBuckets];
+  std::atomic<uint64_t> exec_ns_histogram[kLatencyBuckets];
+  std::atomic<uint64_t> queue_ns_sum;
+  std::atomic<uint64_t> exec_ns_sum;
+  std::atomic<uint64_t> padded_elements_wasted;          // length-bucket padding
+  std::atomic<uint64_t> padded_elements_total;
+};
+
+inline uint32_t log2_bucket(uint64_t v, uint32_t buckets) {
+  uint32_t b = v == 0 ? 0 : 63 - static_cast<uint32_t>(__builtin_clzll(v));
+  return b < buckets ? b : buckets - 1;
+}
 
 // ---------------------------------------------------------------------------
 // Doorbell: one page shared read-write by the daemon and every client. A

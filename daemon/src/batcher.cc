@@ -1,0 +1,577 @@
+#include "batcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <map>
+
+#include "batch_io.h"
+#include "completion.h"
+#include "coproc/ring/wait.h"
+#include "cycle_clock.h"
+
+namespace coproc::daemon {
+
+namespace {
+
+// Stats fields are written by one thread each (the poller or the batch
+// worker own separate ModelStats blocks), so a counter is bumped with a
+// relaxed load and store instead of a locked read-modify-write.
+void bump(std::atomic<uint64_t>& counter, uint64_t by = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+bool variable_dim1(const std::vector<int64_t>& dims) { return dims.size() >= 2 && dims[1] < 0; }
+
+}  // namespace
+
+// Activation memory of a batch, for the scheduler's memory cap: one row is
+// planned at the padded length (inputs, outputs and the plan's scratch) and
+// scaled by the rows. Called under mu_, from inside scheduler calls.
+class MemoryEstimate {
+ public:
+  MemoryEstimate(const LoadedModel& model, std::vector<bool> input_dim1)
+      : model_(model), input_dim1_(std::move(input_dim1)), session_(model.model) {}
+
+  uint64_t operator()(uint32_t rows, int64_t padded_length) {
+    auto [it, fresh] = per_row_.try_emplace(padded_length, 0);
+    if (fresh) it->second = per_row(padded_length);
+    return it->second * rows;
+  }
+
+ private:
+  uint64_t per_row(int64_t padded_length) {
+    const auto& specs = model_.model->inputs();
+    std::vector<runtime::Shape> shapes;
+    uint64_t bytes = 0;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      runtime::Shape shape;
+      shape.rank = static_cast<int32_t>(specs[i].dims.size());
+      for (int32_t d = 0; d < shape.rank; ++d) {
+        int64_t dim = specs[i].dims[static_cast<std::size_t>(d)];
+        if (d == 1 && input_dim1_[i]) dim = padded_length;
+        shape.dims[d] = d == 0 ? 1 : std::max<int64_t>(dim, 1);
+      }
+      shapes.push_back(shape);
+      bytes += static_cast<uint64_t>(shape.elements()) * runtime::dtype_bytes(specs[i].dtype);
+    }
+    auto plan = session_.prepare(shapes);
+    if (!plan.ok()) return kUnplannable;
+    bytes += (*plan)->scratch_bytes();
+    for (std::size_t j = 0; j < (*plan)->num_outputs(); ++j) bytes += (*plan)->output_bytes(j);
+    return bytes;
+  }
+
+  // A length the model cannot plan for counts as too big for any cap.
+  static constexpr uint64_t kUnplannable = uint64_t{1} << 50;
+
+  const LoadedModel& model_;
+  std::vector<bool> input_dim1_;
+  runtime::Session session_;
+  std::map<int64_t, uint64_t> per_row_;
+};
+
+struct Batcher::ModelState {
+  ModelState(const sched::Policy& p, sched::MemoryEstimator estimator)
+      : scheduler(p, std::move(estimator)), policy(p) {}
+  sched::ModelScheduler scheduler;
+  sched::Policy policy;
+  std::vector<bool> input_dim1;  // input i has the variable-length dim at 1
+  std::vector<bool> output_dim1;
+  int length_input = -1;         // first input with the variable-length dim
+};
+
+// What an executing thread owns: runtime Sessions (plan caches, scratch) and
+// staging buffers for gathered inputs and batch outputs.
+struct Batcher::ThreadState {
+  std::vector<std::unique_ptr<runtime::Session>> sessions;
+  std::vector<std::vector<std::byte>> inputs;
+  std::vector<std::vector<std::byte>> outputs;
+  uint32_t writer = 0;  // which ModelStats block this thread writes
+};
+
+Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::Policy> policies,
+                 int64_t inline_max_ns)
+    : models_(models), registry_(registry), inline_max_ns_(inline_max_ns) {
+  COPROC_CHECK(policies.size() == models.size());
+  for (const auto& m : models.all()) {
+    sched::Policy policy = policies[m.id];
+    // A dynamic dim other than the batch dim and dim 1 cannot be stacked
+    // across requests of different shapes: such a model runs one per batch.
+    bool other_dynamic = false;
+    for (const auto& spec : m.model->inputs()) {
+      for (std::size_t d = 2; d < spec.dims.size(); ++d) other_dynamic |= spec.dims[d] < 0;
+    }
+    if (other_dynamic && policy.max_batch > 1) {
+      spdlog::warn("model '{}' has a dynamic dim beyond dim 1: batching off (max_batch 1)", m.name);
+      policy.max_batch = 1;
+      policy.min_batch = 1;
+      policy.preferred_batch_sizes.clear();
+    }
+    std::vector<bool> input_dim1, output_dim1;
+    for (const auto& spec : m.model->inputs()) input_dim1.push_back(variable_dim1(spec.dims));
+    for (const auto& spec : m.model->outputs()) output_dim1.push_back(variable_dim1(spec.dims));
+    sched::MemoryEstimator estimator;
+    if (policy.memory_limit_bytes > 0) {
+      estimator = [e = std::make_shared<MemoryEstimate>(m, input_dim1)](uint32_t rows, int64_t len) {
+        return (*e)(rows, len);
+      };
+    }
+    auto state = std::make_unique<ModelState>(policy, std::move(estimator));
+    state->input_dim1 = input_dim1;
+    state->output_dim1 = output_dim1;
+    for (std::size_t i = 0; i < input_dim1.size() && state->length_input < 0; ++i) {
+      if (input_dim1[i]) state->length_input = static_cast<int>(i);
+    }
+    states_.push_back(std::move(state));
+  }
+  poller_state_ = make_thread_state(0);
+}
+
+Batcher::~Batcher() { stop(); }
+
+std::unique_ptr<Batcher::ThreadState> Batcher::make_thread_state(uint32_t writer) const {
+  auto state = std::make_unique<ThreadState>();
+  for (const auto& m : models_.all()) {
+    state->sessions.push_back(std::make_unique<runtime::Session>(m.model));
+  }
+  state->writer = writer;
+  return state;
+}
+
+void Batcher::start() {
+  worker_ = std::thread([this] { worker_loop(); });
+}
+
+void Batcher::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+bool Batcher::idle() const {
+  std::lock_guard lock(mu_);
+  return queued_ == 0 && !device_busy_;
+}
+
+void Batcher::set_policy(uint32_t model_id, sched::Policy policy) {
+  {
+    std::lock_guard lock(mu_);
+    states_[model_id]->scheduler.set_policy(policy);
+    states_[model_id]->policy = std::move(policy);
+  }
+  cv_.notify_all();
+}
+
+int64_t Batcher::request_length(const ModelState& state, const WorkItem& item) const {
+  if (state.length_input < 0) return 0;
+  const runtime::Shape& s = item.input_shapes[static_cast<std::size_t>(state.length_input)];
+  return s.rank > 1 ? s.dims[1] : 0;
+}
+
+bool Batcher::check_shapes(const ModelState& state, const WorkItem& item, std::string* problem) const {
+  const auto& specs = item.model->model->inputs();
+  const int64_t rows = request_rows(item);
+  const int64_t length = request_length(state, item);
+  for (uint32_t i = 0; i < item.n_inputs; ++i) {
+    const runtime::Shape& s = item.input_shapes[i];
+    const auto& dims = specs[i].dims;
+    std::string where = "input '" + specs[i].name + "'";
+    if (s.rank != static_cast<int32_t>(dims.size())) {
+      *problem = where + " has rank " + std::to_string(s.rank) + ", model expects " + std::to_string(dims.size());
+      return false;
+    }
+    for (int32_t d = 0; d < s.rank; ++d) {
+      const int64_t want = dims[static_cast<std::size_t>(d)];
+      if (d == 0 && s.dims[0] != rows) {
+        *problem = where + " has batch dim " + std::to_string(s.dims[0]) + ", input 0 has " + std::to_string(rows);
+        return false;
+      }
+      if (d == 1 && state.input_dim1[i] && s.dims[1] != length) {
+        *problem = where + " has length " + std::to_string(s.dims[1]) + ", another input has " + std::to_string(length);
+        return false;
+      }
+      if (d > 0 && want >= 0 && s.dims[d] != want) {
+        *problem = where + " of shape " + s.to_string() + ": dim " + std::to_string(d) + " must be " + std::to_string(want);
+        return false;
+      }
+    }
+  }
+  if (rows < 1) {
+    *problem = "a request needs at least one row";
+    return false;
+  }
+  return true;
+}
+
+void Batcher::answer(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer) {
+  send_error(*item.session, item.id, code, message);
+  bump(stats(item.model->id, writer).completed[static_cast<int>(code)]);
+}
+
+bool Batcher::fast_path_allowed_locked(const WorkItem& item) const {
+  const ModelState& state = *states_[item.model->id];
+  const sched::Policy& p = state.policy;
+  const int64_t rows = request_rows(item);
+  const bool alone_at_once =
+      rows >= static_cast<int64_t>(p.max_batch) ||
+      (p.mode == sched::Mode::kDynamic && rows >= static_cast<int64_t>(p.min_batch)) ||
+      (p.mode == sched::Mode::kAdaptive && p.target == sched::Target::kLatency);
+  const bool cheap = item.model->batch1_exec_ns * std::max<int64_t>(rows, 1) <= inline_max_ns_;
+  return alone_at_once && cheap && !device_busy_ && state.scheduler.queued() == 0 &&
+         p.length_buckets.empty();
+}
+
+void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
+  if (items.empty()) return;
+  std::vector<std::pair<WorkItem, Error>> refused;
+  bool run_now = false;
+  {
+    std::lock_guard lock(mu_);
+    if (items.size() == 1 && fast_path_allowed_locked(items[0])) {
+      device_busy_ = true;
+      run_now = true;
+    } else {
+      for (WorkItem& item : items) admit_locked(item, now_ns, &refused);
+    }
+  }
+  if (run_now) {
+    WorkItem& item = items[0];
+    std::string problem;
+    if (!check_shapes(*states_[item.model->id], item, &problem)) {
+      bump(stats(item.model->id, 0).rejected_invalid);
+      answer(item, ErrorCode::kInvalidArgument, problem, 0);
+    } else {
+      bump(stats(item.model->id, 0).accepted);
+      run_single(item, *poller_state_);
+    }
+    std::lock_guard lock(mu_);
+    device_busy_ = false;
+    if (queued_ > 0 && worker_sleeping_) cv_.notify_one();
+  } else if (worker_sleeping_) {
+    cv_.notify_one();  // read without the lock: a missed wake is caught by the worker's timer
+  }
+  for (auto& [item, error] : refused) answer(item, error.code, error.message, 0);
+}
+
+bool Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
+                           std::vector<std::pair<WorkItem, Error>>* refused) {
+  const uint32_t model_id = item.model->id;
+  ModelState& state = *states_[model_id];
+  wire::ModelStats& st = stats(model_id, 0);
+  std::string problem;
+  if (!check_shapes(state, item, &problem)) {
+    bump(st.rejected_invalid);
+    refused->emplace_back(item, make_error(ErrorCode::kInvalidArgument, problem));
+    return false;
+  }
+  uint64_t ticket;
+  if (free_tickets_.empty()) {
+    ticket = slab_.size();
+    slab_.emplace_back();
+  } else {
+    ticket = free_tickets_.back();
+    free_tickets_.pop_back();
+  }
+  sched::Request r;
+  r.ticket = ticket;
+  r.client = item.session->id();
+  r.priority = static_cast<sched::Priority>(item.priority);
+  r.rows = static_cast<uint32_t>(request_rows(item));
+  r.length = request_length(state, item);
+  r.deadline_ns = item.deadline_ns;
+  r.arrival_ns = now_ns;
+  if (state.scheduler.admit(r, now_ns) == sched::Admit::kQueueFull) {
+    free_tickets_.push_back(ticket);
+    bump(st.rejected_queue_full);
+    refused->emplace_back(item, make_error(ErrorCode::kResourceExhausted,
+                                           "queue of model '" + item.model->name + "' is full (" +
+                                               std::to_string(state.policy.queue_limit) + " requests)"));
+    return false;
+  }
+  bump(st.accepted);
+  WorkItem& slot = slab_[ticket];
+  slot = item;
+  slot.keep_alive = item.session->shared_from_this();  // the client may die while it waits
+  ++queued_;
+  publish_depth_locked(model_id);
+  return true;
+}
+
+void Batcher::publish_depth_locked(uint32_t model_id) {
+  auto depth = states_[model_id]->scheduler.queued_by_priority();
+  wire::ModelStats& st = stats(model_id, 0);
+  for (std::size_t p = 0; p < depth.size(); ++p) {
+    st.queue_depth[p].store(depth[p], std::memory_order_relaxed);  // a gauge, stored under mu_
+  }
+}
+
+void Batcher::cancel(ClientSession& session, uint64_t id) {
+  WorkItem cancelled;
+  {
+    std::lock_guard lock(mu_);
+    for (uint64_t ticket = 0; ticket < slab_.size(); ++ticket) {
+      WorkItem& w = slab_[ticket];
+      if (w.session != &session || w.id != id) continue;
+      if (!states_[w.model->id]->scheduler.cancel(session.id(), ticket)) return;
+      cancelled = std::move(w);
+      w = WorkItem{};
+      free_tickets_.push_back(ticket);
+      --queued_;
+      publish_depth_locked(cancelled.model->id);
+      break;
+    }
+  }
+  if (!cancelled.session) return;  // not queued: running or done, it completes normally
+  bump(stats(cancelled.model->id, 0).cancelled);
+  answer(cancelled, ErrorCode::kCancelled, "cancelled before it ran", 0);
+}
+
+void Batcher::expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired) {
+  std::vector<uint64_t> tickets;
+  for (uint32_t m = 0; m < states_.size(); ++m) {
+    tickets.clear();
+    states_[m]->scheduler.expire(now_ns, &tickets);
+    for (uint64_t t : tickets) {
+      expired->push_back(std::move(slab_[t]));
+      slab_[t] = WorkItem{};
+      free_tickets_.push_back(t);
+      --queued_;
+    }
+    if (!tickets.empty()) publish_depth_locked(m);
+  }
+}
+
+uint64_t Batcher::next_event_locked(uint64_t now_ns) const {
+  uint64_t next = sched::kNever;
+  for (const auto& s : states_) next = std::min(next, s->scheduler.next_event_ns(now_ns));
+  return next;
+}
+
+std::optional<Batcher::Formed> Batcher::take_batch_locked(uint64_t now_ns) {
+  for (std::size_t k = 0; k < states_.size(); ++k) {
+    const std::size_t m = (next_model_ + k) % states_.size();
+    auto batch = states_[m]->scheduler.next_batch(now_ns);
+    if (!batch) continue;
+    next_model_ = (m + 1) % states_.size();
+    Formed formed;
+    formed.model_id = static_cast<uint32_t>(m);
+    for (uint64_t t : batch->tickets) {
+      formed.items.push_back(std::move(slab_[t]));
+      slab_[t] = WorkItem{};
+      free_tickets_.push_back(t);
+      --queued_;
+    }
+    formed.batch = std::move(*batch);
+    publish_depth_locked(formed.model_id);
+    return formed;
+  }
+  return std::nullopt;
+}
+
+void Batcher::worker_loop() {
+  std::unique_ptr<ThreadState> state = make_thread_state(1);
+  std::vector<WorkItem> expired;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (stopping_ && queued_ == 0 && !device_busy_) return;
+    const uint64_t now = static_cast<uint64_t>(ring::monotonic_ns());
+    expire_locked(now, &expired);
+    if (!expired.empty()) {
+      lock.unlock();
+      for (WorkItem& item : expired) {
+        if (item.session->closed()) {
+          bump(stats(item.model->id, 1).dropped_client_gone);
+          continue;
+        }
+        bump(stats(item.model->id, 1).expired);
+        answer(item, ErrorCode::kDeadlineExceeded, "deadline passed while queued", 1);
+      }
+      expired.clear();
+      lock.lock();
+      continue;
+    }
+    if (!device_busy_) {
+      if (auto formed = take_batch_locked(now)) {
+        device_busy_ = true;
+        lock.unlock();
+        run_batch(*formed, *state);
+        lock.lock();
+        device_busy_ = false;
+        continue;
+      }
+    }
+    const uint64_t next = next_event_locked(now);
+    worker_sleeping_ = true;
+    if (next == sched::kNever) {
+      cv_.wait(lock);
+    } else {
+      cv_.wait_until(lock, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(next)));
+    }
+    worker_sleeping_ = false;
+  }
+}
+
+uint64_t Batcher::run_single(WorkItem& item, ThreadState& state) {
+  ClientSession& client = *item.session;
+  const uint32_t model_id = item.model->id;
+  wire::ModelStats& st = stats(model_id, state.writer);
+  if (client.closed()) {
+    bump(st.dropped_client_gone);
+    return 0;
+  }
+  if (item.deadline_ns != 0 && static_cast<uint64_t>(ring::monotonic_ns()) >= item.deadline_ns) {
+    bump(st.expired);
+    answer(item, ErrorCode::kDeadlineExceeded, "deadline passed before execution", state.writer);
+    return 0;
+  }
+  runtime::Session& session = *state.sessions[model_id];
+  auto plan = session.prepare({item.input_shapes.data(), item.n_inputs});
+  if (!plan.ok()) {
+    answer(item, plan.error().code, plan.error().message, state.writer);
+    return 0;
+  }
+  std::array<runtime::Shape, kMaxTensorsPerRequest> out_shapes;
+  for (uint32_t j = 0; j < item.n_outputs; ++j) {
+    out_shapes[j] = (*plan)->output_shape(j);
+    const uint64_t need = (*plan)->output_bytes(j);
+    if (item.output_bytes[j] < need) {
+      answer(item, ErrorCode::kInvalidArgument,
+             "output '" + item.model->model->outputs()[j].name + "' of shape " + out_shapes[j].to_string() +
+                 " needs " + std::to_string(need) + " bytes, request reserved " + std::to_string(item.output_bytes[j]),
+             state.writer);
+      return 0;
+    }
+  }
+  const uint64_t start = CycleClock::now();
+  // One request, no padding: the model reads and writes the client's arena.
+  Status run = session.run(**plan, {item.inputs.data(), item.n_inputs}, {item.outputs.data(), item.n_outputs});
+  const uint64_t end = CycleClock::now();
+  if (!run.ok()) {
+    answer(item, run.error().code, run.error().message, state.writer);
+    return 0;
+  }
+  const uint64_t queue_ns = CycleClock::to_ns(start - item.received_ticks);
+  const uint64_t exec_ns = CycleClock::to_ns(end - start);
+  const uint32_t rows = static_cast<uint32_t>(request_rows(item));
+  send_completion(client, item.id, ErrorCode::kOk, {}, {out_shapes.data(), item.n_outputs}, {queue_ns, exec_ns, rows});
+  bump(st.completed[0]);
+  bump(st.batches);
+  bump(st.batch_rows, rows);
+  bump(st.batch_size_histogram[wire::log2_bucket(rows, wire::kBatchSizeBuckets)]);
+  bump(st.queue_ns_histogram[wire::log2_bucket(queue_ns, wire::kLatencyBuckets)]);
+  bump(st.exec_ns_histogram[wire::log2_bucket(exec_ns, wire::kLatencyBuckets)]);
+  bump(st.queue_ns_sum, queue_ns);
+  bump(st.exec_ns_sum, exec_ns);
+  return exec_ns;
+}
+
+void Batcher::run_batch(Formed& formed, ThreadState& state) {
+  const uint32_t model_id = formed.model_id;
+  const ModelState& ms = *states_[model_id];
+  wire::ModelStats& st = stats(model_id, state.writer);
+  // Requests of clients that died meanwhile are dropped: nobody reads them.
+  std::vector<WorkItem*> live;
+  int64_t rows = 0, max_length = 0;
+  for (WorkItem& item : formed.items) {
+    if (item.session->closed()) {
+      bump(st.dropped_client_gone);
+      continue;
+    }
+    live.push_back(&item);
+    rows += request_rows(item);
+    max_length = std::max(max_length, request_length(ms, item));
+  }
+  if (live.empty()) return;
+  const int64_t padded = formed.batch.padded_length > 0 ? formed.batch.padded_length : max_length;
+  const bool needs_padding = ms.length_input >= 0 && std::any_of(live.begin(), live.end(), [&](WorkItem* w) {
+    return request_length(ms, *w) != padded;
+  });
+  if (live.size() == 1 && !needs_padding) {
+    const uint64_t exec_ns = run_single(*live[0], state);
+    if (exec_ns > 0) {
+      std::lock_guard lock(mu_);
+      states_[model_id]->scheduler.record_execution(static_cast<uint32_t>(rows), padded, exec_ns);
+    }
+    return;
+  }
+  const LoadedModel& model = *live[0]->model;
+  const auto& in_specs = model.model->inputs();
+  const auto& out_specs = model.model->outputs();
+  std::array<runtime::Shape, kMaxTensorsPerRequest> shapes;
+  std::array<const void*, kMaxTensorsPerRequest> ins;
+  std::array<void*, kMaxTensorsPerRequest> outs;
+  state.inputs.resize(std::max(state.inputs.size(), in_specs.size()));
+  state.outputs.resize(std::max(state.outputs.size(), out_specs.size()));
+  for (uint32_t i = 0; i < in_specs.size(); ++i) {
+    shapes[i] = batched_shape(live[0]->input_shapes[i], rows, ms.input_dim1[i], padded);
+    const std::size_t elem = runtime::dtype_bytes(in_specs[i].dtype);
+    auto& buffer = state.inputs[i];
+    buffer.resize(static_cast<std::size_t>(shapes[i].elements()) * elem);
+    gather_input(live, i, ms.input_dim1[i], padded, elem, buffer.data());
+    ins[i] = buffer.data();
+  }
+  runtime::Session& session = *state.sessions[model_id];
+  auto plan = session.prepare({shapes.data(), in_specs.size()});
+  if (!plan.ok()) {
+    for (WorkItem* w : live) answer(*w, plan.error().code, plan.error().message, state.writer);
+    return;
+  }
+  for (uint32_t j = 0; j < out_specs.size(); ++j) {
+    state.outputs[j].resize((*plan)->output_bytes(j));
+    outs[j] = state.outputs[j].data();
+  }
+  const uint64_t start = CycleClock::now();
+  Status run = session.run(**plan, {ins.data(), in_specs.size()}, {outs.data(), out_specs.size()});
+  const uint64_t end = CycleClock::now();
+  if (!run.ok()) {
+    for (WorkItem* w : live) answer(*w, run.error().code, run.error().message, state.writer);
+    return;
+  }
+  const uint64_t exec_ns = CycleClock::to_ns(end - start);
+  int64_t row_offset = 0;
+  std::array<runtime::Shape, kMaxTensorsPerRequest> item_shapes;
+  for (WorkItem* w : live) {
+    const int64_t r = request_rows(*w);
+    const int64_t length = request_length(ms, *w);
+    std::string problem;
+    for (uint32_t j = 0; j < out_specs.size() && problem.empty(); ++j) {
+      item_shapes[j] = item_output_shape((*plan)->output_shape(j), r, ms.output_dim1[j], length);
+      const uint64_t need = static_cast<uint64_t>(item_shapes[j].elements()) * runtime::dtype_bytes(out_specs[j].dtype);
+      if (w->output_bytes[j] < need) {
+        problem = "output '" + out_specs[j].name + "' of shape " + item_shapes[j].to_string() + " needs " +
+                  std::to_string(need) + " bytes, request reserved " + std::to_string(w->output_bytes[j]);
+      }
+    }
+    if (!problem.empty()) {
+      answer(*w, ErrorCode::kInvalidArgument, problem, state.writer);
+      row_offset += r;
+      continue;
+    }
+    for (uint32_t j = 0; j < out_specs.size(); ++j) {
+      scatter_output(state.outputs[j].data(), (*plan)->output_shape(j), row_offset, r, ms.output_dim1[j], length,
+                     runtime::dtype_bytes(out_specs[j].dtype), static_cast<std::byte*>(w->outputs[j]));
+    }
+    const uint64_t queue_ns = CycleClock::to_ns(start - w->received_ticks);
+    send_completion(*w->session, w->id, ErrorCode::kOk, {}, {item_shapes.data(), out_specs.size()},
+                    {queue_ns, exec_ns, static_cast<uint32_t>(rows)});
+    bump(st.completed[0]);
+    bump(st.queue_ns_histogram[wire::log2_bucket(queue_ns, wire::kLatencyBuckets)]);
+    bump(st.queue_ns_sum, queue_ns);
+    row_offset += r;
+  }
+  bump(st.batches);
+  bump(st.batch_rows, static_cast<uint64_t>(rows));
+  bump(st.batch_size_histogram[wire::log2_bucket(static_cast<uint64_t>(rows), wire::kBatchSizeBuckets)]);
+  bump(st.exec_ns_histogram[wire::log2_bucket(exec_ns, wire::kLatencyBuckets)]);
+  bump(st.exec_ns_sum, exec_ns);
+  bump(st.padded_elements_wasted, formed.batch.padded_elements_wasted);
+  if (ms.length_input >= 0) bump(st.padded_elements_total, static_cast<uint64_t>(rows * padded));
+  std::lock_guard lock(mu_);
+  states_[model_id]->scheduler.record_execution(static_cast<uint32_t>(rows), padded, exec_ns);
+}
+
+}  // namespace coproc::daemon

@@ -1,0 +1,109 @@
+// The batcher: turns the verified requests the poller reads into batches per
+// model, runs them on the CPU, and answers every accepted request exactly once.
+//
+// Threads and the thread layout for small machines (the poller and a waiting
+// client already spin, so nothing here may spin):
+//  - The poller hands over each drain pass's requests (submit_pass). When a
+//    pass brings exactly one request, its model's queue is empty, nothing is
+//    running, the policy would dispatch it alone at once and it is cheap
+//    (measured cost <= inline_max), the poller runs it right there, zero-copy
+//    on the client's arena: the low-load latency path, no hand-off.
+//  - Everything else goes through the model's ModelScheduler (priorities,
+//    round-robin fairness, aging, deadlines, admission, batch formation) and
+//    runs on the batch worker thread, which sleeps on a condition variable
+//    until a batch is due, a timer (max_wait, deadline, aging) fires, or the
+//    poller admits work while it sleeps.
+//  - One batch runs at a time (device_busy_): the CPU is one device.
+// Exactly once: a request leaves through a batch (OK or an error for that
+// request), expiry (DEADLINE_EXCEEDED), cancel (CANCELLED), refused admission
+// (RESOURCE_EXHAUSTED) or a failed shape check (INVALID_ARGUMENT); the only
+// requests never answered are those of a client that died (nobody reads).
+// Cancelling a running request does not stop it: it completes with its result.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "models.h"
+#include "registry.h"
+#include "request.h"
+#include "scheduler/model_scheduler.h"
+
+namespace coproc::daemon {
+
+// ModelStats blocks per model: one per writing thread (0 poller, 1 worker).
+inline constexpr uint32_t kStatsWriters = 2;
+
+class Batcher {
+ public:
+  Batcher(const ModelSet& models, Registry& registry, std::vector<sched::Policy> policies,
+          int64_t inline_max_ns);
+  ~Batcher();
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  void start();
+  // Poller thread: one drain pass's requests. now_ns is CLOCK_MONOTONIC.
+  void submit_pass(std::span<WorkItem> items, uint64_t now_ns);
+  // Poller thread: a queued request is answered CANCELLED and never runs.
+  void cancel(ClientSession& session, uint64_t id);
+  // Any thread (SIGHUP): takes effect for the next batch; queued requests stay.
+  void set_policy(uint32_t model_id, sched::Policy policy);
+  // Nothing queued and nothing running.
+  bool idle() const;
+  // Finishes what is queued (the worker keeps dispatching), then joins.
+  void stop();
+
+ private:
+  struct ModelState;
+  struct ThreadState;
+  struct Formed {
+    uint32_t model_id = 0;
+    sched::Batch batch;
+    std::vector<WorkItem> items;
+  };
+
+  std::unique_ptr<ThreadState> make_thread_state(uint32_t writer) const;
+  // Admits one request (mu_ held); false when it was answered instead.
+  bool admit_locked(WorkItem& item, uint64_t now_ns, std::vector<std::pair<WorkItem, Error>>* refused);
+  bool fast_path_allowed_locked(const WorkItem& item) const;
+  std::optional<Formed> take_batch_locked(uint64_t now_ns);
+  void expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired);
+  uint64_t next_event_locked(uint64_t now_ns) const;
+  void publish_depth_locked(uint32_t model_id);
+  void worker_loop();
+  // Runs one request on its own arena; the execution ns, or 0 when answered with an error.
+  uint64_t run_single(WorkItem& item, ThreadState& state);
+  void run_batch(Formed& formed, ThreadState& state);
+  void answer(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer);
+  int64_t request_length(const ModelState& state, const WorkItem& item) const;
+  bool check_shapes(const ModelState& state, const WorkItem& item, std::string* problem) const;
+  wire::ModelStats& stats(uint32_t model_id, uint32_t writer) const {
+    return registry_.model_stats(model_id * kStatsWriters + writer);
+  }
+
+  const ModelSet& models_;
+  Registry& registry_;
+  const int64_t inline_max_ns_;
+  std::vector<std::unique_ptr<ModelState>> states_;
+  std::unique_ptr<ThreadState> poller_state_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<WorkItem> slab_;        // queued requests by ticket
+  std::vector<uint64_t> free_tickets_;
+  uint64_t queued_ = 0;
+  bool device_busy_ = false;
+  bool worker_sleeping_ = false;
+  bool stopping_ = false;
+  std::thread worker_;
+  std::size_t next_model_ = 0;  // round-robin over models when forming batches
+};
+
+}  // namespace coproc::daemon

@@ -1,0 +1,47 @@
+// Which requests the next batch would take, before any decision whether to
+// dispatch it now: the candidate. Pure functions over a dispatch order.
+//
+// Candidate rules:
+//   - One length bucket: the bucket (padded_length) of the first request in
+//     the order; requests of other buckets are passed over.
+//   - Strict order within the bucket: requests are taken while they fit; the
+//     first one that does not fit ends the candidate, so nothing later jumps
+//     ahead of it (it heads a later batch).
+//   - Fit: rows <= max_batch and, with a memory cap, estimator(rows,
+//     padded_length) <= memory_limit_bytes. The first request always goes in,
+//     however large: a request over either limit runs alone.
+//   - full: the candidate can grow no further (it reached max_batch rows, or a
+//     next request of its bucket does not fit). Waiting cannot make it larger.
+//
+// Preferred sizes (cut_to_preferred): when the candidate has more rows than
+// the smallest preferred size, P = the largest preferred size <= its rows, and
+// the candidate is cut to its longest prefix of at most P rows (rows cannot be
+// split, so a prefix that cannot land exactly on P rounds down; a first
+// request larger than P stays, alone).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "scheduler/request_queue.h"
+#include "scheduler/scheduler_types.h"
+
+namespace coproc::daemon::sched {
+
+struct Candidate {
+  std::vector<std::size_t> taken;  // indices into the order, ascending
+  uint32_t rows = 0;
+  int64_t padded_length = 0;
+  bool full = false;
+};
+
+// `order` must not be empty.
+Candidate form_candidate(std::span<const Ordered> order, const Policy& policy,
+                         const MemoryEstimator& estimator);
+
+void cut_to_preferred(std::span<const Ordered> order, std::span<const uint32_t> preferred_sizes,
+                      Candidate* candidate);
+
+}  // namespace coproc::daemon::sched
