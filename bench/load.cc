@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "coproc.h"
+#include "transports.h"
 
 namespace coproc::bench {
 
@@ -36,27 +37,6 @@ struct Slot {
 
 int64_t now_ns() { return static_cast<int64_t>(coproc_now_ns()); }
 
-bool alloc_tensors(coproc_client* c, const coproc_model* m, bool input, coproc_tensor* out,
-                   size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    coproc_tensor_info info;
-    (input ? coproc_model_input : coproc_model_output)(m, i, &info);
-    coproc_tensor& t = out[i];
-    t = coproc_tensor{};
-    t.dtype = info.dtype;
-    t.rank = info.rank;
-    uint64_t elements = 1;
-    for (int32_t d = 0; d < info.rank; ++d) {
-      t.shape[d] = info.shape[d] < 0 ? 1 : info.shape[d];
-      elements *= static_cast<uint64_t>(t.shape[d]);
-    }
-    t.bytes = elements * coproc_dtype_bytes(info.dtype);
-    if (coproc_alloc(c, t.bytes, &t.data) != COPROC_OK) return false;
-    std::memset(t.data, 0, t.bytes);
-  }
-  return true;
-}
-
 // One client process: runs the loop and writes its samples to `path`.
 int client_main(const LoadOptions& o, int index, int64_t start_ns, const std::string& path) {
   coproc_connect_options copts;
@@ -73,8 +53,8 @@ int client_main(const LoadOptions& o, int index, int64_t start_ns, const std::st
   const int window = open_loop ? kOpenLoopWindow : o.in_flight;
   std::vector<Slot> slots(static_cast<size_t>(window));
   for (auto& s : slots) {
-    if (!alloc_tensors(client, model, true, s.inputs, n_in) ||
-        !alloc_tensors(client, model, false, s.outputs, n_out)) {
+    if (!alloc_model_tensors(client, model, true, s.inputs, n_in) ||
+        !alloc_model_tensors(client, model, false, s.outputs, n_out)) {
       return 13;
     }
   }

@@ -59,10 +59,11 @@ void print_table(const std::vector<Percentiles>& rows) {
   }
 }
 
-std::string json_row(const Percentiles& r) {
+// One percentile row; `key` names what the row is about (transport, priority).
+std::string json_row(const Percentiles& r, const char* key = "transport") {
   return fmt::format(
-      R"({{"transport":"{}","samples":{},"p50_ns":{},"p90_ns":{},"p99_ns":{},"p999_ns":{},"max_ns":{}}})",
-      r.transport, r.samples, r.p50_ns, r.p90_ns, r.p99_ns, r.p999_ns, r.max_ns);
+      R"({{"{}":"{}","samples":{},"p50_ns":{},"p90_ns":{},"p99_ns":{},"p999_ns":{},"max_ns":{}}})",
+      key, r.transport, r.samples, r.p50_ns, r.p90_ns, r.p99_ns, r.p999_ns, r.max_ns);
 }
 
 const Percentiles* find(const std::vector<Percentiles>& rows, const std::string& name) {
@@ -205,7 +206,7 @@ std::string load_run_json(const coproc::bench::LoadResult& r, const char* batchi
   for (int i = 0; i < 4; ++i) {
     if (by_priority[i].empty()) continue;
     auto q = coproc::bench::summarize(kNames[i], by_priority[i]);
-    prio += fmt::format("{}{}", prio.empty() ? "" : ",", json_row(q));
+    prio += fmt::format("{}{}", prio.empty() ? "" : ",", json_row(q, "priority"));
   }
   for (auto [size, count] : batch_sizes) hist += fmt::format("{}\"{}\":{}", hist.empty() ? "" : ",", size, count);
   return fmt::format(

@@ -208,29 +208,10 @@ class Coproc final : public Transport {
 
  private:
   std::vector<coproc_tensor> make_tensors(bool input, std::size_t n) {
-    std::mt19937 rng(42);
-    std::uniform_real_distribution<float> dist(-1.f, 1.f);
     std::vector<coproc_tensor> tensors(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      coproc_tensor_info info;
-      (input ? coproc_model_input : coproc_model_output)(model_, i, &info);
-      coproc_tensor& t = tensors[i];
-      t.dtype = info.dtype;
-      t.rank = info.rank;
-      uint64_t elements = 1;
-      for (int32_t d = 0; d < info.rank; ++d) {
-        t.shape[d] = info.shape[d] < 0 ? 1 : info.shape[d];
-        elements *= static_cast<uint64_t>(t.shape[d]);
-      }
-      t.bytes = elements * coproc_dtype_bytes(info.dtype);
-      if (coproc_alloc(client_, t.bytes, &t.data) != COPROC_OK) {
-        error_ = coproc_last_error();
-        return {};
-      }
-      if (input && info.dtype == COPROC_DTYPE_FLOAT32) {
-        auto* f = static_cast<float*>(t.data);
-        for (uint64_t e = 0; e < elements; ++e) f[e] = dist(rng);
-      }
+    if (!alloc_model_tensors(client_, model_, input, tensors.data(), n)) {
+      error_ = coproc_last_error();
+      return {};
     }
     return tensors;
   }
@@ -311,6 +292,33 @@ class InProcess final : public Transport {
 };
 
 }  // namespace
+
+bool alloc_model_tensors(coproc_client* client, const coproc_model* model, bool input,
+                         coproc_tensor* out, std::size_t n) {
+  std::mt19937 rng(42);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  for (std::size_t i = 0; i < n; ++i) {
+    coproc_tensor_info info;
+    (input ? coproc_model_input : coproc_model_output)(model, i, &info);
+    coproc_tensor& t = out[i];
+    t = coproc_tensor{};
+    t.dtype = info.dtype;
+    t.rank = info.rank;
+    uint64_t elements = 1;
+    for (int32_t d = 0; d < info.rank; ++d) {
+      t.shape[d] = info.shape[d] < 0 ? 1 : info.shape[d];
+      elements *= static_cast<uint64_t>(t.shape[d]);
+    }
+    t.bytes = elements * coproc_dtype_bytes(info.dtype);
+    if (coproc_alloc(client, t.bytes, &t.data) != COPROC_OK) return false;
+    std::memset(t.data, 0, t.bytes);
+    if (input && info.dtype == COPROC_DTYPE_FLOAT32) {
+      auto* f = static_cast<float*>(t.data);
+      for (uint64_t e = 0; e < elements; ++e) f[e] = dist(rng);
+    }
+  }
+  return true;
+}
 
 std::unique_ptr<Transport> make_shm_floor() { return std::make_unique<ShmFloor>(); }
 std::unique_ptr<Transport> make_unix_socket(std::size_t request_bytes) {

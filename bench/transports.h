@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "coproc.h"
+
 namespace coproc::bench {
 
 struct Budget {
@@ -43,6 +45,12 @@ class Transport {
  protected:
   std::string error_;
 };
+
+// Allocates arena tensors for every input (or output) of `model`, dynamic
+// dims set to 1, inputs filled with fixed pseudo-random floats. false: see
+// coproc_last_error().
+bool alloc_model_tensors(coproc_client* client, const coproc_model* model, bool input,
+                         coproc_tensor* out, std::size_t n);
 
 std::unique_ptr<Transport> make_shm_floor();
 std::unique_ptr<Transport> make_unix_socket(std::size_t request_bytes);
