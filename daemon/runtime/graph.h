@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "coproc/kernels/cpu.h"
 #include "runtime/model.h"
 
 namespace coproc::runtime::detail {
@@ -48,7 +49,13 @@ struct Value {
 
 struct Weight {
   Shape shape;
-  std::vector<float> data;
+  std::vector<float> data;  // empty when only packed copies are read (weight_packing.h)
+};
+
+// A Gemm or MatMul whose B is a weight, packed once at load (weight_packing.h).
+struct PackedGemm {
+  kernels::cpu::PackedB b;
+  std::vector<float> bias;  // beta * C, when C is a weight of one row; otherwise empty
 };
 
 struct Node {
@@ -66,6 +73,7 @@ struct Node {
   bool softmax_as_2d = false;  // Softmax before opset 13: coerce to 2-D at axis
   std::vector<int64_t> shape;  // Reshape's target, read from its constant
   bool allowzero = false;      // Reshape
+  int32_t packed = -1;         // Gemm, MatMul: B packed at load, in Graph::packed; -1: OpenBLAS
 };
 
 struct GraphInput {
@@ -80,7 +88,8 @@ struct Graph {
   std::vector<Node> nodes;
   std::vector<GraphInput> inputs;
   std::vector<int32_t> outputs;  // value ids, in graph output order
-  std::size_t weight_bytes = 0;
+  std::vector<PackedGemm> packed;
+  std::size_t weight_bytes = 0;  // as the model declares them
 };
 
 }  // namespace coproc::runtime::detail

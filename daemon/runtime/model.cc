@@ -1,7 +1,12 @@
 #include "runtime/model.h"
 
+#include <fmt/format.h>
+
+#include <new>
+
 #include "runtime/graph.h"
 #include "runtime/onnx_loader.h"
+#include "runtime/weight_packing.h"
 
 namespace coproc::runtime {
 
@@ -14,9 +19,18 @@ Model::Model(std::string path, std::unique_ptr<const detail::Graph> graph,
 
 Model::~Model() = default;
 
-Result<std::shared_ptr<const Model>> Model::load(const std::string& path) {
+Result<std::shared_ptr<const Model>> Model::load(const std::string& path,
+                                                 const LoadOptions& options) {
   auto loaded = detail::load_onnx(path);
   if (!loaded) return loaded.error();
+  if (options.pack_weights) {
+    try {
+      detail::pack_gemm_weights(loaded->graph.get());
+    } catch (const std::bad_alloc&) {
+      return make_error(ErrorCode::kResourceExhausted,
+                        fmt::format("model '{}': cannot allocate its packed weights", path));
+    }
+  }
   return std::shared_ptr<const Model>(new Model(
       path, std::move(loaded->graph), std::move(loaded->inputs), std::move(loaded->outputs)));
 }

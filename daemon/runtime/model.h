@@ -1,8 +1,9 @@
 // The model runtime: ONNX models lowered to a plan of CPU kernels (DESIGN.md section 6).
 //
 //  - Model: one loaded ONNX file. Immutable after load(): the graph, lowered to our operators,
-//    and its weights (initializers and Constant nodes, read into memory once). Shared read-only
-//    by every Session and thread through shared_ptr<const Model>.
+//    and its weights (initializers and Constant nodes, read into memory once; the B operands of
+//    Gemm and MatMul packed there once for the CPU GEMM, see LoadOptions). Shared read-only by
+//    every Session and thread through shared_ptr<const Model>.
 //  - Session: the state of ONE executing thread: a cache of Plans keyed by input shapes and the
 //    scratch memory for intermediate tensors. Not thread-safe; use one Session per thread. Once
 //    a Session has seen a set of input shapes, prepare() and run() for them neither lock nor
@@ -80,10 +81,19 @@ struct OutputCopy;
 class Planner;
 }  // namespace detail
 
+struct LoadOptions {
+  // Pack the B operand of every Gemm and MatMul whose B is a weight once, at load, for the CPU
+  // kernels' gemm_packed (the weight is then held only packed). false: every GEMM runs on
+  // OpenBLAS, which repacks B on every call (kept to compare the two).
+  bool pack_weights = true;
+};
+
 class Model {
  public:
   // Parses, checks (onnx::checker, strict shape inference) and lowers the model at path.
-  static Result<std::shared_ptr<const Model>> load(const std::string& path);
+  // kResourceExhausted when the packed weights cannot be allocated.
+  static Result<std::shared_ptr<const Model>> load(const std::string& path,
+                                                   const LoadOptions& options = {});
 
   ~Model();
   Model(const Model&) = delete;
@@ -92,7 +102,9 @@ class Model {
   const std::vector<TensorSpec>& inputs() const { return inputs_; }
   const std::vector<TensorSpec>& outputs() const { return outputs_; }
   const std::string& path() const { return path_; }
-  std::size_t weight_bytes() const;  // float32 initializers and constants held in memory
+  // Float32 initializers and constants as the model declares them. Packed copies hold the same
+  // floats plus the zero padding of each matrix's last column panel.
+  std::size_t weight_bytes() const;
 
  private:
   friend class detail::Planner;

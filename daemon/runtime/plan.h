@@ -38,6 +38,10 @@ struct GemmCall {
   float alpha = 1.0f;
   float beta = 0.0f;
   bool copy_c = false;  // broadcast C into the output first; beta then scales it in the GEMM
+  // B packed at load (the Model's, kept alive by the Session): gemm_packed instead of OpenBLAS,
+  // with bias (n floats, or nullptr) added to every row.
+  const kernels::cpu::PackedB* packed = nullptr;
+  const float* bias = nullptr;
 };
 
 struct SoftmaxCall {

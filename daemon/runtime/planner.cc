@@ -199,6 +199,11 @@ class Builder {
     return {};
   }
 
+  // The node's B packed at load, or nullptr when its GEMM runs on OpenBLAS.
+  const PackedGemm* packed_of(const Node& node) const {
+    return node.packed >= 0 ? &graph_.packed[static_cast<std::size_t>(node.packed)] : nullptr;
+  }
+
   Status lower_gemm(const Node& node, Step* step, Shape* out) {
     const Shape& a = shape_of(node.inputs[0]);
     const Shape& b = shape_of(node.inputs[1]);
@@ -220,6 +225,8 @@ class Builder {
     g.lda = std::max<int64_t>(1, a.dims[1]);
     g.ldb = std::max<int64_t>(1, b.dims[1]);
     g.alpha = node.alpha;
+    const PackedGemm* packed = packed_of(node);
+    if (packed != nullptr) g.packed = &packed->b;
     const int64_t mn[2] = {g.m, g.n};
     *out = Shape::of(mn);
     const bool has_c = node.inputs.size() > 2 && node.inputs[2] >= 0;
@@ -232,8 +239,12 @@ class Builder {
         return node_error(
             node, fmt::format("C {} does not broadcast to {}", c.to_string(), out->to_string()));
       }
-      g.copy_c = true;
-      g.beta = node.beta;
+      if (packed != nullptr && !packed->bias.empty()) {
+        g.bias = packed->bias.data();  // beta * C, added by the GEMM's epilogue
+      } else {
+        g.copy_c = true;
+        g.beta = node.beta;
+      }
     }
     return {};
   }
@@ -258,6 +269,7 @@ class Builder {
     }
     g.lda = std::max<int64_t>(1, g.k);
     g.ldb = std::max<int64_t>(1, g.n);
+    if (const PackedGemm* packed = packed_of(node); packed != nullptr) g.packed = &packed->b;
     *out = a;
     out->dims[static_cast<std::size_t>(a.rank - 1)] = g.n;
     return {};

@@ -70,6 +70,11 @@ void execute(const Step& s, const Frame& frame) {
     case OpKind::kMatMul: {
       const detail::GemmCall& g = s.gemm;
       if (g.copy_c) cpu::broadcast_copy(frame.read(s.in[2]), out, s.broadcast);
+      if (g.packed != nullptr) {
+        cpu::gemm_packed(g.m, frame.read(s.in[0]), g.lda, *g.packed, out, std::max<int64_t>(1, g.n),
+                         g.alpha, g.beta, g.bias);
+        return;
+      }
       cpu::gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, frame.read(s.in[0]), g.lda,
                 frame.read(s.in[1]), g.ldb, g.beta, out, std::max<int64_t>(1, g.n));
       return;

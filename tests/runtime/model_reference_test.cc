@@ -1,8 +1,11 @@
 // Every good test model against ONNX Runtime's outputs for the same inputs
-// (tools/make_test_models.py). Pass: relative_error() <= kTolerance for every output.
+// (tools/make_test_models.py), with GEMM weights packed at load and without (OpenBLAS). Pass:
+// relative_error() <= kTolerance for every output.
 #include <gtest/gtest.h>
 
 #include <map>
+#include <string>
+#include <tuple>
 
 #include "reference_data.h"
 #include "runtime/model.h"
@@ -16,13 +19,13 @@ using testing::relative_error;
 
 constexpr double kTolerance = 1e-5;
 
-class ReferenceTest : public ::testing::TestWithParam<std::string> {};
+class ReferenceTest : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
 
 TEST_P(ReferenceTest, shouldMatchOnnxRuntimeForEveryReferenceCase) {
-  const std::string stem = GetParam();
+  const auto& [stem, pack_weights] = GetParam();
   const auto cases = load_cases(stem);
   ASSERT_FALSE(cases.empty()) << "no reference cases for " << stem;
-  auto model = Model::load(model_path(stem + ".onnx"));
+  auto model = Model::load(model_path(stem + ".onnx"), LoadOptions{.pack_weights = pack_weights});
   ASSERT_TRUE(model.ok()) << model.error().message;
   Session session(*model);
   for (const auto& c : cases) {
@@ -52,11 +55,16 @@ TEST_P(ReferenceTest, shouldMatchOnnxRuntimeForEveryReferenceCase) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, ReferenceTest,
-                         ::testing::Values("noop", "mlp", "op_binary", "op_unary", "op_softmax11",
-                                           "op_softmax13", "op_flatten", "op_reshape",
-                                           "op_reshape_allowzero", "op_gemm", "op_matmul",
-                                           "op_constant"));
+INSTANTIATE_TEST_SUITE_P(
+    Models, ReferenceTest,
+    ::testing::Combine(::testing::Values("noop", "mlp", "op_binary", "op_unary", "op_softmax11",
+                                         "op_softmax13", "op_flatten", "op_reshape",
+                                         "op_reshape_allowzero", "op_gemm", "op_matmul",
+                                         "op_constant"),
+                       ::testing::Bool()),
+    [](const ::testing::TestParamInfo<ReferenceTest::ParamType>& model) {
+      return std::get<0>(model.param) + (std::get<1>(model.param) ? "_packed" : "_openblas");
+    });
 
 }  // namespace
 }  // namespace coproc::runtime

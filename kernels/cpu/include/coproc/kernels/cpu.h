@@ -6,15 +6,18 @@
 //  - Preconditions (sizes, ranks, non-null pointers for non-empty tensors) are the caller's job and
 //    are checked with assert() only; a violated precondition is a programmer error.
 //  - No kernel allocates: broadcasting layouts are computed once into a fixed-size value
-//    (Broadcast) and the hot loops read it.
+//    (Broadcast) and the hot loops read it. (PackedB::pack, a load-time step, allocates.)
 //  - No kernel indexes memory by the VALUES of its inputs, only by the sizes given. Inputs may live
 //    in another process's shared memory and change while we read them; the worst that can happen
 //    is a garbage result, never an out-of-bounds access.
 //  - Every function may be called from several threads at once on disjoint outputs. GEMM runs on
-//    OpenBLAS's thread pool (see set_threads); everything else runs on the calling thread.
+//    OpenBLAS's thread pool (see set_threads); everything else, gemm_packed included, runs on the
+//    calling thread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 namespace coproc::kernels::cpu {
@@ -39,6 +42,66 @@ int threads();
 // 1 to 4) run as one GEMV per row, which is faster than GEMM there (see blas.cc).
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// ---------------------------------------------------------------- GEMM on packed weights
+
+// For a product whose B is a constant weight: B is packed ONCE (at model load) into column panels
+// of nr floats, [ceil(n / nr)][k][nr], zero-padded past column n, so that the micro-kernel streams
+// each panel contiguously and no GEMM call repacks it (OpenBLAS repacks B on every call, which
+// dominates for the few-row products of a batch of requests). Loop order: for up to kMaxBlockRows
+// rows of A, every panel of B is read from memory once per call, whatever the row count.
+// gemm_packed runs on the calling thread (no OpenBLAS pool).
+
+// The micro-kernel variants, widest first. A PackedB is laid out for one variant (its nr).
+enum class GemmKernel : uint8_t {
+  kAvx512,    // up to 8 x 32 tiles in zmm registers (AVX-512F + FMA)
+  kAvx2,      // up to 6 x 16 tiles in ymm registers (AVX2 + FMA)
+  kPortable,  // up to 2 x 16 tiles in SSE2 registers (GCC/Clang vectors): any x86-64
+};
+inline constexpr GemmKernel kAllGemmKernels[] = {GemmKernel::kAvx512, GemmKernel::kAvx2,
+                                                 GemmKernel::kPortable};
+const char* gemm_kernel_name(GemmKernel kernel);  // "avx512", "avx2", "portable"
+bool gemm_kernel_supported(GemmKernel kernel);    // by this CPU (and OS)
+GemmKernel best_gemm_kernel();                    // the widest supported one
+
+// Rows of A per block: up to this many rows read each panel of B once per call; more rows read
+// it once per block.
+inline constexpr int64_t kMaxBlockRows = 128;
+
+// B packed for gemm_packed: owns 64-byte aligned storage. Immutable after pack(), so one PackedB
+// may serve any number of threads at once. Movable, not copyable.
+class PackedB {
+ public:
+  // B is dense row-major: [k, n], or [n, k] when trans_b (then op(B) = B^T is what is packed).
+  // kernel must be supported. Allocates (the one call here that does): throws std::bad_alloc
+  // when out of memory, like any container.
+  static PackedB pack(const float* b, int64_t k, int64_t n, bool trans_b,
+                      GemmKernel kernel = best_gemm_kernel());
+
+  int64_t k() const { return k_; }
+  int64_t n() const { return n_; }
+  GemmKernel kernel() const { return kernel_; }
+  int64_t panel_width() const { return nr_; }  // nr, in floats
+  std::size_t bytes() const;                   // of the packed storage, padding included
+  const float* data() const { return data_.get(); }
+
+ private:
+  struct AlignedDelete {
+    void operator()(float* p) const;
+  };
+  int64_t k_ = 0;
+  int64_t n_ = 0;
+  int64_t nr_ = 0;
+  GemmKernel kernel_ = GemmKernel::kPortable;
+  std::unique_ptr<float, AlignedDelete> data_;
+};
+
+// C = alpha * A * B + beta * C (+ bias[j] added to every row, when bias is not null). A is [m, k]
+// row-major with row stride lda; C is [m, n] with row stride ldc and must not overlap A, B or
+// bias; bias has n floats. With beta == 0, C is write-only (garbage, even NaN, in C is ignored).
+// Only C's [m, n] elements are written, never the padding between rows. Runs b's kernel variant.
+void gemm_packed(int64_t m, const float* a, int64_t lda, const PackedB& b, float* c, int64_t ldc,
+                 float alpha, float beta, const float* bias = nullptr);
 
 // ---------------------------------------------------------------- broadcasting binary ops
 
