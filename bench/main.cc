@@ -49,10 +49,10 @@ bool resolve_model(const std::string& arg, ModelChoice* out, std::string* error)
 std::string us(int64_t ns) { return fmt::format("{:.2f}", static_cast<double>(ns) / 1000.0); }
 
 void print_table(const std::vector<Percentiles>& rows) {
-  std::printf("%-12s %9s %10s %10s %10s %10s %10s\n", "transport", "samples", "p50 us", "p90 us",
+  std::printf("%-15s %9s %10s %10s %10s %10s %10s\n", "transport", "samples", "p50 us", "p90 us",
               "p99 us", "p99.9 us", "max us");
   for (const auto& r : rows) {
-    std::printf("%-12s %9llu %10s %10s %10s %10s %10s\n", r.transport.c_str(),
+    std::printf("%-15s %9llu %10s %10s %10s %10s %10s\n", r.transport.c_str(),
                 static_cast<unsigned long long>(r.samples), us(r.p50_ns).c_str(),
                 us(r.p90_ns).c_str(), us(r.p99_ns).c_str(), us(r.p999_ns).c_str(),
                 us(r.max_ns).c_str());
@@ -216,11 +216,12 @@ std::string load_run_json(const coproc::bench::LoadResult& r, const char* batchi
 }
 
 void print_load(const coproc::bench::LoadResult& r) {
-  std::array<std::vector<int64_t>, 4> by_priority;
+  std::array<std::vector<int64_t>, 4> by_priority, queue_by_priority;
   std::vector<int64_t> queue, exec;
   std::map<uint32_t, uint64_t> batch_sizes;
   for (const auto& s : r.samples) {
     by_priority[s.priority].push_back(s.latency_ns);
+    queue_by_priority[s.priority].push_back(static_cast<int64_t>(s.queue_ns));
     queue.push_back(static_cast<int64_t>(s.queue_ns));
     exec.push_back(static_cast<int64_t>(s.exec_ns));
     ++batch_sizes[s.batch_size];
@@ -233,6 +234,11 @@ void print_load(const coproc::bench::LoadResult& r) {
   static constexpr const char* kNames[4] = {"critical", "high", "normal", "low"};
   for (int i = 0; i < 4; ++i) {
     if (!by_priority[i].empty()) rows.push_back(coproc::bench::summarize(kNames[i], by_priority[i]));
+  }
+  for (int i = 0; i < 4; ++i) {
+    if (!queue_by_priority[i].empty() && queue_by_priority[i].size() != queue.size()) {
+      rows.push_back(coproc::bench::summarize(std::string(kNames[i]) + " queue", queue_by_priority[i]));
+    }
   }
   rows.push_back(coproc::bench::summarize("queue time", queue));
   rows.push_back(coproc::bench::summarize("exec time", exec));

@@ -232,7 +232,7 @@ void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
   {
     std::lock_guard lock(mu_);
     if (items.size() == 1 && fast_path_allowed_locked(items[0])) {
-      device_busy_ = true;
+      set_busy_locked(true);
       run_now = true;
     } else {
       for (WorkItem& item : items) admit_locked(item, now_ns, &refused);
@@ -249,7 +249,7 @@ void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
       run_single(item, *poller_state_);
     }
     std::lock_guard lock(mu_);
-    device_busy_ = false;
+    set_busy_locked(false);
     if (queued_ > 0 && worker_sleeping_) cv_.notify_one();
   } else if (worker_sleeping_) {
     cv_.notify_one();  // read without the lock: a missed wake is caught by the worker's timer
@@ -396,11 +396,11 @@ void Batcher::worker_loop() {
     }
     if (!device_busy_) {
       if (auto formed = take_batch_locked(now)) {
-        device_busy_ = true;
+        set_busy_locked(true);
         lock.unlock();
         run_batch(*formed, *state);
         lock.lock();
-        device_busy_ = false;
+        set_busy_locked(false);
         continue;
       }
     }
@@ -557,11 +557,18 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
     }
     const uint64_t queue_ns = CycleClock::to_ns(start - w->received_ticks);
     send_completion(*w->session, w->id, ErrorCode::kOk, {}, {item_shapes.data(), out_specs.size()},
-                    {queue_ns, exec_ns, static_cast<uint32_t>(rows)});
+                    {queue_ns, exec_ns, static_cast<uint32_t>(rows)}, /*wake=*/false);
     bump(st.completed[0]);
     bump(st.queue_ns_histogram[wire::log2_bucket(queue_ns, wire::kLatencyBuckets)]);
     bump(st.queue_ns_sum, queue_ns);
     row_offset += r;
+  }
+  // One wake-up per client of the batch, not one per completion: a client
+  // asleep in a futex would otherwise cost a wake syscall for each.
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    bool seen = false;
+    for (std::size_t k = 0; k < i && !seen; ++k) seen = live[k]->session == live[i]->session;
+    if (!seen) live[i]->session->wake();
   }
   bump(st.batches);
   bump(st.batch_rows, static_cast<uint64_t>(rows));

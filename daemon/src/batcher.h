@@ -57,6 +57,10 @@ class Batcher {
   void set_policy(uint32_t model_id, sched::Policy policy);
   // Nothing queued and nothing running.
   bool idle() const;
+  // A batch is running on the worker or inline. Lock-free, for the poller's
+  // spin decision: while the CPU is busy with a batch, spinning would only
+  // take a core from it and from the clients (relaxed: a hint).
+  bool busy() const { return busy_hint_.load(std::memory_order_relaxed); }
   // Finishes what is queued (the worker keeps dispatching), then joins.
   void stop();
 
@@ -100,6 +104,11 @@ class Batcher {
   std::vector<uint64_t> free_tickets_;
   uint64_t queued_ = 0;
   bool device_busy_ = false;
+  std::atomic<bool> busy_hint_{false};  // mirrors device_busy_ for busy()
+  void set_busy_locked(bool busy) {
+    device_busy_ = busy;
+    busy_hint_.store(busy, std::memory_order_relaxed);
+  }
   bool worker_sleeping_ = false;
   bool stopping_ = false;
   std::thread worker_;

@@ -74,7 +74,7 @@ std::byte* ClientSession::arena_range(uint64_t offset, uint64_t bytes) const {
   return arena_ + offset;
 }
 
-bool ClientSession::push_completion(std::span<const uint8_t> completion) {
+bool ClientSession::push_completion(std::span<const uint8_t> completion, bool wake_client) {
   if (closed()) return false;
   {
     std::lock_guard lock(completion_mu_);
@@ -83,6 +83,11 @@ bool ClientSession::push_completion(std::span<const uint8_t> completion) {
       return false;
     }
   }
+  if (wake_client) wake();
+  return true;
+}
+
+void ClientSession::wake() {
   // The wake words live in the client's segment: a lying client only delays
   // its own wake-ups.
   ring::notify(header_->completion_seq, header_->completion_sleepers);
@@ -90,7 +95,6 @@ bool ClientSession::push_completion(std::span<const uint8_t> completion) {
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof(one));
   }
-  return true;
 }
 
 }  // namespace coproc::daemon

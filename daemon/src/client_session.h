@@ -51,10 +51,13 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // nullptr when it does not fit.
   std::byte* arena_range(uint64_t offset, uint64_t bytes) const;
 
-  // Pushes one finished Completion (a flatbuffer) and wakes the client.
-  // Returns false, dropping it, when the client is closed or its completion
-  // ring is full (only a client that lies about its window can fill it).
-  bool push_completion(std::span<const uint8_t> completion);
+  // Pushes one finished Completion (a flatbuffer) and, with `wake`, wakes the
+  // client. Returns false, dropping it, when the client is closed or its
+  // completion ring is full (only a client that lies about its window can).
+  bool push_completion(std::span<const uint8_t> completion, bool wake = true);
+  // Wakes the client if it sleeps (futex, eventfd): after a batch pushed
+  // several completions with wake = false, one wake-up instead of one each.
+  void wake();
 
   void close() { closed_.store(true, std::memory_order_relaxed); }
   bool closed() const { return closed_.load(std::memory_order_relaxed); }

@@ -58,7 +58,8 @@ std::span<const uint8_t> build(flatbuffers::FlatBufferBuilder& fbb, uint64_t id,
 }  // namespace
 
 bool send_completion(ClientSession& session, uint64_t id, ErrorCode code, std::string_view message,
-                     std::span<const runtime::Shape> output_shapes, const CompletionTiming& timing) {
+                     std::span<const runtime::Shape> output_shapes, const CompletionTiming& timing,
+                     bool wake) {
   thread_local flatbuffers::FlatBufferBuilder fbb = [] {
     flatbuffers::FlatBufferBuilder b(512);
     b.ForceDefaults(true);
@@ -66,7 +67,7 @@ bool send_completion(ClientSession& session, uint64_t id, ErrorCode code, std::s
   }();
   thread_local CompletionTemplate cached;
   if (code != ErrorCode::kOk || !message.empty() || output_shapes.size() > kMaxShapes) {
-    return session.push_completion(build(fbb, id, code, message, output_shapes, timing));
+    return session.push_completion(build(fbb, id, code, message, output_shapes, timing), wake);
   }
   if (!cached.matches(output_shapes)) {
     auto bytes = build(fbb, id, code, message, output_shapes, timing);
@@ -81,7 +82,7 @@ bool send_completion(ClientSession& session, uint64_t id, ErrorCode code, std::s
   t->mutate_queue_ns(timing.queue_ns);
   t->mutate_exec_ns(timing.exec_ns);
   t->mutate_batch_size(timing.batch_size);
-  return session.push_completion(cached.bytes);
+  return session.push_completion(cached.bytes, wake);
 }
 
 }  // namespace coproc::daemon

@@ -20,8 +20,10 @@ struct CompletionTiming {
 };
 
 // Returns false when the completion was dropped (client closed, ring full).
+// wake = false leaves waking the client to the caller (ClientSession::wake).
 bool send_completion(ClientSession& session, uint64_t id, ErrorCode code, std::string_view message,
-                     std::span<const runtime::Shape> output_shapes, const CompletionTiming& timing);
+                     std::span<const runtime::Shape> output_shapes, const CompletionTiming& timing,
+                     bool wake = true);
 
 inline bool send_error(ClientSession& session, uint64_t id, ErrorCode code, std::string_view message) {
   return send_completion(session, id, code, message, {}, {});
