@@ -166,6 +166,8 @@ void Batcher::set_policy(uint32_t model_id, sched::Policy policy) {
   cv_.notify_all();
 }
 
+bool Batcher::variable_length(uint32_t model_id) const { return states_[model_id]->length_input >= 0; }
+
 int64_t Batcher::request_length(const ModelState& state, const WorkItem& item) const {
   if (state.length_input < 0) return 0;
   const runtime::Shape& s = item.input_shapes[static_cast<std::size_t>(state.length_input)];

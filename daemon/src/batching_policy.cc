@@ -25,14 +25,22 @@ sched::Policy to_policy(const BatchingConfig& b) {
   return p;
 }
 
-std::vector<sched::Policy> policies_for(const ModelSet& models, const Config& config) {
+Result<std::vector<sched::Policy>> policies_for(const ModelSet& models, const Config& config) {
   std::vector<sched::Policy> policies;
   for (const auto& m : models.all()) {
     const ModelConfig* found = nullptr;
     for (const auto& mc : config.models) {
       if (mc.name == m.name) found = &mc;
     }
-    policies.push_back(to_policy(found ? found->batching : BatchingConfig{}));
+    sched::Policy p = to_policy(found ? found->batching : BatchingConfig{});
+    bool variable_length = false;
+    for (const auto& spec : m.model->inputs()) variable_length |= spec.dims.size() >= 2 && spec.dims[1] < 0;
+    if (p.memory_limit_bytes > 0 && variable_length && p.length_buckets.empty()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "model '" + m.name + "': memory_limit needs length_buckets (its dim 1 varies, "
+                        "and the cap is estimated at a bucket's padded length)");
+    }
+    policies.push_back(std::move(p));
   }
   return policies;
 }
@@ -60,7 +68,13 @@ void reload_policies(int argc, const char* const* argv, const ModelSet& models,
       spdlog::warn("SIGHUP: model '{}' was removed or moved: that needs a restart", m.name);
       continue;
     }
-    batcher.set_policy(m.id, to_policy(now->batching));
+    sched::Policy policy = to_policy(now->batching);
+    if (policy.memory_limit_bytes > 0 && policy.length_buckets.empty() &&
+        batcher.variable_length(m.id)) {
+      spdlog::warn("SIGHUP: model '{}': memory_limit needs length_buckets; policy not applied", m.name);
+      continue;
+    }
+    batcher.set_policy(m.id, std::move(policy));
     spdlog::info("SIGHUP: batching policy of model '{}' applied", m.name);
   }
   for (const auto& mc : fresh.models) {

@@ -13,8 +13,11 @@ namespace coproc::daemon {
 
 sched::Policy to_policy(const BatchingConfig& b);
 
-// Policies for every loaded model, from the models' config entries by name.
-std::vector<sched::Policy> policies_for(const ModelSet& models, const Config& config);
+// Policies for every loaded model, from the models' config entries by name;
+// an error names a policy the model cannot honour (a memory cap on a
+// variable-length model needs length buckets: the cap is estimated at the
+// bucket's padded length).
+Result<std::vector<sched::Policy>> policies_for(const ModelSet& models, const Config& config);
 
 // SIGHUP: re-reads the configuration the daemon started with. Batching
 // policies of models still named the same and at the same path change at

@@ -74,7 +74,12 @@ int main(int argc, char** argv) {
   }
 
   SessionTable sessions;
-  Batcher batcher(models.value(), registry.value(), policies_for(models.value(), config),
+  auto policies = policies_for(models.value(), config);
+  if (!policies.ok()) {
+    spdlog::error("config: {}", policies.error().message);
+    return kExitBadConfig;
+  }
+  Batcher batcher(models.value(), registry.value(), std::move(policies.value()),
                   int64_t{config.inline_max_us} * 1000);
   ControlLoop control(config, registry.value(), sessions, placement->node);
   if (auto listening = control.listen(); !listening.ok()) {

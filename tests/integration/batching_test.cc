@@ -3,6 +3,7 @@
 // policy reload, and exactly-once completion under load from many processes.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -71,6 +72,48 @@ length_buckets = [4, 8]
     }
     EXPECT_EQ(coproc_release(requests[i]), COPROC_OK);
   }
+}
+
+TEST(Batching, shouldCapBatchesByTheEstimatedActivationMemory) {
+  // One row of seq at length 8 needs its input and its output, 8 x 8 x 4
+  // bytes each (the runtime writes the Mul straight into the output and runs
+  // Relu in place: no scratch), so 512 bytes a row: 1100 allow two, not four.
+  DaemonProcess daemon({"--config", write_config("memory", model_block("seq", R"(
+mode = "fixed"
+max_batch = 4
+max_wait_us = 200000
+memory_limit = 1100
+length_buckets = [8]
+)"))});
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  ClientHandle client(daemon.socket_path());
+  coproc_model* seq = client.model("seq");
+  std::vector<coproc_tensor> ins, outs;
+  std::vector<coproc_request*> requests(4);
+  for (int i = 0; i < 4; ++i) {
+    ins.push_back(arena_tensor(client.c, {1, 8, 8}));
+    outs.push_back(arena_tensor(client.c, {1, 8, 8}));
+  }
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(coproc_submit(client.c, seq, &ins[i], 1, &outs[i], 1, nullptr, &requests[i]), COPROC_OK);
+  }
+  for (auto* r : requests) {
+    ASSERT_EQ(coproc_wait(r, 5'000'000'000), COPROC_OK) << coproc_last_error();
+    coproc_timing timing;
+    ASSERT_EQ(coproc_request_timing(r, &timing), COPROC_OK);
+    EXPECT_EQ(timing.batch_size, 2u);
+    EXPECT_EQ(coproc_release(r), COPROC_OK);
+  }
+}
+
+TEST(Batching, shouldRefuseAMemoryLimitOnAVariableLengthModelWithoutBuckets) {
+  DaemonProcess daemon({"--config", write_config("memory-nobuckets",
+                                                 model_block("seq", "memory_limit = 2000"))});
+  EXPECT_FALSE(daemon.started());
+  int status = daemon.wait_exit(30000);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+  EXPECT_NE(daemon.log().find("model 'seq': memory_limit needs length_buckets"), std::string::npos)
+      << daemon.log();
 }
 
 TEST(Batching, shouldAnswerResourceExhaustedAtOnceWhenTheQueueIsFull) {
