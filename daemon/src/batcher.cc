@@ -231,6 +231,7 @@ void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
   if (items.empty()) return;
   std::vector<std::pair<WorkItem, Error>> refused;
   bool run_now = false;
+  bool wake_worker = false;
   {
     std::lock_guard lock(mu_);
     if (items.size() == 1 && fast_path_allowed_locked(items[0])) {
@@ -238,6 +239,7 @@ void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
       run_now = true;
     } else {
       for (WorkItem& item : items) admit_locked(item, now_ns, &refused);
+      wake_worker = worker_sleeping_;
     }
   }
   if (run_now) {
@@ -253,8 +255,10 @@ void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
     std::lock_guard lock(mu_);
     set_busy_locked(false);
     if (queued_ > 0 && worker_sleeping_) cv_.notify_one();
-  } else if (worker_sleeping_) {
-    cv_.notify_one();  // read without the lock: a missed wake is caught by the worker's timer
+  } else if (wake_worker) {
+    // Read under the lock after admitting: the worker either saw the new work
+    // before it slept, or had announced its sleep and gets this notify.
+    cv_.notify_one();
   }
   for (auto& [item, error] : refused) answer(item, error.code, error.message, 0);
 }
