@@ -1,11 +1,12 @@
 # The two commands a new user needs:
 #   make demo   install deps, build, run the transport comparison, print the table
-#   make test   install deps, build, run every test (release suite + ThreadSanitizer ring suite)
+#   make test   install deps, build, run every test (release suite, then the ring suite and
+#               the integration suite under ThreadSanitizer)
 # and `make build` for just the build. Binaries land in build/bin/.
 
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo tsan-ring asan clean
+.PHONY: all deps build test demo tsan-ring tsan-integration asan clean
 
 all: build
 
@@ -16,14 +17,21 @@ build: deps
 	cmake --preset release
 	cmake --build build -j $(JOBS)
 
-test: build tsan-ring
+test: build tsan-ring tsan-integration
 	ctest --test-dir build --output-on-failure
 	ctest --test-dir build/tsan-ring --output-on-failure
+	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" ctest --test-dir build/tsan -L integration --output-on-failure
 
 # The ring library and its tests under ThreadSanitizer.
 tsan-ring: deps
 	cmake --preset tsan-ring
 	cmake --build build/tsan-ring -j $(JOBS)
+
+# The daemon, the client library and the integration tests under ThreadSanitizer:
+# a data race aborts the daemon or the test process (TSAN_OPTIONS in `test`).
+tsan-integration: deps
+	cmake --preset tsan
+	cmake --build build/tsan -j $(JOBS) --target coprocd integration_test c_api_test
 
 demo: build
 	./tools/demo.sh

@@ -119,6 +119,7 @@ coproc_status coproc_client::submit(const coproc_model& model, const coproc_tens
   // relaxed: the request is not visible to the drainer until publish()'s
   // release store hands the slot to the daemon.
   request.state.store(static_cast<uint32_t>(RequestState::kInFlight), std::memory_order_relaxed);
+  COPROC_TSAN_RELEASE(&request);
   submissions_.publish(static_cast<uint32_t>(template_.bytes.size()));
   coproc::ring::notify(doorbell_page_->seq, registry_header_->poller_sleepers);
   free_.pop_back();
@@ -200,6 +201,7 @@ bool coproc_client::drain_completions() {
     uint32_t index = static_cast<uint32_t>(id);
     if (index >= pool_.size()) continue;
     coproc_request& r = *pool_[index];
+    COPROC_TSAN_ACQUIRE(&r);
     if (r.generation != static_cast<uint32_t>(id >> 32) ||
         r.state.load(std::memory_order_relaxed) != static_cast<uint32_t>(RequestState::kInFlight)) {
       continue;  // a late completion of a released request

@@ -39,6 +39,23 @@ struct coproc_model {
   std::vector<coproc_tensor_info> outputs;
 };
 
+// A request's fields are written by the submitting thread and later by the
+// thread that drains its completion. What orders the two is the daemon, in
+// another process: the submission ring's release, the daemon's acquire, its
+// completion push (release) and our pop (acquire). ThreadSanitizer cannot see
+// an edge that runs through another process, so it is stated to it here: a
+// release on the request when it is submitted, an acquire when its
+// completion is drained. No effect outside TSan builds.
+#if defined(__SANITIZE_THREAD__)
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#define COPROC_TSAN_RELEASE(addr) __tsan_release(addr)
+#define COPROC_TSAN_ACQUIRE(addr) __tsan_acquire(addr)
+#else
+#define COPROC_TSAN_RELEASE(addr) ((void)(addr))
+#define COPROC_TSAN_ACQUIRE(addr) ((void)(addr))
+#endif
+
 namespace coproc::client {
 inline constexpr uint32_t kMaxTensorsPerRequest = 16;
 enum class RequestState : uint32_t { kFree = 0, kInFlight = 1, kDone = 2 };
