@@ -235,3 +235,32 @@ TEST(SchedulerAdaptive, shouldIgnorePreferredSizes) {
 
 }  // namespace
 }  // namespace coproc::daemon::sched
+
+namespace coproc::daemon::sched {
+namespace {
+
+// Closed-loop clients: once every client waits on what is queued, nothing
+// more arrives, and waiting max_wait for a fill that cannot come would only
+// add latency. The batch goes kStallIntervals mean intervals after the last
+// arrival.
+TEST(SchedulerAdaptive, shouldDispatchWhenArrivalsPauseInsteadOfWaitingToFill) {
+  ModelScheduler scheduler(adaptive_policy(Target::kThroughput), nullptr);
+  feed_cost_samples(scheduler);
+  constexpr uint64_t kInterval = 10 * kUs;
+  const uint64_t t0 = feed_arrivals(scheduler, 16, kInterval) + kInterval;
+  for (uint64_t i = 0; i < 4; ++i) {
+    const uint64_t at = t0 + i * kInterval;
+    ASSERT_EQ(scheduler.admit(make_request(100 + i, 1, Priority::kNormal, at), at), Admit::kAccepted);
+  }
+  const uint64_t last = t0 + 3 * kInterval;
+  EXPECT_FALSE(scheduler.next_batch(last + kInterval).has_value()) << "still arriving: keep filling";
+  const uint64_t stall = scheduler.next_event_ns(last + kInterval);
+  EXPECT_LE(stall, last + static_cast<uint64_t>(kStallIntervals * kInterval) + kInterval);
+  EXPECT_LT(stall, last + 2 * kMs) << "not the full max_wait";
+  auto batch = scheduler.next_batch(stall);
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_EQ(batch->rows, 4u);
+}
+
+}  // namespace
+}  // namespace coproc::daemon::sched

@@ -46,6 +46,13 @@ void ArrivalRateEstimator::observe(uint64_t arrival_ns, uint32_t rows) {
   last_arrival_ns_ = std::max(last_arrival_ns_, arrival_ns);
 }
 
+uint64_t ArrivalRateEstimator::stalled_at_ns() const {
+  if (!seen_interval_) return kNever;
+  const double gap = kStallIntervals * interval_ns_;
+  if (gap >= static_cast<double>(kNever - last_arrival_ns_)) return kNever;
+  return last_arrival_ns_ + static_cast<uint64_t>(gap);
+}
+
 double ArrivalRateEstimator::ns_per_row() const {
   if (!seen_interval_) return std::numeric_limits<double>::infinity();
   return interval_ns_ / rows_;

@@ -43,6 +43,10 @@ inline constexpr double kCostModelDecay = 0.95;
 // kBalanced plans one batch's fill and execution within p99_goal_ns / 2.
 inline constexpr uint64_t kBalancedGoalShare = 2;
 
+// Arrivals count as paused after this many mean intervals without one; a
+// Poisson stream has such a gap after about 2% of its requests.
+inline constexpr double kStallIntervals = 4.0;
+
 class ArrivalRateEstimator {
  public:
   // A request of `rows` rows arrived at arrival_ns (earlier than the last
@@ -50,6 +54,11 @@ class ArrivalRateEstimator {
   void observe(uint64_t arrival_ns, uint32_t rows);
   // Mean interval between arriving rows; +inf until two arrivals.
   double ns_per_row() const;
+  // When the arrival stream has paused: kStallIntervals mean request
+  // intervals after the last arrival (kNever until an interval is known).
+  // A batch waiting to fill is dispatched then: with closed-loop clients all
+  // waiting on what is queued, nothing more will arrive to fill it.
+  uint64_t stalled_at_ns() const;
 
  private:
   bool seen_arrival_ = false;

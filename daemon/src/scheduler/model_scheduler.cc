@@ -85,6 +85,10 @@ ModelScheduler::Plan ModelScheduler::plan(uint64_t now_ns) const {
                                          return a.request->arrival_ns < b.request->arrival_ns;
                                        });
   plan.ready_at_ns = saturating_add(oldest->request->arrival_ns, wait_ns);
+  if (policy_.mode == Mode::kAdaptive && policy_.target != Target::kLatency) {
+    // Waiting to fill only makes sense while requests keep arriving.
+    plan.ready_at_ns = std::min(plan.ready_at_ns, arrivals_.stalled_at_ns());
+  }
   plan.ready =
       plan.candidate.full || plan.candidate.rows >= target_rows || now_ns >= plan.ready_at_ns;
   return plan;
