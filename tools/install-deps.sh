@@ -16,6 +16,7 @@ debian_packages=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev
+  libonnx-testdata
 )
 
 python_packages=(numpy onnx onnxruntime)
