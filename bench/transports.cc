@@ -254,12 +254,7 @@ class InProcess final : public Transport {
     }
     session_ = std::make_unique<runtime::Session>(model.value());
     std::vector<runtime::Shape> shapes;
-    for (const auto& spec : model.value()->inputs()) {
-      runtime::Shape s;
-      s.rank = static_cast<int32_t>(spec.dims.size());
-      for (int32_t d = 0; d < s.rank; ++d) s.dims[d] = spec.dims[d] < 0 ? 1 : spec.dims[d];
-      shapes.push_back(s);
-    }
+    for (const auto& spec : model.value()->inputs()) shapes.push_back(runtime::concrete_shape(spec, 1));
     auto plan = session_->prepare(shapes);
     if (!plan.ok()) {
       error_ = plan.error().message;

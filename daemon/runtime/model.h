@@ -74,6 +74,10 @@ struct TensorSpec {
   std::vector<int64_t> dims;  // -1 marks a dynamic dim (a dim_param or an unknown dim)
 };
 
+// The spec's shape with every dynamic dim set to `dynamic_value` (probe runs,
+// benchmarks). dims.size() <= kMaxRank.
+Shape concrete_shape(const TensorSpec& spec, int64_t dynamic_value);
+
 namespace detail {
 struct Graph;
 struct Step;

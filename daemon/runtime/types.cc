@@ -71,6 +71,14 @@ Shape Shape::of(std::span<const int64_t> dims) {
   return s;
 }
 
+Shape concrete_shape(const TensorSpec& spec, int64_t dynamic_value) {
+  Shape s = Shape::of(spec.dims);
+  for (int32_t d = 0; d < s.rank; ++d) {
+    if (s.dims[static_cast<std::size_t>(d)] < 0) s.dims[static_cast<std::size_t>(d)] = dynamic_value;
+  }
+  return s;
+}
+
 int64_t Shape::elements() const {
   int64_t n = 1;
   for (int32_t d = 0; d < rank; ++d) n *= dims[static_cast<std::size_t>(d)];

@@ -45,13 +45,8 @@ class MemoryEstimate {
     std::vector<runtime::Shape> shapes;
     uint64_t bytes = 0;
     for (std::size_t i = 0; i < specs.size(); ++i) {
-      runtime::Shape shape;
-      shape.rank = static_cast<int32_t>(specs[i].dims.size());
-      for (int32_t d = 0; d < shape.rank; ++d) {
-        int64_t dim = specs[i].dims[static_cast<std::size_t>(d)];
-        if (d == 1 && input_dim1_[i]) dim = padded_length;
-        shape.dims[d] = d == 0 ? 1 : std::max<int64_t>(dim, 1);
-      }
+      runtime::Shape shape = runtime::concrete_shape(specs[i], 1);  // one row
+      if (input_dim1_[i]) shape.dims[1] = std::max<int64_t>(padded_length, 1);
       shapes.push_back(shape);
       bytes += static_cast<uint64_t>(shape.elements()) * runtime::dtype_bytes(specs[i].dtype);
     }
@@ -178,27 +173,27 @@ bool Batcher::check_shapes(const ModelState& state, const WorkItem& item, std::s
   const auto& specs = item.model->model->inputs();
   const int64_t rows = request_rows(item);
   const int64_t length = request_length(state, item);
+  // Runs for every request: the message is only built when a check fails.
+  auto refuse = [&](uint32_t i, const std::string& what) {
+    *problem = "input '" + specs[i].name + "' " + what;
+    return false;
+  };
   for (uint32_t i = 0; i < item.n_inputs; ++i) {
     const runtime::Shape& s = item.input_shapes[i];
     const auto& dims = specs[i].dims;
-    std::string where = "input '" + specs[i].name + "'";
     if (s.rank != static_cast<int32_t>(dims.size())) {
-      *problem = where + " has rank " + std::to_string(s.rank) + ", model expects " + std::to_string(dims.size());
-      return false;
+      return refuse(i, "has rank " + std::to_string(s.rank) + ", model expects " + std::to_string(dims.size()));
     }
     for (int32_t d = 0; d < s.rank; ++d) {
       const int64_t want = dims[static_cast<std::size_t>(d)];
       if (d == 0 && s.dims[0] != rows) {
-        *problem = where + " has batch dim " + std::to_string(s.dims[0]) + ", input 0 has " + std::to_string(rows);
-        return false;
+        return refuse(i, "has batch dim " + std::to_string(s.dims[0]) + ", input 0 has " + std::to_string(rows));
       }
       if (d == 1 && state.input_dim1[i] && s.dims[1] != length) {
-        *problem = where + " has length " + std::to_string(s.dims[1]) + ", another input has " + std::to_string(length);
-        return false;
+        return refuse(i, "has length " + std::to_string(s.dims[1]) + ", another input has " + std::to_string(length));
       }
       if (d > 0 && want >= 0 && s.dims[d] != want) {
-        *problem = where + " of shape " + s.to_string() + ": dim " + std::to_string(d) + " must be " + std::to_string(want);
-        return false;
+        return refuse(i, "of shape " + s.to_string() + ": dim " + std::to_string(d) + " must be " + std::to_string(want));
       }
     }
   }
@@ -263,7 +258,7 @@ void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
   for (auto& [item, error] : refused) answer(item, error.code, error.message, 0);
 }
 
-bool Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
+void Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
                            std::vector<std::pair<WorkItem, Error>>* refused) {
   const uint32_t model_id = item.model->id;
   ModelState& state = *states_[model_id];
@@ -272,7 +267,7 @@ bool Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
   if (!check_shapes(state, item, &problem)) {
     bump(st.rejected_invalid);
     refused->emplace_back(item, make_error(ErrorCode::kInvalidArgument, problem));
-    return false;
+    return;
   }
   uint64_t ticket;
   if (free_tickets_.empty()) {
@@ -296,7 +291,7 @@ bool Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
     refused->emplace_back(item, make_error(ErrorCode::kResourceExhausted,
                                            "queue of model '" + item.model->name + "' is full (" +
                                                std::to_string(state.policy.queue_limit) + " requests)"));
-    return false;
+    return;
   }
   bump(st.accepted);
   WorkItem& slot = slab_[ticket];
@@ -304,7 +299,6 @@ bool Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
   slot.keep_alive = item.session->shared_from_this();  // the client may die while it waits
   ++queued_;
   publish_depth_locked(model_id);
-  return true;
 }
 
 void Batcher::publish_depth_locked(uint32_t model_id) {

@@ -76,8 +76,8 @@ class Batcher {
   };
 
   std::unique_ptr<ThreadState> make_thread_state(uint32_t writer) const;
-  // Admits one request (mu_ held); false when it was answered instead.
-  bool admit_locked(WorkItem& item, uint64_t now_ns, std::vector<std::pair<WorkItem, Error>>* refused);
+  // Admits one request (mu_ held), or adds it to *refused with the answer it gets.
+  void admit_locked(WorkItem& item, uint64_t now_ns, std::vector<std::pair<WorkItem, Error>>* refused);
   bool fast_path_allowed_locked(const WorkItem& item) const;
   std::optional<Formed> take_batch_locked(uint64_t now_ns);
   void expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired);

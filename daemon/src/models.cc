@@ -18,12 +18,7 @@ constexpr int kCostProbeRuns = 5;
 Result<int64_t> measure_batch1(const std::shared_ptr<const runtime::Model>& model) {
   runtime::Session session(model);
   std::vector<runtime::Shape> shapes;
-  for (const auto& spec : model->inputs()) {
-    runtime::Shape s;
-    s.rank = static_cast<int32_t>(spec.dims.size());
-    for (int32_t d = 0; d < s.rank; ++d) s.dims[d] = spec.dims[d] < 0 ? 1 : spec.dims[d];
-    shapes.push_back(s);
-  }
+  for (const auto& spec : model->inputs()) shapes.push_back(runtime::concrete_shape(spec, 1));
   auto plan = session.prepare(shapes);
   if (!plan.ok()) return plan.error();
   std::vector<std::vector<std::byte>> in_buf, out_buf;

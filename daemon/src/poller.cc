@@ -74,7 +74,6 @@ bool Poller::drain_once() {
         break;
       }
       did_work = true;
-      requests_.fetch_add(1, std::memory_order_relaxed);
       if (now == 0) now = CycleClock::now();
       if (pass_size_ == kMaxPass) flush_pass();
       switch (parse_request({slot_copy_.data(), bytes}, *session, models_, now, &parsed_,
@@ -103,7 +102,6 @@ void Poller::flush_pass() {
 }
 
 void Poller::report_rejection(ClientSession& session, const Rejection& rejection) {
-  rejected_.fetch_add(1, std::memory_order_relaxed);
   if (rejection.id_known) {
     spdlog::debug("client {}: request {} rejected: {}", session.id(), rejection.id,
                   rejection.message);

@@ -34,8 +34,6 @@ class Poller {
   bool finished() const { return finished_.load(std::memory_order_acquire); }
   void join();
 
-  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
-  uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
 
  private:
   void loop();
@@ -61,8 +59,6 @@ class Poller {
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> finished_{false};
-  std::atomic<uint64_t> requests_{0};
-  std::atomic<uint64_t> rejected_{0};
   std::thread thread_;
 };
 
