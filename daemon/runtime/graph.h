@@ -1,15 +1,16 @@
 // The lowered graph: what an ONNX model becomes after load. Internal to the runtime.
 //
-// Invariants (established by the loader, relied on by the planner):
-//  - nodes are in topological order: every input of node t is a graph input, a weight, or the
+// Invariants (established by the loader and the load-time passes, relied on by the planner):
+//  - nodes are in topological order: every input of node t is a graph input, a weight, or an
 //    output of a node before t;
-//  - every value is float32 (int64 constants are consumed at load, into Node::shape);
-//  - every node has exactly one output value, and every computed value has exactly one producer.
+//  - every value has one dtype the runtime computes on (float32, int64, int32, bool);
+//  - every computed value has exactly one producer; a node's absent optional outputs are -1.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "coproc/kernels/cpu.h"
@@ -17,63 +18,70 @@
 
 namespace coproc::runtime::detail {
 
-enum class OpKind : uint8_t {
-  kGemm,
-  kMatMul,
-  kAdd,
-  kSub,
-  kMul,
-  kDiv,
-  kRelu,
-  kSigmoid,
-  kTanh,
-  kSoftmax,
-  kIdentity,
-  kFlatten,
-  kReshape,
-};
-const char* op_name(OpKind op);
+struct OpDef;
 
-// Identity, Flatten and Reshape move no data: their output is the input's bytes with another
-// shape.
-inline bool is_view(OpKind op) {
-  return op == OpKind::kIdentity || op == OpKind::kFlatten || op == OpKind::kReshape;
-}
+// A tensor held by the runtime itself: a weight, a constant attribute, or a value folded at plan
+// time. Data is dense row-major in the dtype's element size.
+struct HostTensor {
+  DType dtype = DType::kInvalid;
+  Shape shape;
+  std::vector<std::byte> bytes;
+
+  template <class T>
+  const T* as() const {
+    return reinterpret_cast<const T*>(bytes.data());
+  }
+  template <class T>
+  T* as() {
+    return reinterpret_cast<T*>(bytes.data());
+  }
+  int64_t elements() const { return shape.elements(); }
+  // The values as int64 (int64, int32 and bool tensors); used for shape operands.
+  std::vector<int64_t> to_ints() const;
+  static HostTensor make(DType dtype, const Shape& shape);  // zero-filled
+};
+
+struct Attribute {
+  enum class Kind : uint8_t { kInt, kFloat, kInts, kFloats, kString, kTensor, kOther };
+  std::string name;
+  Kind kind = Kind::kOther;
+  int64_t i = 0;
+  float f = 0.0f;
+  std::vector<int64_t> ints;
+  std::vector<float> floats;
+  std::string s;
+  HostTensor t;
+};
 
 struct Value {
   enum class Kind : uint8_t { kInput, kWeight, kComputed };
   std::string name;
   Kind kind = Kind::kComputed;
   int32_t index = -1;  // kInput: graph input; kWeight: Graph::weights; kComputed: producing node
+  DType dtype = DType::kInvalid;
 };
 
-struct Weight {
-  Shape shape;
-  std::vector<float> data;  // empty when only packed copies are read (weight_packing.h)
-};
-
-// A Gemm or MatMul whose B is a weight, packed once at load (weight_packing.h).
+// A MatMul or Gemm whose B is a weight, packed once at load (weight_packing.h).
 struct PackedGemm {
   kernels::cpu::PackedB b;
   std::vector<float> bias;  // beta * C, when C is a weight of one row; otherwise empty
 };
 
 struct Node {
-  OpKind op = OpKind::kIdentity;
+  const OpDef* def = nullptr;
+  std::string op;               // the ONNX op type, or a fused op's name ("coproc.Gelu", ...)
   std::string name;             // the NodeProto's name, or "#<index>" when it has none
-  std::vector<int32_t> inputs;  // value ids; -1 for an absent optional input (Gemm's C)
-  int32_t output = -1;          // value id
+  std::vector<int32_t> inputs;  // value ids; -1 for an absent optional input
+  std::vector<int32_t> outputs;  // value ids; -1 for an absent optional output
+  std::vector<Attribute> attributes;
+  int64_t opset = 0;    // of the ONNX domain, for operators whose meaning changed
+  int32_t packed = -1;  // Gemm, MatMul, coproc.MatMulBias: B packed at load, in Graph::packed
 
-  // Attributes; only those of `op` are meaningful.
-  float alpha = 1.0f;  // Gemm
-  float beta = 1.0f;   // Gemm
-  bool trans_a = false;
-  bool trans_b = false;
-  int64_t axis = 0;            // Softmax, Flatten (not yet normalised: may be negative)
-  bool softmax_as_2d = false;  // Softmax before opset 13: coerce to 2-D at axis
-  std::vector<int64_t> shape;  // Reshape's target, read from its constant
-  bool allowzero = false;      // Reshape
-  int32_t packed = -1;         // Gemm, MatMul: B packed at load, in Graph::packed; -1: OpenBLAS
+  const Attribute* attribute(std::string_view attr_name) const;
+  int64_t int_attr(std::string_view attr_name, int64_t fallback) const;
+  float float_attr(std::string_view attr_name, float fallback) const;
+  bool has_input(std::size_t k) const { return k < inputs.size() && inputs[k] >= 0; }
+  bool has_output(std::size_t k) const { return k < outputs.size() && outputs[k] >= 0; }
 };
 
 struct GraphInput {
@@ -84,12 +92,19 @@ struct GraphInput {
 
 struct Graph {
   std::vector<Value> values;
-  std::vector<Weight> weights;
+  std::vector<HostTensor> weights;
   std::vector<Node> nodes;
   std::vector<GraphInput> inputs;
   std::vector<int32_t> outputs;  // value ids, in graph output order
   std::vector<PackedGemm> packed;
   std::size_t weight_bytes = 0;  // as the model declares them
+  // Graph inputs whose VALUES determine a shape (a Reshape's shape, a Slice's starts, ...):
+  // plans for them are made per value (Session::prepare with input data).
+  std::vector<int32_t> value_inputs;
+
+  // Adds a computed value; returns its id.
+  int32_t add_value(std::string name, DType dtype);
+  int32_t add_weight(std::string name, HostTensor tensor);
 };
 
 }  // namespace coproc::runtime::detail

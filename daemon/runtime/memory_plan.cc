@@ -6,43 +6,19 @@
 namespace coproc::runtime::detail {
 namespace {
 
-// The last use of a graph output is after every node.
+// The last use of a graph output is after every step.
 constexpr int kForever = INT_MAX;
 
 struct Root {
   Ref ref;
   std::size_t bytes = 0;
-  int first = -1;  // node that writes it first; -1 for inputs and weights
-  int last = -1;   // last node that reads any value on it
+  int first = -1;  // step that writes it first; -1 for inputs and constants
+  int last = -1;   // last step that reads any value on it
   bool computed = false;
 };
 
-std::size_t bytes_of(const Shape& shape) {
-  return static_cast<std::size_t>(shape.elements()) * sizeof(float);
-}
-
 std::size_t align_up(std::size_t bytes) {
   return (bytes + kScratchAlignment - 1) / kScratchAlignment * kScratchAlignment;
-}
-
-// Elementwise ops may write over operand k when out[i] reads only operand k's element i, i.e.
-// when operand k has the output's full shape (equal element counts imply equal dims here).
-bool may_overwrite(const Node& node, int k, std::span<const Shape> shapes) {
-  switch (node.op) {
-    case OpKind::kRelu:
-    case OpKind::kSigmoid:
-    case OpKind::kTanh:
-    case OpKind::kSoftmax:
-      return k == 0;
-    case OpKind::kAdd:
-    case OpKind::kSub:
-    case OpKind::kMul:
-    case OpKind::kDiv:
-      return shapes[static_cast<std::size_t>(node.inputs[static_cast<std::size_t>(k)])]
-                 .elements() == shapes[static_cast<std::size_t>(node.output)].elements();
-    default:
-      return false;  // Gemm and MatMul read operands while writing the output
-  }
 }
 
 // Offsets in the arena, largest root first; a root goes into the lowest gap that no root with an
@@ -83,61 +59,75 @@ std::size_t place_in_arena(std::vector<Root>& roots) {
 
 }  // namespace
 
-Storage plan_storage(const Graph& graph, std::span<const Shape> shapes) {
+std::size_t tensor_bytes(const TensorInfo& info) {
+  return static_cast<std::size_t>(info.shape.elements()) * dtype_bytes(info.dtype);
+}
+
+Storage plan_storage(const Graph& graph, std::span<const TensorInfo> infos,
+                     std::span<const int32_t> executed) {
   const std::size_t num_values = graph.values.size();
   std::vector<int> last_use(num_values, -1);
-  for (std::size_t t = 0; t < graph.nodes.size(); ++t) {
-    for (const int32_t v : graph.nodes[t].inputs) {
+  for (std::size_t t = 0; t < executed.size(); ++t) {
+    for (const int32_t v : graph.nodes[static_cast<std::size_t>(executed[t])].inputs) {
       if (v >= 0) last_use[static_cast<std::size_t>(v)] = static_cast<int>(t);
     }
   }
   for (const int32_t v : graph.outputs) last_use[static_cast<std::size_t>(v)] = kForever;
 
   std::vector<Root> roots;
-  std::vector<std::size_t> root_of(num_values, 0);
+  std::vector<std::size_t> root_of(num_values, SIZE_MAX);
   for (std::size_t v = 0; v < num_values; ++v) {
     const Value& value = graph.values[v];
-    if (value.kind == Value::Kind::kComputed) continue;
+    const TensorInfo& info = infos[v];
+    if (value.kind == Value::Kind::kComputed && info.value == nullptr) continue;
     Root root;
-    root.bytes = bytes_of(shapes[v]);
+    root.bytes = tensor_bytes(info);
     root.last = last_use[v];
-    if (value.kind == Value::Kind::kInput) {
+    if (value.kind == Value::Kind::kInput && info.value == nullptr) {
       root.ref.loc = Ref::Loc::kInput;
       root.ref.index = static_cast<uint32_t>(value.index);
-    } else {
-      root.ref.loc = Ref::Loc::kWeight;
-      root.ref.weight = graph.weights[static_cast<std::size_t>(value.index)].data.data();
+    } else if (info.value != nullptr) {
+      root.ref.loc = Ref::Loc::kConst;
+      root.ref.data = info.value->bytes.data();
     }
     root_of[v] = roots.size();
     roots.push_back(root);
   }
 
-  for (std::size_t t = 0; t < graph.nodes.size(); ++t) {
-    const Node& node = graph.nodes[t];
-    const auto out = static_cast<std::size_t>(node.output);
+  for (std::size_t t = 0; t < executed.size(); ++t) {
+    const Node& node = graph.nodes[static_cast<std::size_t>(executed[t])];
     const int now = static_cast<int>(t);
-    std::size_t reuse = roots.size();
-    if (is_view(node.op)) {
-      reuse = root_of[static_cast<std::size_t>(node.inputs[0])];
-    } else {
-      for (std::size_t k = 0; k < node.inputs.size(); ++k) {
-        if (node.inputs[k] < 0 || !may_overwrite(node, static_cast<int>(k), shapes)) continue;
-        const std::size_t r = root_of[static_cast<std::size_t>(node.inputs[k])];
-        if (roots[r].computed && roots[r].last == now) {
-          reuse = r;
-          break;
+    for (std::size_t o = 0; o < node.outputs.size(); ++o) {
+      const int32_t out_id = node.outputs[o];
+      if (out_id < 0) continue;
+      const auto out = static_cast<std::size_t>(out_id);
+      std::size_t reuse = roots.size();
+      if (o == 0 && node.def->aliasing == Aliasing::kView) {
+        reuse = root_of[static_cast<std::size_t>(node.inputs[0])];
+      } else if (o == 0 && node.def->aliasing == Aliasing::kElementwise) {
+        for (const int32_t in : node.inputs) {
+          if (in < 0) continue;
+          const auto i = static_cast<std::size_t>(in);
+          const std::size_t r = root_of[i];
+          // In place only over an operand of the output's full shape and element size, whose
+          // storage nothing reads after this step.
+          if (roots[r].computed && roots[r].last == now && infos[i].shape == infos[out].shape &&
+              dtype_bytes(infos[i].dtype) == dtype_bytes(infos[out].dtype)) {
+            reuse = r;
+            break;
+          }
         }
       }
+      if (reuse == roots.size()) {
+        Root root;
+        root.bytes = tensor_bytes(infos[out]);
+        root.first = now;
+        root.computed = true;
+        roots.push_back(root);
+      }
+      root_of[out] = reuse;
+      roots[reuse].last = std::max({roots[reuse].last, now, last_use[out]});
     }
-    if (reuse == roots.size()) {
-      Root root;
-      root.bytes = bytes_of(shapes[out]);
-      root.first = now;
-      root.computed = true;
-      roots.push_back(root);
-    }
-    root_of[out] = reuse;
-    roots[reuse].last = std::max({roots[reuse].last, now, last_use[out]});
   }
 
   // The first graph output on a computed root makes that root the caller's output buffer.
@@ -157,9 +147,14 @@ Storage plan_storage(const Graph& graph, std::span<const Shape> shapes) {
 
   storage.scratch_bytes = place_in_arena(roots);
   storage.refs.resize(num_values);
-  for (std::size_t v = 0; v < num_values; ++v) storage.refs[v] = roots[root_of[v]].ref;
-  for (const auto& [r, j] : copies)
-    storage.copies.push_back(OutputCopy{roots[r].ref, j, roots[r].bytes});
+  for (std::size_t v = 0; v < num_values; ++v) {
+    if (root_of[v] != SIZE_MAX) storage.refs[v] = roots[root_of[v]].ref;
+  }
+  for (const auto& [r, j] : copies) {
+    const std::size_t bytes =
+        tensor_bytes(infos[static_cast<std::size_t>(graph.outputs[j])]);
+    storage.copies.push_back(OutputCopy{roots[r].ref, j, bytes});
+  }
   return storage;
 }
 

@@ -1,18 +1,22 @@
 // Where every tensor of a plan lives. Internal to the runtime.
 //
-// Tensors are grouped into storage roots: a view (Identity, Flatten, Reshape) shares its input's
-// root, and an elementwise op writes over an input whose root dies at that op (in place). Then:
+// Tensors are grouped into storage roots: a view (Identity, Flatten, Reshape, ...) shares its
+// input's root, and an elementwise op writes over an input whose root dies at that op (in place).
+// Then:
+//  - inputs are the caller's buffers and known values (weights, folded values) are constants;
 //  - a computed root holding a graph output is the caller's output buffer itself, so the op that
 //    makes it writes there directly; a second output on the same root, or an output that is an
-//    input or a weight, becomes an OutputCopy;
+//    input or a constant, becomes an OutputCopy;
 //  - the other computed roots share one scratch arena: roots whose lifetimes (first writer to last
-//    reader, in node order) overlap get disjoint byte ranges, placed greedily largest first.
+//    reader, in step order) overlap get disjoint byte ranges, placed greedily largest first. The
+//    arena's size is the plan's peak activation memory.
 #pragma once
 
 #include <span>
 #include <vector>
 
 #include "runtime/graph.h"
+#include "runtime/ops.h"
 #include "runtime/plan.h"
 
 namespace coproc::runtime::detail {
@@ -23,7 +27,11 @@ struct Storage {
   std::size_t scratch_bytes = 0;
 };
 
-// shapes: the concrete shape of every value of graph.
-Storage plan_storage(const Graph& graph, std::span<const Shape> shapes);
+// infos: every value's dtype, shape and (when known) value; executed: the nodes that run, in
+// order (views included; folded nodes not).
+Storage plan_storage(const Graph& graph, std::span<const TensorInfo> infos,
+                     std::span<const int32_t> executed);
+
+std::size_t tensor_bytes(const TensorInfo& info);
 
 }  // namespace coproc::runtime::detail

@@ -30,8 +30,8 @@
 
 namespace coproc::runtime {
 
-// Same numbers as the wire schema's DType. Only kFloat32 is computed on; kInt64 appears only in
-// constants consumed at load (Reshape's shape).
+// Same numbers as the wire schema's DType. The runtime computes on kFloat32, kInt64, kInt32 and
+// kBool (one byte, nonzero is true); the others are refused at load.
 enum class DType : uint8_t {
   kInvalid = 0,
   kFloat32 = 1,
@@ -81,7 +81,10 @@ Shape concrete_shape(const TensorSpec& spec, int64_t dynamic_value);
 namespace detail {
 struct Graph;
 struct Step;
+struct Ref;
 struct OutputCopy;
+struct HostTensor;
+class Kernel;
 class Planner;
 }  // namespace detail
 
@@ -90,6 +93,10 @@ struct LoadOptions {
   // kernels' gemm_packed (the weight is then held only packed). false: every GEMM runs on
   // OpenBLAS, which repacks B on every call (kept to compare the two).
   bool pack_weights = true;
+  // Rewrite common subgraphs into fused kernels at load (passes.h): decomposed LayerNorm, GELU
+  // via Erf, MatMul + bias (+ activation), attention. false keeps the graph as written (tests
+  // compare the two).
+  bool fuse = true;
 };
 
 class Model {
@@ -106,6 +113,12 @@ class Model {
   const std::vector<TensorSpec>& inputs() const { return inputs_; }
   const std::vector<TensorSpec>& outputs() const { return outputs_; }
   const std::string& path() const { return path_; }
+  // Indices of the inputs whose VALUES determine shapes inside the model (a Reshape's target, a
+  // Slice's bounds). Plans for such a model depend on those values: prepare() needs them.
+  const std::vector<std::size_t>& value_inputs() const { return value_inputs_; }
+  // Nodes after load-time passes (folding, fusion), and how many fused kernels they include.
+  std::size_t num_nodes() const;
+  std::size_t num_fused_nodes() const;
   // Float32 initializers and constants as the model declares them. Packed copies hold the same
   // floats plus the zero padding of each matrix's last column panel.
   std::size_t weight_bytes() const;
@@ -119,6 +132,7 @@ class Model {
   std::unique_ptr<const detail::Graph> graph_;
   std::vector<TensorSpec> inputs_;
   std::vector<TensorSpec> outputs_;
+  std::vector<std::size_t> value_inputs_;
 };
 
 class Plan {
@@ -133,8 +147,10 @@ class Plan {
   const Shape& output_shape(std::size_t j) const { return output_shapes_[j]; }
   std::size_t output_bytes(std::size_t j) const;
   // Bytes of intermediate tensors this plan needs (after reuse between tensors whose lifetimes
-  // do not overlap).
+  // do not overlap): the peak activation memory of one run.
   std::size_t scratch_bytes() const { return scratch_bytes_; }
+  // Everything one run touches besides the weights: scratch plus the inputs and outputs.
+  std::size_t peak_bytes() const;
   std::size_t num_kernel_calls() const;
   std::size_t num_output_copies() const;
 
@@ -144,10 +160,17 @@ class Plan {
   Plan();
 
   std::vector<Shape> input_shapes_;
+  std::vector<std::vector<std::byte>> input_values_;  // of Model::value_inputs(), in that order
+  std::vector<std::size_t> input_bytes_;
   std::vector<Shape> output_shapes_;
+  std::vector<std::size_t> output_bytes_;
   std::vector<detail::Step> steps_;
+  std::vector<detail::Ref> refs_;
+  std::vector<std::unique_ptr<detail::Kernel>> kernels_;
+  std::vector<std::unique_ptr<detail::HostTensor>> folded_;  // values known when planning
   std::vector<detail::OutputCopy> copies_;
   std::size_t scratch_bytes_ = 0;
+  std::size_t max_step_tensors_ = 0;
 };
 
 class Session {
@@ -162,14 +185,18 @@ class Session {
   // Validates input_shapes against the model's inputs (count, rank, fixed dims, the same dynamic
   // dim_param taking one value across inputs) and returns the cached plan for these shapes,
   // making it on first sight. kInvalidArgument names the input and the mismatch, or the node whose
-  // shapes do not fit (e.g. a Reshape to the wrong element count).
-  Result<const Plan*> prepare(std::span<const Shape> input_shapes);
+  // shapes do not fit (e.g. a Reshape to the wrong element count). input_values: per input, its
+  // data; needed (and read, once) only for Model::value_inputs(), whose values key the plan too;
+  // kUnsupported when such a model gets none.
+  Result<const Plan*> prepare(std::span<const Shape> input_shapes,
+                              std::span<const void* const> input_values = {});
 
-  // inputs[i]: dense row-major float32 data of input i in plan->input_shape(i); outputs[j]: space
-  // for output j, plan->output_bytes(j) bytes. Outputs must not overlap inputs or each other.
-  // Inputs may live in another process's shared memory and change while we read them: no kernel
-  // indexes memory by input VALUES (none of this op set does; keep it that way), so the worst
-  // case is a garbage result. plan must come from this Session's prepare().
+  // inputs[i]: dense row-major data of input i (its dtype) in plan->input_shape(i); outputs[j]:
+  // space for output j, plan->output_bytes(j) bytes. Outputs must not overlap inputs or each
+  // other. Inputs may live in another process's shared memory and change while we read them: a
+  // kernel that indexes memory by input VALUES (Gather) reads each index once and checks it, so
+  // the worst case is a garbage result or kInvalidArgument (an index out of range, naming the
+  // node), never an access out of bounds. plan must come from this Session's prepare().
   Status run(const Plan& plan, std::span<const void* const> inputs, std::span<void* const> outputs);
 
  private:
@@ -182,6 +209,9 @@ class Session {
   };
   std::unique_ptr<std::byte, FreeDeleter> scratch_;  // kScratchAlignment-aligned
   std::size_t scratch_capacity_bytes_ = 0;
+  // One step's tensor pointers, sized for the largest step.
+  std::vector<const void*> io_;
+  std::vector<void*> out_;
 };
 
 }  // namespace coproc::runtime

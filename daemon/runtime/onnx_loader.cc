@@ -17,23 +17,10 @@
 #include <unordered_set>
 
 #include "runtime/onnx_tensor.h"
+#include "runtime/ops.h"
 
 namespace coproc::runtime::detail {
 namespace {
-
-// Softmax changed meaning in opset 13: before, it flattened the input to 2-D at `axis`.
-constexpr int64_t kSoftmaxAlongAxisOpset = 13;
-
-const std::unordered_map<std::string_view, OpKind>& operator_table() {
-  static const std::unordered_map<std::string_view, OpKind> table = {
-      {"Gemm", OpKind::kGemm},       {"MatMul", OpKind::kMatMul},     {"Add", OpKind::kAdd},
-      {"Sub", OpKind::kSub},         {"Mul", OpKind::kMul},           {"Div", OpKind::kDiv},
-      {"Relu", OpKind::kRelu},       {"Sigmoid", OpKind::kSigmoid},   {"Tanh", OpKind::kTanh},
-      {"Softmax", OpKind::kSoftmax}, {"Identity", OpKind::kIdentity}, {"Flatten", OpKind::kFlatten},
-      {"Reshape", OpKind::kReshape},
-  };
-  return table;
-}
 
 bool is_onnx_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
 
@@ -42,21 +29,42 @@ std::string node_label(const onnx::NodeProto& node, int index) {
                      node.name().empty() ? fmt::format("#{}", index) : node.name(), node.op_type());
 }
 
-const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, std::string_view name) {
-  for (const onnx::AttributeProto& attr : node.attribute()) {
-    if (attr.name() == name) return &attr;
+Result<Attribute> read_attribute(const onnx::AttributeProto& proto, const std::string& label) {
+  Attribute a;
+  a.name = proto.name();
+  switch (proto.type()) {
+    case onnx::AttributeProto_AttributeType_INT:
+      a.kind = Attribute::Kind::kInt;
+      a.i = proto.i();
+      break;
+    case onnx::AttributeProto_AttributeType_FLOAT:
+      a.kind = Attribute::Kind::kFloat;
+      a.f = proto.f();
+      break;
+    case onnx::AttributeProto_AttributeType_INTS:
+      a.kind = Attribute::Kind::kInts;
+      a.ints.assign(proto.ints().begin(), proto.ints().end());
+      break;
+    case onnx::AttributeProto_AttributeType_FLOATS:
+      a.kind = Attribute::Kind::kFloats;
+      a.floats.assign(proto.floats().begin(), proto.floats().end());
+      break;
+    case onnx::AttributeProto_AttributeType_STRING:
+      a.kind = Attribute::Kind::kString;
+      a.s = proto.s();
+      break;
+    case onnx::AttributeProto_AttributeType_TENSOR: {
+      auto t = read_tensor(proto.t(), fmt::format("{}: attribute '{}'", label, proto.name()));
+      if (!t) return t.error();
+      a.kind = Attribute::Kind::kTensor;
+      a.t = std::move(t).value();
+      break;
+    }
+    default:
+      a.kind = Attribute::Kind::kOther;
+      break;
   }
-  return nullptr;
-}
-
-float float_attribute(const onnx::NodeProto& node, std::string_view name, float fallback) {
-  const onnx::AttributeProto* attr = find_attribute(node, name);
-  return attr != nullptr ? attr->f() : fallback;
-}
-
-int64_t int_attribute(const onnx::NodeProto& node, std::string_view name, int64_t fallback) {
-  const onnx::AttributeProto* attr = find_attribute(node, name);
-  return attr != nullptr ? attr->i() : fallback;
+  return a;
 }
 
 class Loader {
@@ -115,9 +123,11 @@ class Loader {
     std::vector<std::string> unsupported;
     std::unordered_set<std::string> seen;
     for (const onnx::NodeProto& node : model_.graph().node()) {
-      const bool ours =
-          is_onnx_domain(node.domain()) &&
-          (node.op_type() == "Constant" || operator_table().count(node.op_type()) != 0);
+      // Fused operators of ours live in no ONNX domain a model can name.
+      const bool ours = is_onnx_domain(node.domain()) &&
+                        (node.op_type() == "Constant" ||
+                         (find_op(node.op_type()) != nullptr &&
+                          node.op_type().rfind("coproc.", 0) != 0));
       if (ours) continue;
       std::string name = is_onnx_domain(node.domain())
                              ? node.op_type()
@@ -141,31 +151,17 @@ class Loader {
     const onnx::GraphProto& g = model_.graph();
     for (const auto* infos : {&g.input(), &g.value_info(), &g.output()}) {
       for (const onnx::ValueInfoProto& info : *infos) {
-        if (info.type().tensor_type().has_shape()) {
-          static_ranks_[info.name()] = info.type().tensor_type().shape().dim_size();
-        }
+        static_types_[info.name()] = dtype_from_onnx(info.type().tensor_type().elem_type());
       }
     }
     return {};
   }
 
-  int32_t add_value(const std::string& name, Value::Kind kind, int32_t index) {
-    const auto id = static_cast<int32_t>(graph_->values.size());
-    graph_->values.push_back(Value{name, kind, index});
-    value_ids_[name] = id;
-    return id;
-  }
+  void bind(const std::string& name, int32_t id) { value_ids_[name] = id; }
 
-  // A float constant becomes a weight value; an int64 one is kept aside for Reshape.
-  void add_constant(const std::string& name, Constant c) {
-    if (c.dtype == DType::kInt64) {
-      int_constants_[name] = std::move(c.ints);
-      return;
-    }
-    graph_->weight_bytes += c.floats.size() * sizeof(float);
-    const auto index = static_cast<int32_t>(graph_->weights.size());
-    graph_->weights.push_back(Weight{c.shape, std::move(c.floats)});
-    add_value(name, Value::Kind::kWeight, index);
+  void add_constant(const std::string& name, HostTensor t) {
+    graph_->weight_bytes += t.bytes.size();
+    bind(name, graph_->add_weight(name, std::move(t)));
   }
 
   Status add_initializers() {
@@ -185,11 +181,12 @@ class Loader {
                   fmt::format("{} '{}' is not a tensor", role, info.name()));
     }
     TensorSpec spec{info.name(), dtype_from_onnx(type.tensor_type().elem_type()), {}};
-    if (spec.dtype != DType::kFloat32) {
-      return fail(
-          ErrorCode::kUnsupported,
-          fmt::format("{} '{}' has element type {}; only float32 is supported", role, info.name(),
-                      onnx::TensorProto_DataType_Name(type.tensor_type().elem_type())));
+    if (!computable(spec.dtype)) {
+      return fail(ErrorCode::kUnsupported,
+                  fmt::format("{} '{}' has element type {}; float32, int64, int32 and bool are "
+                              "supported",
+                              role, info.name(),
+                              onnx::TensorProto_DataType_Name(type.tensor_type().elem_type())));
     }
     if (!type.tensor_type().has_shape()) {
       return fail(ErrorCode::kUnsupported, fmt::format("{} '{}' has no shape", role, info.name()));
@@ -208,36 +205,37 @@ class Loader {
 
   Status add_inputs() {
     for (const onnx::ValueInfoProto& info : model_.graph().input()) {
-      if (value_ids_.count(info.name()) != 0 || int_constants_.count(info.name()) != 0) {
+      if (value_ids_.count(info.name()) != 0) {
         continue;  // an initializer listed as an input (IR < 4 style): a weight
       }
       GraphInput input;
       auto spec = spec_of(info, "input", &input.symbols);
       if (!spec) return spec.error();
       input.dims = spec->dims;
-      input.value =
-          add_value(info.name(), Value::Kind::kInput, static_cast<int32_t>(graph_->inputs.size()));
+      input.value = graph_->add_value(info.name(), spec->dtype);
+      graph_->values.back().kind = Value::Kind::kInput;
+      graph_->values.back().index = static_cast<int32_t>(graph_->inputs.size());
+      bind(info.name(), input.value);
       graph_->inputs.push_back(std::move(input));
       input_specs_.push_back(std::move(spec).value());
     }
     return {};
   }
 
-  // The value id of a float tensor a node reads; -1 for an omitted optional input.
-  Result<int32_t> input_value(const onnx::NodeProto& node, int index, const std::string& label) {
-    const std::string& name = node.input(index);
+  // The value id of a tensor a node reads; -1 for an omitted optional input.
+  Result<int32_t> input_value(const std::string& name, const std::string& label) const {
     if (name.empty()) return -1;
-    if (int_constants_.count(name) != 0) {
-      return fail(ErrorCode::kUnsupported,
-                  fmt::format("{}: input '{}' is an int64 tensor; only float32 is computed on",
-                              label, name));
-    }
     const auto it = value_ids_.find(name);
     if (it == value_ids_.end()) {
       return fail(ErrorCode::kBadModel,
                   fmt::format("{}: input '{}' is never produced", label, name));
     }
     return it->second;
+  }
+
+  DType inferred_dtype(const std::string& name) const {
+    const auto it = static_types_.find(name);
+    return it == static_types_.end() ? DType::kInvalid : it->second;
   }
 
   Status add_node(const onnx::NodeProto& proto, int index) {
@@ -249,67 +247,33 @@ class Loader {
       return {};
     }
     Node node;
-    node.op = operator_table().at(proto.op_type());
+    node.def = find_op(proto.op_type());
+    node.op = proto.op_type();
     node.name = proto.name().empty() ? fmt::format("#{}", index) : proto.name();
-    if (proto.output_size() != 1) {
-      return fail(ErrorCode::kUnsupported,
-                  fmt::format("{}: {} outputs, only one is supported", label, proto.output_size()));
-    }
-    // Reshape reads its second input, the target shape, at load time.
-    const int float_inputs = node.op == OpKind::kReshape ? 1 : proto.input_size();
-    for (int i = 0; i < float_inputs; ++i) {
-      auto id = input_value(proto, i, label);
+    node.opset = opset_;
+    for (const std::string& name : proto.input()) {
+      auto id = input_value(name, label);
       if (!id) return id.error();
       node.inputs.push_back(id.value());
     }
-    switch (node.op) {
-      case OpKind::kGemm:
-        node.alpha = float_attribute(proto, "alpha", 1.0f);
-        node.beta = float_attribute(proto, "beta", 1.0f);
-        node.trans_a = int_attribute(proto, "transA", 0) != 0;
-        node.trans_b = int_attribute(proto, "transB", 0) != 0;
-        break;
-      case OpKind::kMatMul:
-        if (Status s = check_matmul_ranks(proto, label); !s) return s;
-        break;
-      case OpKind::kSoftmax:
-        node.softmax_as_2d = opset_ < kSoftmaxAlongAxisOpset;
-        node.axis = int_attribute(proto, "axis", node.softmax_as_2d ? 1 : -1);
-        break;
-      case OpKind::kFlatten:
-        node.axis = int_attribute(proto, "axis", 1);
-        break;
-      case OpKind::kReshape: {
-        const auto it = int_constants_.find(proto.input(1));
-        if (it == int_constants_.end()) {
-          return fail(ErrorCode::kUnsupported,
-                      fmt::format("{}: the shape '{}' must be a constant int64 tensor (an "
-                                  "initializer or a Constant node)",
-                                  label, proto.input(1)));
-        }
-        node.shape = it->second;
-        node.allowzero = int_attribute(proto, "allowzero", 0) != 0;
-        break;
-      }
-      default:
-        break;
+    for (const onnx::AttributeProto& attr : proto.attribute()) {
+      auto a = read_attribute(attr, label);
+      if (!a) return fail(a.error().code, a.error().message);
+      node.attributes.push_back(std::move(a).value());
     }
     const auto node_index = static_cast<int32_t>(graph_->nodes.size());
-    node.output = add_value(proto.output(0), Value::Kind::kComputed, node_index);
+    for (const std::string& name : proto.output()) {
+      if (name.empty()) {
+        node.outputs.push_back(-1);
+        continue;
+      }
+      const int32_t id = graph_->add_value(name, inferred_dtype(name));
+      graph_->values.back().index = node_index;
+      bind(name, id);
+      node.outputs.push_back(id);
+    }
     graph_->nodes.push_back(std::move(node));
     return {};
-  }
-
-  // MatMul runs as one GEMM: an N-D left operand times a 2-D right one. Refused here when
-  // shape inference knows the ranks; otherwise the planner refuses it per shapes.
-  Status check_matmul_ranks(const onnx::NodeProto& proto, const std::string& label) const {
-    const auto lhs = static_ranks_.find(proto.input(0));
-    const auto rhs = static_ranks_.find(proto.input(1));
-    if (lhs == static_ranks_.end() || rhs == static_ranks_.end()) return {};
-    if (lhs->second >= 2 && rhs->second == 2) return {};
-    return fail(ErrorCode::kUnsupported,
-                fmt::format("{}: only N-D x 2-D (N >= 2) is supported, not {}-D x {}-D", label,
-                            lhs->second, rhs->second));
   }
 
   Status add_nodes() {
@@ -324,8 +288,8 @@ class Loader {
     for (const onnx::ValueInfoProto& info : model_.graph().output()) {
       const auto it = value_ids_.find(info.name());
       if (it == value_ids_.end()) {
-        return fail(ErrorCode::kUnsupported,
-                    fmt::format("output '{}' is not a float32 tensor we compute", info.name()));
+        return fail(ErrorCode::kBadModel,
+                    fmt::format("output '{}' is never produced", info.name()));
       }
       auto spec = spec_of(info, "output", nullptr);
       if (!spec) return spec.error();
@@ -338,10 +302,9 @@ class Loader {
   std::string path_;
   onnx::ModelProto model_;
   int64_t opset_ = 0;
-  std::unordered_map<std::string, int> static_ranks_;
+  std::unordered_map<std::string, DType> static_types_;
   std::unique_ptr<Graph> graph_;
   std::unordered_map<std::string, int32_t> value_ids_;
-  std::unordered_map<std::string, std::vector<int64_t>> int_constants_;
   std::vector<TensorSpec> input_specs_;
   std::vector<TensorSpec> output_specs_;
 };

@@ -19,31 +19,36 @@ Error bad(const std::string& what, const std::string& problem) {
   return make_error(ErrorCode::kBadModel, fmt::format("{}: {}", what, problem));
 }
 
+// Copies `elements` values of type T, stored as raw_data or in the typed field (whose element type
+// may be wider: int32 and bool live in int32_data).
 template <class T, class Repeated>
-Result<std::vector<T>> read_values(const onnx::TensorProto& tensor, const Repeated& typed,
-                                   int64_t elements, const std::string& what) {
-  std::vector<T> values(static_cast<std::size_t>(elements));
+Status read_values(const onnx::TensorProto& tensor, const Repeated& typed, int64_t elements,
+                   const std::string& what, HostTensor* out) {
+  const std::size_t bytes = static_cast<std::size_t>(elements) * sizeof(T);
   if (tensor.has_raw_data()) {
     const std::string& raw = tensor.raw_data();
-    if (raw.size() != values.size() * sizeof(T)) {
+    if (raw.size() != bytes) {
       return bad(what, fmt::format("raw_data holds {} bytes, its shape needs {}", raw.size(),
-                                   values.size() * sizeof(T)));
+                                   bytes));
     }
-    if (!raw.empty()) std::memcpy(values.data(), raw.data(), raw.size());
-    return values;
+    if (!raw.empty()) std::memcpy(out->bytes.data(), raw.data(), raw.size());
+    return {};
   }
   if (static_cast<int64_t>(typed.size()) != elements) {
     return bad(what, fmt::format("holds {} values, its shape needs {}", typed.size(), elements));
   }
-  for (int i = 0; i < typed.size(); ++i) values[static_cast<std::size_t>(i)] = typed.Get(i);
-  return values;
+  T* values = out->as<T>();
+  for (int i = 0; i < typed.size(); ++i) values[i] = static_cast<T>(typed.Get(i));
+  return {};
 }
 
-Constant scalar_float(float v) {
-  Constant c;
-  c.dtype = DType::kFloat32;
-  c.floats = {v};
-  return c;
+template <class T>
+HostTensor vector_tensor(DType dtype, const std::vector<T>& values, bool scalar) {
+  Shape shape;
+  if (!scalar) shape = Shape::of(std::array<int64_t, 1>{static_cast<int64_t>(values.size())});
+  HostTensor t = HostTensor::make(dtype, shape);
+  if (!values.empty()) std::memcpy(t.bytes.data(), values.data(), values.size() * sizeof(T));
+  return t;
 }
 
 }  // namespace
@@ -69,7 +74,12 @@ DType dtype_from_onnx(int32_t elem_type) {
   }
 }
 
-Result<Constant> read_tensor(const onnx::TensorProto& tensor, const std::string& what) {
+bool computable(DType dtype) {
+  return dtype == DType::kFloat32 || dtype == DType::kInt64 || dtype == DType::kInt32 ||
+         dtype == DType::kBool;
+}
+
+Result<HostTensor> read_tensor(const onnx::TensorProto& tensor, const std::string& what) {
   if (tensor.data_location() == onnx::TensorProto_DataLocation_EXTERNAL) {
     return unsupported(what, "tensors stored as external data are not supported");
   }
@@ -77,63 +87,57 @@ Result<Constant> read_tensor(const onnx::TensorProto& tensor, const std::string&
     return unsupported(
         what, fmt::format("rank {} exceeds the maximum of {}", tensor.dims_size(), kMaxRank));
   }
-  Constant c;
-  c.shape.rank = tensor.dims_size();
+  Shape shape;
+  shape.rank = tensor.dims_size();
   for (int d = 0; d < tensor.dims_size(); ++d) {
-    c.shape.dims[static_cast<std::size_t>(d)] = tensor.dims(d);
+    shape.dims[static_cast<std::size_t>(d)] = tensor.dims(d);
   }
-  const int64_t elements = bounded_elements(c.shape.view());
+  const int64_t elements = bounded_elements(shape.view());
   if (elements < 0) {
     return bad(what, fmt::format("shape {} has a negative dim or more than {} elements",
-                                 c.shape.to_string(), kMaxTensorElements));
+                                 shape.to_string(), kMaxTensorElements));
   }
-  switch (tensor.data_type()) {
-    case onnx::TensorProto_DataType_FLOAT: {
-      auto values = read_values<float>(tensor, tensor.float_data(), elements, what);
-      if (!values) return values.error();
-      c.dtype = DType::kFloat32;
-      c.floats = std::move(values).value();
-      return c;
-    }
-    case onnx::TensorProto_DataType_INT64: {
-      auto values = read_values<int64_t>(tensor, tensor.int64_data(), elements, what);
-      if (!values) return values.error();
-      c.dtype = DType::kInt64;
-      c.ints = std::move(values).value();
-      return c;
-    }
-    default:
-      return unsupported(what, fmt::format("data type {} is not supported (float32 weights, "
-                                           "int64 shapes only)",
-                                           onnx::TensorProto_DataType_Name(tensor.data_type())));
+  const DType dtype = dtype_from_onnx(tensor.data_type());
+  if (!computable(dtype)) {
+    return unsupported(what, fmt::format("data type {} is not supported (float32, int64, int32 "
+                                         "and bool are)",
+                                         onnx::TensorProto_DataType_Name(tensor.data_type())));
   }
+  HostTensor t = HostTensor::make(dtype, shape);
+  Status s;
+  switch (dtype) {
+    case DType::kFloat32:
+      s = read_values<float>(tensor, tensor.float_data(), elements, what, &t);
+      break;
+    case DType::kInt64:
+      s = read_values<int64_t>(tensor, tensor.int64_data(), elements, what, &t);
+      break;
+    case DType::kInt32:
+      s = read_values<int32_t>(tensor, tensor.int32_data(), elements, what, &t);
+      break;
+    default:  // kBool: one byte per value, 0 or 1 in int32_data
+      s = read_values<uint8_t>(tensor, tensor.int32_data(), elements, what, &t);
+      for (std::byte& b : t.bytes) b = b != std::byte{0} ? std::byte{1} : std::byte{0};
+      break;
+  }
+  if (!s) return s.error();
+  return t;
 }
 
-Result<Constant> read_constant_node(const onnx::NodeProto& node, const std::string& what) {
+Result<HostTensor> read_constant_node(const onnx::NodeProto& node, const std::string& what) {
   // The checker guarantees exactly one value attribute.
   for (const onnx::AttributeProto& attr : node.attribute()) {
     const std::string& name = attr.name();
     if (name == "value") return read_tensor(attr.t(), what);
-    if (name == "value_float") return scalar_float(attr.f());
-    if (name == "value_int") {
-      Constant c;
-      c.dtype = DType::kInt64;
-      c.ints = {attr.i()};
-      return c;
+    if (name == "value_float") return vector_tensor(DType::kFloat32, std::vector<float>{attr.f()}, true);
+    if (name == "value_int") return vector_tensor(DType::kInt64, std::vector<int64_t>{attr.i()}, true);
+    if (name == "value_floats") {
+      return vector_tensor(DType::kFloat32,
+                           std::vector<float>(attr.floats().begin(), attr.floats().end()), false);
     }
-    if (name == "value_floats" || name == "value_ints") {
-      Constant c;
-      c.shape.rank = 1;
-      if (name == "value_floats") {
-        c.dtype = DType::kFloat32;
-        c.floats.assign(attr.floats().begin(), attr.floats().end());
-        c.shape.dims[0] = static_cast<int64_t>(c.floats.size());
-      } else {
-        c.dtype = DType::kInt64;
-        c.ints.assign(attr.ints().begin(), attr.ints().end());
-        c.shape.dims[0] = static_cast<int64_t>(c.ints.size());
-      }
-      return c;
+    if (name == "value_ints") {
+      return vector_tensor(DType::kInt64,
+                           std::vector<int64_t>(attr.ints().begin(), attr.ints().end()), false);
     }
     return unsupported(what, fmt::format("Constant attribute '{}' is not supported", name));
   }

@@ -2,66 +2,45 @@
 // shapes. Internal to the runtime.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "common/result.h"
-#include "coproc/kernels/cpu.h"
 #include "runtime/graph.h"
 #include "runtime/model.h"
+#include "runtime/ops.h"
 
 namespace coproc::runtime::detail {
 
 // Scratch tensors start on cache-line boundaries.
 inline constexpr std::size_t kScratchAlignment = 64;
 
+// Values known while planning (shape arithmetic) are computed then when they have at most this
+// many elements; bigger all-known subgraphs run as kernels (and weights-only ones fold at load).
+inline constexpr int64_t kFoldElementLimit = 1 << 16;
+
 // Where a tensor's bytes are during a run.
 struct Ref {
-  enum class Loc : uint8_t { kInput, kOutput, kWeight, kScratch };
+  enum class Loc : uint8_t { kNone, kInput, kOutput, kScratch, kConst };  // kNone: absent
   Loc loc = Loc::kScratch;
-  uint32_t index = 0;             // kInput / kOutput: the caller's buffer
-  std::size_t offset = 0;         // kScratch: bytes from the Session's scratch base
-  const float* weight = nullptr;  // kWeight: the Model's data (the Session keeps the Model alive)
+  uint32_t index = 0;               // kInput / kOutput: the caller's buffer
+  std::size_t offset = 0;           // kScratch: bytes from the Session's scratch base
+  const std::byte* data = nullptr;  // kConst: a weight (the Model's) or a value folded into the Plan
 };
 
-struct GemmCall {
-  bool trans_a = false;
-  bool trans_b = false;
-  int64_t m = 0;
-  int64_t n = 0;
-  int64_t k = 0;
-  int64_t lda = 1;
-  int64_t ldb = 1;
-  float alpha = 1.0f;
-  float beta = 0.0f;
-  bool copy_c = false;  // broadcast C into the output first; beta then scales it in the GEMM
-  // B packed at load (the Model's, kept alive by the Session): gemm_packed instead of OpenBLAS,
-  // with bias (n floats, or nullptr) added to every row.
-  const kernels::cpu::PackedB* packed = nullptr;
-  const float* bias = nullptr;
-};
-
-struct SoftmaxCall {
-  int64_t outer = 0;
-  int64_t n = 0;
-  int64_t inner = 0;
-};
-
-// One kernel call. View operators (Identity, Flatten, Reshape) make none.
+// One kernel call: refs[first, first + inputs) are its inputs, then its outputs.
 struct Step {
-  OpKind op = OpKind::kIdentity;
-  Ref out;
-  std::array<Ref, 3> in{};
-  int64_t elements = 0;               // of the output
-  GemmCall gemm;                      // Gemm, MatMul
-  SoftmaxCall softmax;                // Softmax
-  kernels::cpu::Broadcast broadcast;  // Add/Sub/Mul/Div: a op b; Gemm: C to [m, n]
+  const Node* node = nullptr;
+  const Kernel* kernel = nullptr;
+  uint32_t first = 0;
+  uint16_t inputs = 0;
+  uint16_t outputs = 0;
 };
 
-// A graph output whose bytes live elsewhere (an input, a weight, another output): copied last.
+// A graph output whose bytes live elsewhere (an input, a constant, another output): copied last.
 struct OutputCopy {
   Ref src;
   uint32_t output = 0;
@@ -70,8 +49,22 @@ struct OutputCopy {
 
 class Planner {
  public:
+  // input_values: per graph input, its data or nullptr; read only for Graph::value_inputs.
   static Result<std::unique_ptr<Plan>> build(const Model& model,
-                                             std::span<const Shape> input_shapes);
+                                             std::span<const Shape> input_shapes,
+                                             std::span<const void* const> input_values);
 };
+
+// Plans one node: fills `out` (one info per node output) and returns its kernel (nullptr for a
+// view). Checks what plan() leaves: every present output has a computable dtype and a bounded
+// shape.
+Result<std::unique_ptr<Kernel>> plan_node(const Graph& graph, const Node& node,
+                                          std::span<const TensorInfo> in,
+                                          std::vector<TensorInfo>* out);
+
+// Runs a planned node on host memory: inputs known, outputs allocated here.
+Result<std::vector<HostTensor>> run_on_host(const Node& node, const Kernel* kernel,
+                                            std::span<const TensorInfo> in,
+                                            std::span<const TensorInfo> out);
 
 }  // namespace coproc::runtime::detail

@@ -6,15 +6,12 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "coproc/kernels/cpu.h"
 #include "runtime/model.h"
 #include "runtime/plan.h"
 
 namespace coproc::runtime {
 namespace {
 
-namespace cpu = kernels::cpu;
-using detail::OpKind;
 using detail::Ref;
 using detail::Step;
 
@@ -24,12 +21,14 @@ class Frame {
   Frame(std::span<const void* const> inputs, std::span<void* const> outputs, std::byte* scratch)
       : inputs_(inputs), outputs_(outputs), scratch_(scratch) {}
 
-  const float* read(const Ref& ref) const {
+  const void* read(const Ref& ref) const {
     switch (ref.loc) {
       case Ref::Loc::kInput:
-        return static_cast<const float*>(inputs_[ref.index]);
-      case Ref::Loc::kWeight:
-        return ref.weight;
+        return inputs_[ref.index];
+      case Ref::Loc::kConst:
+        return ref.data;
+      case Ref::Loc::kNone:
+        return nullptr;
       case Ref::Loc::kOutput:
       case Ref::Loc::kScratch:
         return write(ref);
@@ -37,11 +36,11 @@ class Frame {
     return nullptr;
   }
 
-  // Only outputs and scratch are ever written: inputs and weights are read-only.
-  float* write(const Ref& ref) const {
-    if (ref.loc == Ref::Loc::kOutput) return static_cast<float*>(outputs_[ref.index]);
+  // Only outputs and scratch are ever written: inputs and constants are read-only.
+  void* write(const Ref& ref) const {
+    if (ref.loc == Ref::Loc::kOutput) return outputs_[ref.index];
     COPROC_CHECK(ref.loc == Ref::Loc::kScratch);
-    return reinterpret_cast<float*>(scratch_ + ref.offset);
+    return scratch_ + ref.offset;
   }
 
  private:
@@ -50,65 +49,18 @@ class Frame {
   std::byte* scratch_;
 };
 
-cpu::BinaryOp binary_op(OpKind op) {
-  switch (op) {
-    case OpKind::kSub:
-      return cpu::BinaryOp::kSub;
-    case OpKind::kMul:
-      return cpu::BinaryOp::kMul;
-    case OpKind::kDiv:
-      return cpu::BinaryOp::kDiv;
-    default:
-      return cpu::BinaryOp::kAdd;
-  }
-}
-
-void execute(const Step& s, const Frame& frame) {
-  float* out = frame.write(s.out);
-  switch (s.op) {
-    case OpKind::kGemm:
-    case OpKind::kMatMul: {
-      const detail::GemmCall& g = s.gemm;
-      if (g.copy_c) cpu::broadcast_copy(frame.read(s.in[2]), out, s.broadcast);
-      if (g.packed != nullptr) {
-        cpu::gemm_packed(g.m, frame.read(s.in[0]), g.lda, *g.packed, out, std::max<int64_t>(1, g.n),
-                         g.alpha, g.beta, g.bias);
-        return;
-      }
-      cpu::gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, frame.read(s.in[0]), g.lda,
-                frame.read(s.in[1]), g.ldb, g.beta, out, std::max<int64_t>(1, g.n));
-      return;
-    }
-    case OpKind::kAdd:
-    case OpKind::kSub:
-    case OpKind::kMul:
-    case OpKind::kDiv:
-      cpu::binary(binary_op(s.op), frame.read(s.in[0]), frame.read(s.in[1]), out, s.broadcast);
-      return;
-    case OpKind::kRelu:
-      cpu::relu(frame.read(s.in[0]), out, s.elements);
-      return;
-    case OpKind::kSigmoid:
-      cpu::sigmoid(frame.read(s.in[0]), out, s.elements);
-      return;
-    case OpKind::kTanh:
-      cpu::tanh(frame.read(s.in[0]), out, s.elements);
-      return;
-    case OpKind::kSoftmax:
-      cpu::softmax_strided(frame.read(s.in[0]), out, s.softmax.outer, s.softmax.n, s.softmax.inner);
-      return;
-    case OpKind::kIdentity:
-    case OpKind::kFlatten:
-    case OpKind::kReshape:
-      COPROC_CHECK(false && "view operators make no kernel call");
-  }
-}
-
 Error invalid(std::string message) {
   return make_error(ErrorCode::kInvalidArgument, std::move(message));
 }
 
 }  // namespace
+
+std::size_t Plan::peak_bytes() const {
+  std::size_t bytes = scratch_bytes_;
+  for (const std::size_t b : output_bytes_) bytes += b;
+  for (const std::size_t b : input_bytes_) bytes += b;
+  return bytes;
+}
 
 void Session::FreeDeleter::operator()(void* p) const { std::free(p); }
 
@@ -118,7 +70,8 @@ Session::Session(std::shared_ptr<const Model> model) : model_(std::move(model)) 
 
 Session::~Session() = default;
 
-Result<const Plan*> Session::prepare(std::span<const Shape> input_shapes) {
+Result<const Plan*> Session::prepare(std::span<const Shape> input_shapes,
+                                     std::span<const void* const> input_values) {
   // Shapes come off the wire: a rank outside the array would make comparing them read past it.
   for (std::size_t i = 0; i < input_shapes.size(); ++i) {
     if (input_shapes[i].rank < 0 || input_shapes[i].rank > kMaxRank) {
@@ -126,13 +79,26 @@ Result<const Plan*> Session::prepare(std::span<const Shape> input_shapes) {
                                  input_shapes[i].rank, kMaxRank));
     }
   }
+  const std::vector<std::size_t>& value_inputs = model_->value_inputs();
+  const auto same_values = [&](const Plan& plan) {
+    for (std::size_t k = 0; k < value_inputs.size(); ++k) {
+      const std::size_t i = value_inputs[k];
+      const std::vector<std::byte>& have = plan.input_values_[k];
+      if (i >= input_values.size() || input_values[i] == nullptr ||
+          (!have.empty() && std::memcmp(have.data(), input_values[i], have.size()) != 0)) {
+        return false;
+      }
+    }
+    return true;
+  };
   for (const auto& plan : plans_) {
     if (std::equal(plan->input_shapes_.begin(), plan->input_shapes_.end(), input_shapes.begin(),
-                   input_shapes.end())) {
+                   input_shapes.end()) &&
+        same_values(*plan)) {
       return static_cast<const Plan*>(plan.get());
     }
   }
-  auto built = detail::Planner::build(*model_, input_shapes);
+  auto built = detail::Planner::build(*model_, input_shapes, input_values);
   if (!built) return built.error();
   std::unique_ptr<Plan> plan = std::move(built).value();
   if (plan->scratch_bytes_ > scratch_capacity_bytes_) {
@@ -144,6 +110,10 @@ Result<const Plan*> Session::prepare(std::span<const Shape> input_shapes) {
     }
     scratch_.reset(static_cast<std::byte*>(memory));
     scratch_capacity_bytes_ = plan->scratch_bytes_;
+  }
+  if (io_.size() < plan->max_step_tensors_) {
+    io_.resize(plan->max_step_tensors_);
+    out_.resize(plan->max_step_tensors_);
   }
   plans_.push_back(std::move(plan));
   return static_cast<const Plan*>(plans_.back().get());
@@ -168,8 +138,22 @@ Status Session::run(const Plan& plan, std::span<const void* const> inputs,
   }
   // A plan from another session would index past our scratch.
   COPROC_CHECK(plan.scratch_bytes_ <= scratch_capacity_bytes_);
+  COPROC_CHECK(plan.max_step_tensors_ <= io_.size());
   const Frame frame(inputs, outputs, scratch_.get());
-  for (const Step& step : plan.steps_) execute(step, frame);
+  for (const Step& step : plan.steps_) {
+    const Ref* refs = plan.refs_.data() + step.first;
+    for (uint16_t k = 0; k < step.inputs; ++k) io_[k] = frame.read(refs[k]);
+    void** outs = out_.data();
+    for (uint16_t k = 0; k < step.outputs; ++k) {
+      const Ref& ref = refs[step.inputs + k];
+      outs[k] = ref.loc == Ref::Loc::kNone ? nullptr : frame.write(ref);
+    }
+    const detail::KernelIO io{{io_.data(), step.inputs}, {outs, step.outputs}};
+    if (Status s = step.kernel->run(io); !s) {
+      return make_error(s.error().code, fmt::format("node '{}' ({}): {}", step.node->name,
+                                                    step.node->op, s.error().message));
+    }
+  }
   for (const detail::OutputCopy& copy : plan.copies_) {
     if (copy.bytes > 0) std::memcpy(outputs[copy.output], frame.read(copy.src), copy.bytes);
   }

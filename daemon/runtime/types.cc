@@ -97,36 +97,64 @@ std::string Shape::to_string() const { return fmt::format("[{}]", fmt::join(view
 
 namespace detail {
 
-const char* op_name(OpKind op) {
-  switch (op) {
-    case OpKind::kGemm:
-      return "Gemm";
-    case OpKind::kMatMul:
-      return "MatMul";
-    case OpKind::kAdd:
-      return "Add";
-    case OpKind::kSub:
-      return "Sub";
-    case OpKind::kMul:
-      return "Mul";
-    case OpKind::kDiv:
-      return "Div";
-    case OpKind::kRelu:
-      return "Relu";
-    case OpKind::kSigmoid:
-      return "Sigmoid";
-    case OpKind::kTanh:
-      return "Tanh";
-    case OpKind::kSoftmax:
-      return "Softmax";
-    case OpKind::kIdentity:
-      return "Identity";
-    case OpKind::kFlatten:
-      return "Flatten";
-    case OpKind::kReshape:
-      return "Reshape";
+HostTensor HostTensor::make(DType dtype, const Shape& shape) {
+  HostTensor t;
+  t.dtype = dtype;
+  t.shape = shape;
+  t.bytes.assign(static_cast<std::size_t>(shape.elements()) * dtype_bytes(dtype), std::byte{0});
+  return t;
+}
+
+std::vector<int64_t> HostTensor::to_ints() const {
+  const auto n = static_cast<std::size_t>(elements());
+  std::vector<int64_t> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    switch (dtype) {
+      case DType::kInt64:
+        out[i] = as<int64_t>()[i];
+        break;
+      case DType::kInt32:
+        out[i] = as<int32_t>()[i];
+        break;
+      case DType::kBool:
+        out[i] = as<uint8_t>()[i] != 0 ? 1 : 0;
+        break;
+      default:
+        COPROC_CHECK(false && "to_ints() of a non-integer tensor");
+    }
   }
-  return "?";
+  return out;
+}
+
+const Attribute* Node::attribute(std::string_view attr_name) const {
+  for (const Attribute& a : attributes) {
+    if (a.name == attr_name) return &a;
+  }
+  return nullptr;
+}
+
+int64_t Node::int_attr(std::string_view attr_name, int64_t fallback) const {
+  const Attribute* a = attribute(attr_name);
+  return a != nullptr && a->kind == Attribute::Kind::kInt ? a->i : fallback;
+}
+
+float Node::float_attr(std::string_view attr_name, float fallback) const {
+  const Attribute* a = attribute(attr_name);
+  return a != nullptr && a->kind == Attribute::Kind::kFloat ? a->f : fallback;
+}
+
+int32_t Graph::add_value(std::string name, DType dtype) {
+  const auto id = static_cast<int32_t>(values.size());
+  values.push_back(Value{std::move(name), Value::Kind::kComputed, -1, dtype});
+  return id;
+}
+
+int32_t Graph::add_weight(std::string name, HostTensor tensor) {
+  const auto id = static_cast<int32_t>(values.size());
+  values.push_back(Value{std::move(name), Value::Kind::kWeight,
+                         static_cast<int32_t>(weights.size()), tensor.dtype});
+  weights.push_back(std::move(tensor));
+  return id;
 }
 
 }  // namespace detail

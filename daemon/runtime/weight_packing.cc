@@ -43,25 +43,27 @@ void pack_gemm_weights(Graph* graph) {
   };
 
   for (Node& node : graph->nodes) {
-    if (node.op != OpKind::kGemm && node.op != OpKind::kMatMul) continue;
+    const bool is_gemm = node.op == "Gemm";
+    if (!is_gemm && node.op != "MatMul" && node.op != "coproc.MatMulBias") continue;
     // gemm_packed reads A row-major in place: a transposed A stays on OpenBLAS.
-    if (node.op == OpKind::kGemm && node.trans_a) continue;
+    if (is_gemm && node.int_attr("transA", 0) != 0) continue;
     const Value* b = weight_value(*graph, node, 1);
     if (b == nullptr) continue;
-    const Weight& weight = graph->weights[static_cast<std::size_t>(b->index)];
-    if (weight.shape.rank != 2) continue;
-    const bool trans_b = node.op == OpKind::kGemm && node.trans_b;
+    const HostTensor& weight = graph->weights[static_cast<std::size_t>(b->index)];
+    if (weight.shape.rank != 2 || weight.dtype != DType::kFloat32) continue;
+    const bool trans_b = is_gemm && node.int_attr("transB", 0) != 0;
     const int64_t k = weight.shape.dims[trans_b ? 1 : 0];
     const int64_t n = weight.shape.dims[trans_b ? 0 : 1];
-    PackedGemm gemm{cpu::PackedB::pack(weight.data.data(), k, n, trans_b), {}};
+    PackedGemm gemm{cpu::PackedB::pack(weight.as<float>(), k, n, trans_b), {}};
     absorb(*b);
-    if (node.op == OpKind::kGemm && node.beta != 0.0f) {
+    const float beta = node.float_attr("beta", 1.0f);
+    if (is_gemm && beta != 0.0f) {
       const Value* c = weight_value(*graph, node, 2);
       if (c != nullptr) {
-        const Weight& bias = graph->weights[static_cast<std::size_t>(c->index)];
-        if (is_row_of(bias.shape, n)) {
-          gemm.bias.reserve(bias.data.size());
-          for (const float x : bias.data) gemm.bias.push_back(node.beta * x);
+        const HostTensor& bias = graph->weights[static_cast<std::size_t>(c->index)];
+        if (bias.dtype == DType::kFloat32 && is_row_of(bias.shape, n)) {
+          const float* data = bias.as<float>();
+          for (int64_t j = 0; j < bias.elements(); ++j) gemm.bias.push_back(beta * data[j]);
           absorb(*c);
         }
       }
@@ -72,8 +74,8 @@ void pack_gemm_weights(Graph* graph) {
 
   for (std::size_t w = 0; w < graph->weights.size(); ++w) {
     if (packed[w] && reads[w] == 0) {
-      graph->weights[w].data.clear();
-      graph->weights[w].data.shrink_to_fit();
+      graph->weights[w].bytes.clear();
+      graph->weights[w].bytes.shrink_to_fit();
     }
   }
 }

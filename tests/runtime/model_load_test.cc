@@ -69,8 +69,8 @@ TEST(ModelLoadTest, shouldDescribeInputsOutputsAndWeightsOfTheMlp) {
 TEST(ModelLoadTest, shouldReadConstantNodesAsWeights) {
   auto model = Model::load(model_path("op_constant.onnx"));
   ASSERT_TRUE(model.ok()) << model.error().message;
-  // c_vec (4 floats) and c_half (1); the int64 shape is consumed by Reshape at load.
-  EXPECT_EQ((*model)->weight_bytes(), 5 * sizeof(float));
+  // c_vec (4 floats), c_half (1) and the Reshape's int64 shape (2 values).
+  EXPECT_EQ((*model)->weight_bytes(), 5 * sizeof(float) + 2 * sizeof(int64_t));
 }
 
 TEST(DTypeTest, shouldNameDTypesWithTheirSizes) {

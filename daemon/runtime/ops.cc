@@ -1,0 +1,95 @@
+// The operator registry and the helpers plan() functions share.
+#include "runtime/ops.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace coproc::runtime::detail {
+
+const OpDef* find_op(std::string_view name) {
+  static const auto* const table = [] {
+    auto* t = new std::unordered_map<std::string_view, const OpDef*>();
+    for (const auto ops : {elementwise_ops(), linalg_ops(), tensor_ops(), reduce_ops(),
+                           fused_ops()}) {
+      for (const OpDef& op : ops) {
+        const bool fresh = t->emplace(op.name, &op).second;
+        COPROC_CHECK(fresh && "an operator is defined twice");
+      }
+    }
+    return t;
+  }();
+  const auto it = table->find(name);
+  return it == table->end() ? nullptr : it->second;
+}
+
+const TensorInfo& PlanContext::input(std::size_t k) const {
+  static const TensorInfo absent;
+  return k < in.size() ? in[k] : absent;
+}
+
+Error PlanContext::fail(const std::string& problem, ErrorCode code) const {
+  return make_error(code, fmt::format("node '{}' ({}): {}", node.name, node.op, problem));
+}
+
+std::vector<int64_t> PlanContext::ints(std::size_t k) const {
+  COPROC_CHECK(k < in.size() && in[k].value != nullptr);
+  return in[k].value->to_ints();
+}
+
+Result<int32_t> PlanContext::axis(int64_t axis, int32_t rank) const {
+  const int64_t a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) {
+    return fail(fmt::format("axis {} is out of range for rank {}", axis, rank));
+  }
+  return static_cast<int32_t>(a);
+}
+
+std::string shape_string(const Shape& shape) { return shape.to_string(); }
+
+bool is_float(DType dtype) { return dtype == DType::kFloat32; }
+bool is_integer(DType dtype) { return dtype == DType::kInt64 || dtype == DType::kInt32; }
+
+int64_t product(const Shape& s, int32_t begin, int32_t end) {
+  int64_t n = 1;
+  for (int32_t d = begin; d < end; ++d) n *= s.dims[static_cast<std::size_t>(d)];
+  return n;
+}
+
+bool make_multi_broadcast(std::span<const Shape> shapes, MultiBroadcast* out) {
+  COPROC_CHECK(shapes.size() <= 4);
+  int32_t rank = 0;
+  for (const Shape& s : shapes) rank = std::max(rank, s.rank);
+  Shape o;
+  o.rank = rank;
+  for (int32_t d = 0; d < rank; ++d) {
+    int64_t dim = 1;
+    for (const Shape& s : shapes) {
+      const int32_t sd = d - (rank - s.rank);
+      if (sd < 0) continue;
+      const int64_t v = s.dims[static_cast<std::size_t>(sd)];
+      if (v == dim || v == 1) continue;
+      if (dim != 1) return false;
+      dim = v;
+    }
+    o.dims[static_cast<std::size_t>(d)] = dim;
+  }
+  out->out = o;
+  out->strides.assign(shapes.size(), {});
+  for (std::size_t k = 0; k < shapes.size(); ++k) {
+    const Shape& s = shapes[k];
+    int64_t stride = 1;
+    for (int32_t d = rank - 1; d >= 0; --d) {
+      const int32_t sd = d - (rank - s.rank);
+      if (sd < 0) break;
+      const int64_t v = s.dims[static_cast<std::size_t>(sd)];
+      out->strides[k][static_cast<std::size_t>(d)] = v == 1 ? 0 : stride;
+      stride *= v;
+    }
+  }
+  return true;
+}
+
+}  // namespace coproc::runtime::detail
