@@ -43,18 +43,14 @@ class MemoryEstimate {
   uint64_t per_row(int64_t padded_length) {
     const auto& specs = model_.model->inputs();
     std::vector<runtime::Shape> shapes;
-    uint64_t bytes = 0;
     for (std::size_t i = 0; i < specs.size(); ++i) {
       runtime::Shape shape = runtime::concrete_shape(specs[i], 1);  // one row
       if (input_dim1_[i]) shape.dims[1] = std::max<int64_t>(padded_length, 1);
       shapes.push_back(shape);
-      bytes += static_cast<uint64_t>(shape.elements()) * runtime::dtype_bytes(specs[i].dtype);
     }
     auto plan = session_.prepare(shapes);
     if (!plan.ok()) return kUnplannable;
-    bytes += (*plan)->scratch_bytes();
-    for (std::size_t j = 0; j < (*plan)->num_outputs(); ++j) bytes += (*plan)->output_bytes(j);
-    return bytes;
+    return (*plan)->peak_bytes();  // inputs, outputs and the plan's scratch
   }
 
   // A length the model cannot plan for counts as too big for any cap.

@@ -52,6 +52,13 @@ Result<ModelSet> ModelSet::load(const std::vector<ModelConfig>& configs) {
       return make_error(model.error().code, "model '" + cfg.name + "' (" + cfg.path +
                                                 "): " + model.error().message);
     }
+    if (!model.value()->value_inputs().empty()) {
+      const auto& input = model.value()->inputs()[model.value()->value_inputs()[0]];
+      return make_error(ErrorCode::kUnsupported,
+                        "model '" + cfg.name + "' (" + cfg.path + "): input '" + input.name +
+                            "' sets a shape inside the model (e.g. a Reshape's target); coprocd "
+                            "serves models whose shapes follow from their input shapes alone");
+    }
     auto cost = measure_batch1(model.value());
     if (!cost.ok()) {
       return make_error(cost.error().code, "model '" + cfg.name + "' (" + cfg.path +
