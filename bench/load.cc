@@ -53,8 +53,8 @@ int client_main(const LoadOptions& o, int index, int64_t start_ns, const std::st
   const int window = open_loop ? kOpenLoopWindow : o.in_flight;
   std::vector<Slot> slots(static_cast<size_t>(window));
   for (auto& s : slots) {
-    if (!alloc_model_tensors(client, model, true, s.inputs, n_in) ||
-        !alloc_model_tensors(client, model, false, s.outputs, n_out)) {
+    if (!alloc_model_tensors(client, model, true, s.inputs, n_in, o.shape) ||
+        !alloc_model_tensors(client, model, false, s.outputs, n_out, o.shape)) {
       return 13;
     }
   }

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "inputs.h"
+
 namespace coproc::bench {
 
 struct LoadOptions {
@@ -25,6 +27,7 @@ struct LoadOptions {
   int64_t duration_ns = 3'000'000'000;
   std::array<double, 4> priority_mix{0, 0, 1, 0};  // critical, high, normal, low weights
   uint64_t seed = 1;
+  ShapeRule shape;  // each request's dynamic dims (inputs.h): batch 1, seq 1 by default
 };
 
 // One completed request, as a client saw it.

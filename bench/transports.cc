@@ -9,7 +9,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <random>
 
 #include "coproc.h"
 #include "coproc/coproc_generated.h"
@@ -255,33 +254,35 @@ class InProcess final : public Transport {
     session_ = std::make_unique<runtime::Session>(model.value());
     std::vector<runtime::Shape> shapes;
     for (const auto& spec : model.value()->inputs()) shapes.push_back(runtime::concrete_shape(spec, 1));
-    auto plan = session_->prepare(shapes);
+    const auto& specs = model.value()->inputs();
+    in_.resize(shapes.size());
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      in_[i].resize(static_cast<std::size_t>(shapes[i].elements()) *
+                    runtime::dtype_bytes(specs[i].dtype));
+      fill_input(static_cast<int>(specs[i].dtype), specs[i].name, i, in_[i]);
+      in_ptrs_.push_back(in_[i].data());
+    }
+    // With the values: a model whose input values set shapes inside it plans per value.
+    auto plan = session_->prepare(shapes, in_ptrs_);
     if (!plan.ok()) {
       error_ = plan.error().message;
       return;
     }
     plan_ = plan.value();
-    std::mt19937 rng(42);
-    std::uniform_real_distribution<float> dist(-1.f, 1.f);
-    in_.resize(shapes.size());
-    out_.resize(model.value()->outputs().size());
-    for (std::size_t i = 0; i < shapes.size(); ++i) {
-      in_[i].resize(static_cast<std::size_t>(shapes[i].elements()));
-      for (auto& v : in_[i]) v = dist(rng);
-      in_ptrs_.push_back(in_[i].data());
-    }
+    out_.resize(plan_->num_outputs());
     for (std::size_t j = 0; j < out_.size(); ++j) {
-      out_[j].resize(static_cast<std::size_t>(plan_->output_shape(j).elements()));
+      out_[j].resize(plan_->output_bytes(j));
       out_ptrs_.push_back(out_[j].data());
     }
   }
+
   const char* name() const override { return "in_process"; }
   bool round_trip() override { return session_->run(*plan_, in_ptrs_, out_ptrs_).ok(); }
 
  private:
   std::unique_ptr<runtime::Session> session_;
   const runtime::Plan* plan_ = nullptr;
-  std::vector<std::vector<float>> in_, out_;
+  std::vector<std::vector<std::byte>> in_, out_;
   std::vector<const void*> in_ptrs_;
   std::vector<void*> out_ptrs_;
 };
@@ -289,9 +290,7 @@ class InProcess final : public Transport {
 }  // namespace
 
 bool alloc_model_tensors(coproc_client* client, const coproc_model* model, bool input,
-                         coproc_tensor* out, std::size_t n) {
-  std::mt19937 rng(42);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+                         coproc_tensor* out, std::size_t n, const ShapeRule& rule) {
   for (std::size_t i = 0; i < n; ++i) {
     coproc_tensor_info info;
     (input ? coproc_model_input : coproc_model_output)(model, i, &info);
@@ -299,17 +298,19 @@ bool alloc_model_tensors(coproc_client* client, const coproc_model* model, bool 
     t = coproc_tensor{};
     t.dtype = info.dtype;
     t.rank = info.rank;
+    auto dims = resolve_dims({info.shape, static_cast<std::size_t>(info.rank)}, rule);
     uint64_t elements = 1;
     for (int32_t d = 0; d < info.rank; ++d) {
-      t.shape[d] = info.shape[d] < 0 ? 1 : info.shape[d];
+      t.shape[d] = dims[static_cast<std::size_t>(d)];
       elements *= static_cast<uint64_t>(t.shape[d]);
     }
     t.bytes = elements * coproc_dtype_bytes(info.dtype);
     if (coproc_alloc(client, t.bytes, &t.data) != COPROC_OK) return false;
-    std::memset(t.data, 0, t.bytes);
-    if (input && info.dtype == COPROC_DTYPE_FLOAT32) {
-      auto* f = static_cast<float*>(t.data);
-      for (uint64_t e = 0; e < elements; ++e) f[e] = dist(rng);
+    std::span<std::byte> bytes(static_cast<std::byte*>(t.data), t.bytes);
+    if (input) {
+      fill_input(info.dtype, info.name, i, bytes);
+    } else {
+      std::memset(t.data, 0, t.bytes);
     }
   }
   return true;

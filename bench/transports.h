@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "coproc.h"
+#include "inputs.h"
 
 namespace coproc::bench {
 
@@ -46,11 +47,11 @@ class Transport {
   std::string error_;
 };
 
-// Allocates arena tensors for every input (or output) of `model`, dynamic
-// dims set to 1, inputs filled with fixed pseudo-random floats. false: see
-// coproc_last_error().
+// Allocates arena tensors for every input (or output) of `model`, shaped and
+// (inputs) filled by the rule in inputs.h: dynamic dims set to rule.batch and
+// rule.seq, 1 by default. false: see coproc_last_error().
 bool alloc_model_tensors(coproc_client* client, const coproc_model* model, bool input,
-                         coproc_tensor* out, std::size_t n);
+                         coproc_tensor* out, std::size_t n, const ShapeRule& rule = {});
 
 std::unique_ptr<Transport> make_shm_floor();
 std::unique_ptr<Transport> make_unix_socket(std::size_t request_bytes);
