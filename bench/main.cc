@@ -3,8 +3,13 @@
 //   coproc-bench latency --socket PATH --model NAME    ping-pong against a running daemon
 //   coproc-bench compare --model noop|mlp|PATH [--json] every transport, private daemon
 //   coproc-bench load --model mlp --clients 8 [--in-flight K | --rate RPS] [--mix ...] [--json]
+//   coproc-bench ort --model FILE [--batches 1,32 --seq 128 --threads 1] [--json]
+//                                       coproc's runtime vs ONNX Runtime, latency per batch size
+//   coproc-bench ort --model FILE --processes 16 [--json]
+//                                       N processes: one coprocd vs ONNX Runtime in each
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <signal.h>
 
 #include <cstdio>
 #include <array>
@@ -16,6 +21,7 @@
 #include <vector>
 
 #include "load.h"
+#include "ort_bench.h"
 #include "private_daemon.h"
 #include "stats.h"
 #include "transports.h"
@@ -364,7 +370,78 @@ int main(int argc, char** argv) {
     sub->add_option("--max-samples", max_samples, "sample cap per transport")->check(CLI::Range(1, 100'000'000))->capture_default_str();
     sub->add_option("--rounds", rounds, "transports take turns this many times")->check(CLI::Range(1, 1000))->capture_default_str();
   }
+  coproc::bench::OrtBenchOptions ort_options;
+  ort_options.python = COPROC_BENCH_PYTHON;
+  ort_options.worker_script = COPROC_BENCH_ORT_WORKER;
+  std::string ort_model;
+  double round_s = 1.0;
+  auto* ort = app.add_subcommand(
+      "ort",
+      "coproc vs ONNX Runtime on the same ONNX file, in one run. Latency mode: coproc's runtime "
+      "in-process and ORT (tools/ort_worker.py) take turns per batch size, outputs compared first. "
+      "--processes N: N client processes on one coprocd vs N processes each running ORT. Inputs: "
+      "the first dynamic dim of each is the batch, the second --seq; floats uniform in [-1, 1]; "
+      "int64/int32 all ones when the name contains \"mask\", else token ids uniform in [0, 1000); "
+      "bool true; fixed seed. Exit 3 when the outputs disagree.");
+  ort->add_option("--model", ort_model, "ONNX file (or a bundled model's name)")->required();
+  ort->add_option("--batches", ort_options.batches, "latency mode: batch sizes")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
+  ort->add_option("--seq", ort_options.seq, "the second dynamic dim (sequence length)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
+  ort->add_option("--threads", ort_options.threads,
+                  "ORT intra_op = inter_op threads (coproc's runtime uses 1)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  ort->add_option("--iterations", ort_options.iterations,
+                  "latency mode: calls per side per round, at most")
+      ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}))
+      ->capture_default_str();
+  ort->add_option("--seconds", round_s,
+                  "latency mode: seconds per side per round, at most (one call at least)")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  ort->add_option("--rounds", ort_options.rounds,
+                  "latency mode: coproc and ORT take turns this many times")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  ort->add_option("--processes", ort_options.processes,
+                  "throughput mode: client processes (0: latency mode)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  ort->add_option("--max-batch", ort_options.max_batch, "throughput mode: the daemon's max_batch")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  ort->add_option("--warmup-ms", warmup_ms,
+                  "warm-up per side and case (per phase with --processes)")
+      ->check(CLI::Range(0, 60000))
+      ->capture_default_str();
+  ort->add_option("--duration-ms", duration_ms, "throughput mode: measured time per phase")
+      ->check(CLI::Range(1, 600000))
+      ->capture_default_str();
+  ort->add_option("--python", ort_options.python, "Python with onnxruntime and numpy")
+      ->capture_default_str();
+  ort->add_option("--ort-worker", ort_options.worker_script, "tools/ort_worker.py")
+      ->capture_default_str();
+  ort->add_flag("--json", ort_options.json, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
+  if (ort->parsed()) {
+    ModelChoice choice;
+    std::string error;
+    if (!resolve_model(ort_model, &choice, &error)) {
+      std::fprintf(stderr, "coproc-bench: %s\n", error.c_str());
+      return 2;
+    }
+    ::signal(SIGPIPE, SIG_IGN);  // a dead ORT worker must show as an error, not kill us
+    ort_options.model_path = choice.path;
+    ort_options.warmup_ns = warmup_ms * 1'000'000;
+    ort_options.duration_ns = duration_ms * 1'000'000;
+    ort_options.round_ns = static_cast<int64_t>(round_s * 1e9);
+    return ort_options.processes > 0 ? coproc::bench::run_ort_throughput(ort_options)
+                                     : coproc::bench::run_ort_latency(ort_options);
+  }
   Budget budget{warmup_ms * 1'000'000, duration_ms * 1'000'000, max_samples, rounds};
   if (compare->parsed()) return run_compare(model, json, budget, cpu_threads);
   if (load->parsed()) {
