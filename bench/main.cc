@@ -403,8 +403,7 @@ int main(int argc, char** argv) {
                   "latency mode: seconds per side per round, at most (one call at least)")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
-  ort->add_option("--rounds", ort_options.rounds,
-                  "latency mode: coproc and ORT take turns this many times")
+  ort->add_option("--rounds", ort_options.rounds, "coproc and ORT take turns this many times")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   ort->add_option("--processes", ort_options.processes,

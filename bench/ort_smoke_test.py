@@ -42,7 +42,7 @@ def should_report_latency_cases_with_positive_numbers(bench, model):
 
 def should_report_throughput_of_both_sides(bench, model):
     report = run_json([bench, "ort", "--model", model, "--json", "--processes", "2",
-                       "--warmup-ms", "50", "--duration-ms", "300"])
+                       "--rounds", "2", "--warmup-ms", "50", "--duration-ms", "300"])
     for side in ("coproc", "ort"):
         check(report[side]["throughput_rps"] > 0 and report[side]["p99_ns"] > 0,
               f"{side}: positive throughput and p99", report)
