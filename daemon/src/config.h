@@ -56,6 +56,7 @@ struct Config {
   uint32_t poller_spin_us = 50;    // poller.spin_us: spin this long, then sleep on the doorbell
   uint32_t inline_max_us = 200;    // executor.inline_max_us: shorter runs stay on the poller
   uint32_t cpu_threads = 1;        // executor.cpu_threads: OpenBLAS threads
+  uint32_t intra_op_threads = 1;   // executor.intra_op_threads: coproc's own kernels
   uint32_t max_clients = 64;       // limits.max_clients
   // limits.arena_bytes; the file and flag also take "512KiB", "64MiB", "1GiB".
   uint64_t arena_bytes = uint64_t{64} << 20;

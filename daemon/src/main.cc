@@ -14,6 +14,7 @@
 #include "control.h"
 #include "cycle_clock.h"
 #include "coproc/kernels/cpu.h"
+#include "coproc/kernels/parallel.h"
 #include "batcher.h"
 #include "batching_policy.h"
 #include "models.h"
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("placement: {}", placement->describe());
   coproc::kernels::cpu::set_threads(static_cast<int>(config.cpu_threads));
+  coproc::kernels::cpu::set_intra_op_threads(static_cast<int>(config.intra_op_threads));
   CycleClock::calibrate();
   spdlog::info("request timing clock: {}", CycleClock::uses_tsc()
                    ? fmt::format("TSC, {:.4f} ns per tick", CycleClock::ns_per_tick())

@@ -213,6 +213,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "config: executor.inline_max_us = 10000001 is out of range [0, 10000000]"},
         Refusal{"shouldRefuseZeroCpuThreads", "executor.cpu_threads = 0",
                 "config: executor.cpu_threads = 0 is out of range [1, 256]"},
+        Refusal{"shouldRefuseTooManyIntraOpThreads", "executor.intra_op_threads = 65",
+                "config: executor.intra_op_threads = 65 is out of range [1, 64]"},
         Refusal{"shouldRefuseCpuThreadsAboveMax", "executor.cpu_threads = 257",
                 "config: executor.cpu_threads = 257 is out of range [1, 256]"},
         Refusal{"shouldRefuseZeroMaxClients", "limits.max_clients = 0",

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "coproc/kernels/cpu.h"
+#include "coproc/kernels/parallel.h"
 #include "gemm_tiles.h"
 
 namespace coproc::kernels::cpu {
@@ -200,23 +201,32 @@ void gemm_packed(int64_t m, const float* a, int64_t lda, const PackedB& b, float
   const int64_t nr = tiles.nr;
   // Blocks of rows, then passes over k, then panels, then tiles down the block: within a block,
   // each slice of a panel is read from memory once and from cache by the block's other tiles.
-  for (int64_t block = 0; block < m; block += kMaxBlockRows) {
-    const int64_t block_end = std::min(m, block + kMaxBlockRows);
-    for (int64_t p0 = 0; p0 < k; p0 += kBlockDepth) {
-      const int64_t depth = std::min(kBlockDepth, k - p0);
-      // The first pass applies beta and the bias; later passes add to what it wrote.
-      Epilogue e{alpha, p0 == 0 ? beta : 1.0f, nullptr};
-      for (int64_t j = 0; j < panels(n, nr); ++j) {
-        const float* panel = b.data() + (j * k + p0) * nr;
-        const int64_t cols = std::min(nr, n - j * nr);
-        e.bias = p0 == 0 && bias != nullptr ? bias + j * nr : nullptr;
-        for (int64_t i = block; i < block_end; i += tiles.mr) {
-          const auto rows = static_cast<int>(std::min<int64_t>(tiles.mr, block_end - i));
-          tiles.tile(rows, depth, a + i * lda + p0, lda, panel, cols, e, c + i * ldc + j * nr, ldc);
+  const auto rows = [&](int64_t row_begin, int64_t row_end) {
+    for (int64_t block = row_begin; block < row_end; block += kMaxBlockRows) {
+      const int64_t block_end = std::min(row_end, block + kMaxBlockRows);
+      for (int64_t p0 = 0; p0 < k; p0 += kBlockDepth) {
+        const int64_t depth = std::min(kBlockDepth, k - p0);
+        // The first pass applies beta and the bias; later passes add to what it wrote.
+        Epilogue e{alpha, p0 == 0 ? beta : 1.0f, nullptr};
+        for (int64_t j = 0; j < panels(n, nr); ++j) {
+          const float* panel = b.data() + (j * k + p0) * nr;
+          const int64_t cols = std::min(nr, n - j * nr);
+          e.bias = p0 == 0 && bias != nullptr ? bias + j * nr : nullptr;
+          for (int64_t i = block; i < block_end; i += tiles.mr) {
+            const auto r = static_cast<int>(std::min<int64_t>(tiles.mr, block_end - i));
+            tiles.tile(r, depth, a + i * lda + p0, lda, panel, cols, e, c + i * ldc + j * nr, ldc);
+          }
         }
       }
     }
-  }
+  };
+  // Split the rows over the intra-op pool (in whole tiles) when each share is worth a wake-up:
+  // about a million multiply-adds or more.
+  const int64_t tiles_down = (m + tiles.mr - 1) / tiles.mr;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(1, tiles.mr * n * k));
+  parallel_for(tiles_down, grain, [&](int64_t t0, int64_t t1) {
+    rows(t0 * tiles.mr, std::min(m, t1 * tiles.mr));
+  });
 }
 
 }  // namespace coproc::kernels::cpu

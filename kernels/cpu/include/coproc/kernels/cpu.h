@@ -173,4 +173,40 @@ void softmax(const float* x, float* y, int64_t rows, int64_t cols);
 // x[o, 0..n, i]. inner == 1 is softmax(). y may be the same buffer as x.
 void softmax_strided(const float* x, float* y, int64_t outer, int64_t n, int64_t inner);
 
+// ---------------------------------------------------------------- fused operators
+
+// The kernels behind the runtime's fused operators (daemon/runtime/ops_fused.cc), each doing in
+// one pass what a chain of the kernels above would do in several.
+
+// Exact (erf) GELU: y[i] = 0.5 x (1 + erf(x / sqrt 2)) with x = x[i]. erf is a branchless
+// rational approximation (max abs error 4.2e-7 over all floats, against 0.6e-7 for rounding alone),
+// so the loop vectorises; y is within 1.4e-6 * max(1, |x|) of the exact GELU. y may be x.
+void gelu(const float* x, float* y, int64_t n);
+
+// An activation applied in place after a GEMM, while its rows are still in cache.
+enum class Activation : uint8_t { kNone, kRelu, kGelu, kTanh, kSigmoid };
+void activate(Activation activation, float* y, int64_t n);
+
+// One head of scaled dot-product attention: out = softmax(scale * Q K^T + mask) V, the softmax
+// along each row. Q is [q_rows, head_dim] with row stride ldq; K is [kv_rows, head_dim] with row
+// stride ldk, or when k_transposed K^T is given instead, [head_dim, kv_rows] with row stride ldk;
+// V is [kv_rows, value_dim] with row stride ldv; out is [q_rows, value_dim] with row stride ldo and
+// must not overlap the others. mask (may be null) is read at mask[i * mask_row_stride + j *
+// mask_col_stride] for score (i, j): a stride of 0 broadcasts it. scores is scratch the caller
+// owns, q_rows * kv_rows floats: the one head's score matrix, which never has to exist for all
+// heads at once. The two products run on OpenBLAS (gemm above).
+struct AttentionHead {
+  int64_t q_rows = 0;
+  int64_t kv_rows = 0;
+  int64_t head_dim = 0;
+  int64_t value_dim = 0;
+  int64_t ldq = 0, ldk = 0, ldv = 0, ldo = 0;
+  bool k_transposed = false;
+  float scale = 1.0f;
+  int64_t mask_row_stride = 0;
+  int64_t mask_col_stride = 0;
+};
+void attention_head(const AttentionHead& head, const float* q, const float* k, const float* v,
+                    const float* mask, float* scores, float* out);
+
 }  // namespace coproc::kernels::cpu
