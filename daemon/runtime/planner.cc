@@ -156,7 +156,8 @@ class Builder {
       bool known = true;
       for (const int32_t v : node.inputs) {
         in.push_back(v >= 0 ? infos_[static_cast<std::size_t>(v)] : TensorInfo{});
-        if (v >= 0 && in.back().value == nullptr) known = false;
+        // Shape and Size read only shapes, which are always known here.
+        if (v >= 0 && in.back().value == nullptr && !node.def->shapes_only) known = false;
       }
       auto kernel = plan_node(graph_, node, in, &out);
       if (!kernel) return kernel.error();
