@@ -392,7 +392,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
   ort->add_option("--threads", ort_options.threads,
-                  "ORT intra_op = inter_op threads (coproc's runtime uses 1)")
+                  "latency mode: ORT intra_op = inter_op threads, coproc intra_op_threads")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   ort->add_option("--iterations", ort_options.iterations,
@@ -412,6 +412,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   ort->add_option("--max-batch", ort_options.max_batch, "throughput mode: the daemon's max_batch")
       ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  ort->add_option("--daemon-threads", ort_options.daemon_threads,
+                  "throughput mode: the daemon's intra-op threads (each ORT process uses 1)")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   ort->add_option("--warmup-ms", warmup_ms,
                   "warm-up per side and case (per phase with --processes)")

@@ -30,7 +30,7 @@ struct OrtBenchOptions {
   std::string python;         // interpreter for the worker
   std::string worker_script;  // tools/ort_worker.py
   bool json = false;
-  int threads = 1;    // ORT intra_op = inter_op; coproc's runtime runs on one thread regardless
+  int threads = 1;    // latency mode: ORT intra_op = inter_op, coproc intra_op_threads
   int64_t seq = 128;  // the second dynamic dim
   int64_t warmup_ns = 500'000'000;
   // Latency mode.
@@ -42,6 +42,7 @@ struct OrtBenchOptions {
   int processes = 0;
   int64_t duration_ns = 3'000'000'000;  // measured time of each phase
   int max_batch = 32;                   // the daemon's batching policy
+  int daemon_threads = 1;               // the daemon's executor.intra_op_threads
 };
 
 int run_ort_latency(const OrtBenchOptions& options);

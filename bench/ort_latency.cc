@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "coproc/kernels/cpu.h"
+#include "coproc/kernels/parallel.h"
 #include "coproc_runner.h"
 #include "ort_bench.h"
 #include "ort_process.h"
@@ -67,9 +68,12 @@ void print_case(const CaseResult& c) {
 }  // namespace
 
 int run_ort_latency(const OrtBenchOptions& o) {
-  // The runtime's kernels run on the calling thread; pin OpenBLAS (its GEMV and non-weight GEMMs)
-  // to it as well, so "coproc: 1 thread" is true whatever --threads gives ORT.
+  // coproc's own kernels (packed GEMM, attention) split over `threads` like ORT's intra-op pool.
+  // OpenBLAS, which runs only products whose B is not a weight, stays on one thread as coprocd
+  // keeps it on small machines: its workers busy-wait after each call and would take the cores
+  // from the intra-op pool.
   kernels::cpu::set_threads(1);
+  kernels::cpu::set_intra_op_threads(o.threads);
   auto loaded = runtime::Model::load(o.model_path);
   if (!loaded.ok()) {
     std::fprintf(stderr, "coproc-bench: coproc cannot load %s: %s\n", o.model_path.c_str(),
@@ -148,20 +152,19 @@ int run_ort_latency(const OrtBenchOptions& o) {
       body += case_json(c, o.threads);
     }
     fmt::print(
-        R"({{"mode":"latency","model":{},"ort_version":{},"threads":{{"ort":{},"coproc":1}},"rounds":{},"iterations_per_round":{},"seconds_per_round":{:.3f},"machine":{{{}}},"ort_call_overhead":{{"identity_p50_ns":{},"identity_p99_ns":{},"timer_p50_ns":{}}},"outputs_agree":{},"cases":[{}]}})"
+        R"({{"mode":"latency","model":{},"ort_version":{},"threads":{{"ort":{},"coproc":{},"coproc_openblas":1}},"rounds":{},"iterations_per_round":{},"seconds_per_round":{:.3f},"machine":{{{}}},"ort_call_overhead":{{"identity_p50_ns":{},"identity_p99_ns":{},"timer_p50_ns":{}}},"outputs_agree":{},"cases":[{}]}})"
         "\n",
-        json_string(o.model_path), json_string(ort_version), o.threads, o.rounds, o.iterations,
-        static_cast<double>(o.round_ns) / 1e9, machine_json(), overhead->identity_p50_ns,
-        overhead->identity_p99_ns, overhead->timer_p50_ns, agree, body);
+        json_string(o.model_path), json_string(ort_version), o.threads, o.threads, o.rounds,
+        o.iterations, static_cast<double>(o.round_ns) / 1e9, machine_json(),
+        overhead->identity_p50_ns, overhead->identity_p99_ns, overhead->timer_p50_ns, agree, body);
     return agree ? 0 : kExitOutputsDisagree;
   }
   std::printf(
       "model %s: coproc runtime (in-process) vs ONNX Runtime %s (worker process, timed there)\n",
       o.model_path.c_str(), ort_version.c_str());
   std::printf("machine: %s\n", machine_text().c_str());
-  std::printf(
-      "threads: ORT %d (intra_op = inter_op), coproc 1%s\n", o.threads,
-      o.threads > 1 ? " (coproc's runtime has no thread option; it runs on one thread)" : "");
+  std::printf("threads: ORT %d (intra_op = inter_op), coproc %d (intra_op_threads; OpenBLAS 1)\n",
+              o.threads, o.threads);
   std::printf("%d rounds taking turns, each up to %lld calls or %.2f s per side\n", o.rounds,
               static_cast<long long>(o.iterations), static_cast<double>(o.round_ns) / 1e9);
   std::printf(

@@ -65,7 +65,7 @@ PhaseResult result(const char* name, SideSamples s) {
 class CoprocSide {
  public:
   CoprocSide(const OrtBenchOptions& o, const std::string& batching)
-      : daemon_(kModelName, o.model_path, 1, batching) {
+      : daemon_(kModelName, o.model_path, 1, batching, o.daemon_threads) {
     load_.socket_path = daemon_.socket_path();
     load_.model_name = kModelName;
     load_.clients = o.processes;
@@ -222,14 +222,14 @@ int run_ort_throughput(const OrtBenchOptions& o) {
                                           seq ? fmt::format(", length_buckets [{}]", o.seq) : "");
   if (o.json) {
     fmt::print(
-        R"({{"mode":"throughput","model":{},"ort_version":{},"processes":{},"batch":1,"seq":{},"inputs":{},"rounds":{},"warmup_ms":{},"duration_ms":{},"machine":{{{}}},"coproc_batching":{},"coproc":{},"coproc_mean_batch_size":{:.3f},"ort_threads_per_process":1,"ort":{},"throughput_ratio":{:.4f},"coproc_p99_lower":{},"max_abs_diff":{:.3g},"ort_max_abs":{:.3g},"outputs_agree":{}}})"
+        R"({{"mode":"throughput","model":{},"ort_version":{},"processes":{},"batch":1,"seq":{},"inputs":{},"rounds":{},"warmup_ms":{},"duration_ms":{},"machine":{{{}}},"coproc_batching":{},"coproc_daemon_threads":{},"coproc":{},"coproc_mean_batch_size":{:.3f},"ort_threads_per_process":1,"ort":{},"throughput_ratio":{:.4f},"coproc_p99_lower":{},"max_abs_diff":{:.3g},"ort_max_abs":{:.3g},"outputs_agree":{}}})"
         "\n",
         json_string(o.model_path), json_string(ort_version), o.processes,
         seq ? std::to_string(o.seq) : "null", json_string(shapes_text(inputs)), o.rounds,
         o.warmup_ns / 1'000'000, o.duration_ns / 1'000'000, machine_json(),
-        json_string(batching_text), phase_json(ours), ours.mean_batch_size, phase_json(theirs),
-        throughput_ratio, p99_lower, agreement.max_abs_diff, agreement.ort_max_abs,
-        agreement.agree);
+        json_string(batching_text), o.daemon_threads, phase_json(ours), ours.mean_batch_size,
+        phase_json(theirs), throughput_ratio, p99_lower, agreement.max_abs_diff,
+        agreement.ort_max_abs, agreement.agree);
     return agreement.agree ? 0 : kExitOutputsDisagree;
   }
   std::printf(
@@ -238,8 +238,9 @@ int run_ort_throughput(const OrtBenchOptions& o) {
       o.model_path.c_str(), o.processes, seq ? fmt::format(", seq {}", o.seq).c_str() : "",
       static_cast<double>(o.duration_ns) / 1e9, o.rounds);
   std::printf("machine: %s\n", machine_text().c_str());
-  std::printf("coproc: one private coprocd (batching %s), %d client processes\n",
-              batching_text.c_str(), o.processes);
+  std::printf(
+      "coproc: one private coprocd (batching %s, %d intra-op threads), %d client processes\n",
+      batching_text.c_str(), o.daemon_threads, o.processes);
   std::printf("ORT %s: %d processes, each its own session on 1 thread\n\n", ort_version.c_str(),
               o.processes);
   std::printf("%-8s %12s %9s %10s %10s %10s %10s %7s\n", "side", "requests/s", "samples", "p50 us",

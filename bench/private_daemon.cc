@@ -35,7 +35,7 @@ std::string executable_dir() {
 }
 
 PrivateDaemon::PrivateDaemon(const std::string& model_name, const std::string& model_path,
-                             int cpu_threads, const std::string& batching) {
+                             int cpu_threads, const std::string& batching, int intra_op_threads) {
   char tmpl[] = "/tmp/coproc-bench-XXXXXX";
   if (!::mkdtemp(tmpl)) {
     error_ = "mkdtemp failed";
@@ -51,6 +51,7 @@ PrivateDaemon::PrivateDaemon(const std::string& model_name, const std::string& m
                                    "--config", config,
                                    "--socket", socket_path_,
                                    "--cpu-threads", std::to_string(cpu_threads),
+                                   "--intra-op-threads", std::to_string(intra_op_threads),
                                    "--log-level", "warn"};
   pid_ = ::fork();
   if (pid_ == 0) {

@@ -12,9 +12,10 @@ class PrivateDaemon {
  public:
   // Starts build/bin/coprocd (next to this binary) serving `model_path` as
   // `model_name`, with `batching` (TOML keys of its [[model]] table, e.g.
-  // "max_batch = 1"); waits until its socket accepts connections.
+  // "max_batch = 1"), OpenBLAS on `cpu_threads` and coproc's own kernels on
+  // `intra_op_threads`; waits until its socket accepts connections.
   PrivateDaemon(const std::string& model_name, const std::string& model_path, int cpu_threads,
-                const std::string& batching = "");
+                const std::string& batching = "", int intra_op_threads = 1);
   ~PrivateDaemon();
   PrivateDaemon(const PrivateDaemon&) = delete;
   PrivateDaemon& operator=(const PrivateDaemon&) = delete;
