@@ -12,8 +12,8 @@ namespace coproc::runtime::detail {
 const OpDef* find_op(std::string_view name) {
   static const auto* const table = [] {
     auto* t = new std::unordered_map<std::string_view, const OpDef*>();
-    for (const auto ops : {elementwise_ops(), linalg_ops(), tensor_ops(), reduce_ops(),
-                           fused_ops()}) {
+    for (const auto ops :
+         {elementwise_ops(), linalg_ops(), tensor_ops(), copy_ops(), reduce_ops(), fused_ops()}) {
       for (const OpDef& op : ops) {
         const bool fresh = t->emplace(op.name, &op).second;
         COPROC_CHECK(fresh && "an operator is defined twice");

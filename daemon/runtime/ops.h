@@ -132,6 +132,7 @@ const OpDef* find_op(std::string_view name);
 std::span<const OpDef> elementwise_ops();  // ops_elementwise.cc
 std::span<const OpDef> linalg_ops();       // ops_linalg.cc
 std::span<const OpDef> tensor_ops();       // ops_tensor.cc: views and data movement
+std::span<const OpDef> copy_ops();         // ops_copy.cc: strided copies
 std::span<const OpDef> reduce_ops();       // ops_reduce.cc
 std::span<const OpDef> fused_ops();        // ops_fused.cc
 
