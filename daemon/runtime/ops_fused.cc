@@ -29,12 +29,17 @@
 #include <vector>
 
 #include "coproc/kernels/cpu.h"
+#include "coproc/kernels/parallel.h"
 #include "runtime/ops.h"
 
 namespace coproc::runtime::detail {
 namespace {
 
 namespace cpu = kernels::cpu;
+
+// The least work worth a share of the intra-op threads (a wake-up costs microseconds): as
+// gemm_packed splits its rows.
+constexpr int64_t kMinMultiplyAdds = int64_t{1} << 20;
 
 Status require_float(const PlanContext& ctx, std::size_t count) {
   for (std::size_t k = 0; k < count; ++k) {
@@ -113,14 +118,20 @@ Result<std::unique_ptr<Kernel>> plan_matmul_bias(PlanContext& ctx) {
     const int64_t lda = std::max<int64_t>(1, p.k);
     const int64_t ldy = std::max<int64_t>(1, p.n);
     if (p.packed != nullptr) {
-      // gemm_packed reads each panel of W once per kMaxBlockRows rows whatever the call's row
-      // count, so calling it per block costs no extra weight traffic and leaves each block in
-      // cache for the activation.
-      for (int64_t r = 0; r < p.m; r += cpu::kMaxBlockRows) {
-        const int64_t rows = std::min(cpu::kMaxBlockRows, p.m - r);
-        cpu::gemm_packed(rows, a + r * lda, lda, *p.packed, y + r * ldy, ldy, 1.0f, 0.0f, b);
-        cpu::activate(p.activation, y + r * ldy, rows * p.n);
-      }
+      // Rows split over the intra-op threads in shares of at least kMinMultiplyAdds; each share
+      // runs in blocks of kMaxBlockRows, the activation right after each block's GEMM while the
+      // block is in cache. gemm_packed reads every panel of W once per kMaxBlockRows rows
+      // whatever the call's row count, so the split costs no extra weight traffic. One share
+      // (few rows) runs inline, leaving the pool to gemm_packed's own split.
+      const int64_t grain =
+          std::max<int64_t>(1, kMinMultiplyAdds / std::max<int64_t>(1, p.n * p.k));
+      cpu::parallel_for(p.m, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; r += cpu::kMaxBlockRows) {
+          const int64_t rows = std::min(cpu::kMaxBlockRows, end - r);
+          cpu::gemm_packed(rows, a + r * lda, lda, *p.packed, y + r * ldy, ldy, 1.0f, 0.0f, b);
+          cpu::activate(p.activation, y + r * ldy, rows * p.n);
+        }
+      });
       return;
     }
     // Unpacked (LoadOptions::pack_weights off): OpenBLAS repacks W on every call, so one call for
@@ -187,44 +198,61 @@ struct HeadLoop {
 
 class AttentionKernel final : public Kernel {
  public:
-  AttentionKernel(const cpu::AttentionHead& head, const HeadLoop& loop, bool has_mask)
+  // Heads run in up to `shares` groups at once (one per intra-op thread), each with its own
+  // score buffer.
+  AttentionKernel(const cpu::AttentionHead& head, const HeadLoop& loop, bool has_mask,
+                  int64_t shares)
       : head_(head),
         loop_(loop),
         has_mask_(has_mask),
-        scores_(static_cast<std::size_t>(head.q_rows * head.kv_rows)) {}
+        shares_(shares),
+        scores_(static_cast<std::size_t>(shares * head.q_rows * head.kv_rows)) {}
 
   Status run(const KernelIO& io) const override {
     const int64_t heads = loop_.dims.elements();
     if (heads == 0 || head_.q_rows == 0 || head_.value_dim == 0) return {};
-    const float* base[kOperands] = {io.input<float>(0), io.input<float>(1), io.input<float>(2),
-                                    has_mask_ ? io.input<float>(3) : nullptr, nullptr};
+    const float* q = io.input<float>(0);
+    const float* k = io.input<float>(1);
+    const float* v = io.input<float>(2);
+    const float* mask = has_mask_ ? io.input<float>(3) : nullptr;
     float* out = io.output<float>(0);
-    std::array<int64_t, kMaxRank> index{};
-    std::array<int64_t, kOperands> offset{};
-    const int32_t rank = loop_.dims.rank;
-    for (int64_t h = 0; h < heads; ++h) {
-      cpu::attention_head(head_, base[kQ] + offset[kQ], base[kK] + offset[kK],
-                          base[kV] + offset[kV], has_mask_ ? base[kMask] + offset[kMask] : nullptr,
-                          scores_.data(), out + offset[kOut]);
-      for (int32_t d = rank - 1; d >= 0; --d) {
-        const auto ud = static_cast<std::size_t>(d);
-        ++index[ud];
-        for (std::size_t k = 0; k < kOperands; ++k) offset[k] += loop_.strides[k][ud];
-        if (index[ud] < loop_.dims.dims[ud]) break;
-        for (std::size_t k = 0; k < kOperands; ++k) offset[k] -= loop_.strides[k][ud] * index[ud];
-        index[ud] = 0;
+    const int64_t head_scores = head_.q_rows * head_.kv_rows;
+    // Share s takes heads [s * heads / shares, (s + 1) * heads / shares) and scores_ slot s, so
+    // no two threads share a slot however parallel_for groups the shares.
+    cpu::parallel_for(shares_, 1, [&](int64_t first_share, int64_t end_share) {
+      for (int64_t s = first_share; s < end_share; ++s) {
+        float* scores = scores_.data() + s * head_scores;
+        for (int64_t h = s * heads / shares_; h < (s + 1) * heads / shares_; ++h) {
+          const std::array<int64_t, kOperands> at = offsets(h);
+          cpu::attention_head(head_, q + at[kQ], k + at[kK], v + at[kV],
+                              mask != nullptr ? mask + at[kMask] : nullptr, scores, out + at[kOut]);
+        }
       }
-    }
+    });
     return {};
   }
 
  private:
+  // Each operand's offset for head h (h indexes loop_.dims in row-major order).
+  std::array<int64_t, kOperands> offsets(int64_t h) const {
+    std::array<int64_t, kOperands> at{};
+    for (int32_t d = loop_.dims.rank - 1; d >= 0; --d) {
+      const auto ud = static_cast<std::size_t>(d);
+      const int64_t i = h % loop_.dims.dims[ud];
+      h /= loop_.dims.dims[ud];
+      for (std::size_t k = 0; k < kOperands; ++k) at[k] += i * loop_.strides[k][ud];
+    }
+    return at;
+  }
+
   cpu::AttentionHead head_;
   HeadLoop loop_;
   bool has_mask_;
-  // One head's scores, overwritten by every head of every run: bound at plan time so that a run
+  int64_t shares_;
+  // Score buffers, overwritten by every head of every run: bound at plan time so that a run
   // allocates nothing. A Plan, and so this kernel, is used by one Session, i.e. one thread at a
-  // time (model.h), which is what makes the mutable buffer safe.
+  // time (model.h), and within a run each share has its own slot: that is what makes the
+  // mutable buffer safe.
   mutable std::vector<float> scores_;
 };
 
@@ -341,7 +369,15 @@ Result<std::unique_ptr<Kernel>> plan_attention(PlanContext& ctx) {
   ctx.output(0) = {DType::kFloat32, out};
   // BLAS wants leading dimensions of at least 1 even for empty matrices.
   for (int64_t* ld : {&head.ldq, &head.ldk, &head.ldv, &head.ldo}) *ld = std::max<int64_t>(1, *ld);
-  return std::unique_ptr<Kernel>(std::make_unique<AttentionKernel>(head, loop, has_mask));
+  // One share per intra-op thread, when the heads are worth one each (OpenBLAS takes a few
+  // microseconds per call before any arithmetic).
+  const int64_t heads = loop.dims.elements();
+  const int64_t head_work =
+      2 * head.q_rows * head.kv_rows * std::max(head.head_dim, head.value_dim);
+  const int64_t per_share =
+      std::max<int64_t>(1, kMinMultiplyAdds / std::max<int64_t>(1, head_work));
+  const int64_t shares = std::clamp<int64_t>(heads / per_share, 1, cpu::intra_op_threads());
+  return std::unique_ptr<Kernel>(std::make_unique<AttentionKernel>(head, loop, has_mask, shares));
 }
 
 constexpr OpDef kOps[] = {

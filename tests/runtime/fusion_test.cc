@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "coproc/kernels/cpu.h"
+#include "coproc/kernels/parallel.h"
 #include "reference_data.h"
 #include "runtime/model.h"
 
@@ -509,6 +510,45 @@ TEST(FusionTest, shouldFuseAttentionWithTheHeadTransposesAround) {
   EXPECT_EQ(c->fused.kernel_calls, 1u);
 }
 
+// ---------------------------------------------------------------- intra-op threads
+
+// Big enough that the fused kernels split their work: 8 attention heads of [64, 32] (two shares)
+// and a MatMulBias of 128 rows by [256, 512] (shares of 8 rows).
+ModelWriter big_attention_and_linear() {
+  ModelWriter w;
+  w.input("q", {2, 4, 64, 32});
+  w.input("kt", {2, 4, 32, 64});
+  w.input("v", {2, 4, 64, 32});
+  w.input("mask", {2, 1, 1, 64});
+  w.input("x", {2, 64, 256});
+  w.scalar("c", 5.656854f);
+  w.random_weight("w", {256, 512});
+  w.random_weight("b", {512});
+  w.node("MatMul", {"q", "kt"}, "s");
+  w.node("Div", {"s", "c"}, "scaled");
+  w.node("Add", {"scaled", "mask"}, "masked");
+  ModelWriter::set_int(w.node("Softmax", {"masked"}, "p"), "axis", -1);
+  w.node("MatMul", {"p", "v"}, "o");
+  w.node("MatMul", {"x", "w"}, "xw");
+  w.node("Add", {"xw", "b"}, "z");
+  w.node("Relu", {"z"}, "y");
+  w.output("o", {2, 4, 64, 32});
+  w.output("y", {2, 64, 512});
+  return w;
+}
+
+class FusionThreadsTest : public ::testing::Test {
+ protected:
+  void SetUp() override { kernels::cpu::set_intra_op_threads(2); }
+  void TearDown() override { kernels::cpu::set_intra_op_threads(1); }
+};
+
+TEST_F(FusionThreadsTest, shouldGiveTheSameOutputsWhenFusedKernelsSplitOverThreads) {
+  COMPARE_OR_SKIP(c, big_attention_and_linear(), "threads");
+  expect_fused(*c);
+  EXPECT_EQ(c->fused.kernel_calls, 2u);
+}
+
 // ---------------------------------------------------------------- all-MiniLM-L6-v2
 
 struct MiniLmRun {
@@ -543,7 +583,7 @@ Result<std::shared_ptr<const Model>> load_minilm(const std::string& path, bool f
 
 // One batch of 8 sequences of 128 tokens (random ids, the last rows padded), run kTimedRuns
 // times after one warm-up run.
-std::optional<MiniLmRun> run_minilm(const std::shared_ptr<const Model>& model) {
+Result<MiniLmRun> run_minilm(const std::shared_ptr<const Model>& model) {
   MiniLmRun r;
   r.nodes = model->num_nodes();
   r.fused_nodes = model->num_fused_nodes();
@@ -563,10 +603,7 @@ std::optional<MiniLmRun> run_minilm(const std::shared_ptr<const Model>& model) {
   const Shape shapes[] = {shape, shape};
   const void* inputs[] = {ids.data(), mask.data()};
   auto plan = session.prepare(shapes, inputs);
-  if (!plan.ok()) {
-    ADD_FAILURE() << plan.error().message;
-    return std::nullopt;
-  }
+  if (!plan.ok()) return plan.error();
   r.kernel_calls = (*plan)->num_kernel_calls();
   r.embeddings.assign(static_cast<std::size_t>(kBatch * kHidden), 0.0f);
   void* outputs[] = {r.embeddings.data()};
@@ -575,10 +612,7 @@ std::optional<MiniLmRun> run_minilm(const std::shared_ptr<const Model>& model) {
     const auto start = std::chrono::steady_clock::now();
     const Status ran = session.run(**plan, inputs, outputs);
     const auto stop = std::chrono::steady_clock::now();
-    if (!ran.ok()) {
-      ADD_FAILURE() << ran.error().message;
-      return std::nullopt;
-    }
+    if (!ran.ok()) return ran.error();
     if (i > 0) ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
   }
   std::sort(ms.begin(), ms.end());
@@ -602,9 +636,13 @@ TEST_P(MiniLmFusionTest, shouldGiveTheSameEmbeddingsWithEveryBlockFused) {
   const std::string path = model_path(GetParam());
   LOAD_MINILM_OR_SKIP(fused_model, path, true);
   LOAD_MINILM_OR_SKIP(plain_model, path, false);
-  const auto fused = run_minilm(*fused_model);
   const auto plain = run_minilm(*plain_model);
-  ASSERT_TRUE(fused && plain);
+  if (!plain.ok() && plain.error().code == ErrorCode::kUnsupported) {
+    GTEST_SKIP() << "the runtime does not run MiniLM yet: " << plain.error().message;
+  }
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  const auto fused = run_minilm(*fused_model);
+  ASSERT_TRUE(fused.ok()) << fused.error().message;
   for (int64_t b = 0; b < kBatch; ++b) {
     EXPECT_GE(cosine(fused->embeddings.data() + b * kHidden, plain->embeddings.data() + b * kHidden,
                      kHidden),

@@ -1,11 +1,89 @@
-// One attention head: two GEMMs on OpenBLAS around a scale, mask and softmax pass over the head's
-// score matrix.
+// One attention head: two GEMMs on OpenBLAS around one pass per score row that adds the mask and
+// takes the softmax (compiled for AVX-512, AVX2 and SSE2, picked once at run time).
 #include <algorithm>
 #include <cassert>
+#include <limits>
 
 #include "coproc/kernels/cpu.h"
+#include "vexp.h"
 
 namespace coproc::kernels::cpu {
+namespace {
+
+using detail::vexp;
+
+// Reductions keep kLanes independent partial results (as softmax.cc does), which the compiler
+// turns into vector registers without reassociating one float accumulator.
+constexpr int64_t kLanes = 16;
+
+// By value, unlike std::max, which returns a reference and keeps GCC from vectorising the loop.
+inline float larger(float a, float b) { return b > a ? b : a; }
+
+// row[j] = softmax_j(row[j] + mask[j * mask_stride]) over cols entries (mask may be null).
+[[gnu::always_inline]] inline void mask_softmax_row(float* row, int64_t cols, const float* mask,
+                                                    int64_t mask_stride) {
+  if (mask != nullptr) {
+    if (mask_stride == 1) {
+      for (int64_t j = 0; j < cols; ++j) row[j] += mask[j];
+    } else {
+      for (int64_t j = 0; j < cols; ++j) row[j] += mask[j * mask_stride];
+    }
+  }
+  float lanes[kLanes];
+  std::fill(lanes, lanes + kLanes, -std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + kLanes <= cols; j += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = larger(lanes[l], row[j + l]);
+  }
+  float max = lanes[0];
+  for (int64_t l = 1; l < kLanes; ++l) max = larger(max, lanes[l]);
+  for (; j < cols; ++j) max = larger(max, row[j]);
+
+  for (j = 0; j < cols; ++j) row[j] = vexp(row[j] - max);
+  std::fill(lanes, lanes + kLanes, 0.0f);
+  for (j = 0; j + kLanes <= cols; j += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] += row[j + l];
+  }
+  float sum = 0.0f;
+  for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
+  for (; j < cols; ++j) sum += row[j];
+  const float inverse = 1.0f / sum;
+  for (j = 0; j < cols; ++j) row[j] *= inverse;
+}
+
+[[gnu::always_inline]] inline void mask_softmax_loop(const AttentionHead& head, float* scores,
+                                                     const float* mask) {
+  for (int64_t i = 0; i < head.q_rows; ++i) {
+    mask_softmax_row(scores + i * head.kv_rows, head.kv_rows,
+                     mask != nullptr ? mask + i * head.mask_row_stride : nullptr,
+                     head.mask_col_stride);
+  }
+}
+
+// AVX-512 implies FMA, which GCC contracts into: that copy may differ from the others in the
+// last bit.
+[[gnu::target("avx512f")]] void mask_softmax_avx512(const AttentionHead& head, float* scores,
+                                                    const float* mask) {
+  mask_softmax_loop(head, scores, mask);
+}
+[[gnu::target("avx2")]] void mask_softmax_avx2(const AttentionHead& head, float* scores,
+                                               const float* mask) {
+  mask_softmax_loop(head, scores, mask);
+}
+void mask_softmax_sse2(const AttentionHead& head, float* scores, const float* mask) {
+  mask_softmax_loop(head, scores, mask);
+}
+
+using MaskSoftmaxFn = void (*)(const AttentionHead&, float*, const float*);
+
+MaskSoftmaxFn widest_mask_softmax() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") != 0) return mask_softmax_avx512;
+  if (__builtin_cpu_supports("avx2") != 0) return mask_softmax_avx2;
+  return mask_softmax_sse2;
+}
+
+}  // namespace
 
 void attention_head(const AttentionHead& head, const float* q, const float* k, const float* v,
                     const float* mask, float* scores, float* out) {
@@ -14,25 +92,16 @@ void attention_head(const AttentionHead& head, const float* q, const float* k, c
   assert(rows >= 0 && cols >= 0 && head.head_dim >= 0 && head.value_dim >= 0);
   assert(rows * cols == 0 || scores != nullptr);
   if (cols == 0) {  // no keys: every output row is an empty sum, as the unfused chain gives
-    for (int64_t i = 0; i < rows; ++i)
+    for (int64_t i = 0; i < rows; ++i) {
       std::fill(out + i * head.ldo, out + i * head.ldo + head.value_dim, 0.0f);
+    }
     return;
   }
-  // scores = Q K^T: K^T as given is op(B) = B; K as given is op(B) = B^T.
+  // scores = scale * Q K^T: K^T as given is op(B) = B; K as given is op(B) = B^T.
   gemm(false, !head.k_transposed, rows, cols, head.head_dim, head.scale, q, head.ldq, k, head.ldk,
        0.0f, scores, cols);
-  if (mask != nullptr) {
-    for (int64_t i = 0; i < rows; ++i) {
-      float* row = scores + i * cols;
-      const float* m = mask + i * head.mask_row_stride;
-      if (head.mask_col_stride == 1) {
-        for (int64_t j = 0; j < cols; ++j) row[j] += m[j];
-      } else {
-        for (int64_t j = 0; j < cols; ++j) row[j] += m[j * head.mask_col_stride];
-      }
-    }
-  }
-  softmax(scores, scores, rows, cols);
+  static const MaskSoftmaxFn mask_softmax = widest_mask_softmax();
+  mask_softmax(head, scores, mask);
   gemm(false, false, rows, head.value_dim, cols, 1.0f, scores, cols, v, head.ldv, 0.0f, out,
        head.ldo);
 }

@@ -30,15 +30,39 @@ inline float erf_rational(float x) {
   return p / q;
 }
 
-}  // namespace
+constexpr float kInvSqrt2 = 0.70710678118654752f;
 
-void gelu(const float* x, float* y, int64_t n) {
-  assert(n == 0 || (x != nullptr && y != nullptr));
-  constexpr float kInvSqrt2 = 0.70710678118654752f;
+[[gnu::always_inline]] inline void gelu_loop(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
     y[i] = 0.5f * v * (1.0f + erf_rational(v * kInvSqrt2));
   }
+}
+
+// The same loop compiled for wider vectors: 16 and 8 lanes instead of SSE2's 4 (0.2 against
+// 1.0 ns per element on an AVX-512 EPYC). AVX-512 implies FMA, which GCC contracts a * b + c
+// into: that copy's results may differ from the others' in the last bit.
+[[gnu::target("avx512f")]] void gelu_avx512(const float* x, float* y, int64_t n) {
+  gelu_loop(x, y, n);
+}
+[[gnu::target("avx2")]] void gelu_avx2(const float* x, float* y, int64_t n) { gelu_loop(x, y, n); }
+void gelu_sse2(const float* x, float* y, int64_t n) { gelu_loop(x, y, n); }
+
+using GeluFn = void (*)(const float*, float*, int64_t);
+
+GeluFn widest_gelu() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") != 0) return gelu_avx512;
+  if (__builtin_cpu_supports("avx2") != 0) return gelu_avx2;
+  return gelu_sse2;
+}
+
+}  // namespace
+
+void gelu(const float* x, float* y, int64_t n) {
+  assert(n == 0 || (x != nullptr && y != nullptr));
+  static const GeluFn fn = widest_gelu();
+  fn(x, y, n);
 }
 
 void activate(Activation activation, float* y, int64_t n) {
