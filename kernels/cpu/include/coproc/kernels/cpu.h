@@ -209,4 +209,43 @@ struct AttentionHead {
 void attention_head(const AttentionHead& head, const float* q, const float* k, const float* v,
                     const float* mask, float* scores, float* out);
 
+// ---------------------------------------------------------------- math functions
+
+// y[i] = f(x[i]) for i < n. y may be the same buffer as x.
+// erf: relative error at most 1.05e-7 (1.5 ulp) wherever erf(x) is a normal float, checked over
+// every float against double erf; odd, +-1 at +-inf, NaN propagates. Branchless, so the loop
+// vectorises; runs AVX2 code where the CPU has it (same results as the SSE2 code).
+void erf(const float* x, float* y, int64_t n);
+// exp over the whole float range (about 2 ulp; 4 past |x| = 87): +inf above ~88.72, subnormal
+// results below ~-87.3, 0 below ~-103.97.
+void exp(const float* x, float* y, int64_t n);
+void sqrt(const float* x, float* y, int64_t n);  // IEEE: NaN below 0, -0 for -0
+void neg(const float* x, float* y, int64_t n);
+void reciprocal(const float* x, float* y, int64_t n);  // IEEE 1 / x: +-inf at +-0
+
+// ---------------------------------------------------------------- reductions
+
+// f(v) is v for kSum and kMax, v * v for kSumSquare; values combine by + (the sums) or by a max
+// that propagates NaN (numpy's maximum). Row sums add blocks of up to 256 values in float and
+// the block sums in double; column sums accumulate in double. Their error does not grow with
+// the reduction's length.
+enum class ReduceOp : uint8_t { kSum, kSumSquare, kMax };
+// The value to start a reduction from: -0.0f for the sums (-0 + v == v for every v, -0
+// included), -inf for kMax.
+float reduce_identity(ReduceOp op);
+// x is [rows, n]: y[r] = y[r] combined with f(x[r, j]) for every j < n, for each r < rows.
+void reduce_rows(ReduceOp op, const float* x, int64_t rows, int64_t n, float* y);
+// x is [n, cols]: y[c] = y[c] combined with f(x[j, c]) for every j < n, for each c < cols.
+void reduce_cols(ReduceOp op, const float* x, int64_t n, int64_t cols, float* y);
+
+// ---------------------------------------------------------------- layer normalization
+
+// Each row of x [rows, n]: y = (x - mean) / sqrt(var + epsilon) * scale + bias, with the row's
+// mean and biased variance. scale and bias hold n floats, or are null (1 and 0). mean and
+// inv_std_dev (rows floats each, or null) receive each row's mean and 1 / sqrt(var + epsilon).
+// The mean and variance are two passes in double, so a large offset costs no precision (see
+// layer_norm.cc). y may be the same buffer as x, not scale or bias.
+void layer_norm(const float* x, int64_t rows, int64_t n, const float* scale, const float* bias,
+                float epsilon, float* y, float* mean, float* inv_std_dev);
+
 }  // namespace coproc::kernels::cpu
