@@ -76,6 +76,7 @@ struct Node {
   std::vector<Attribute> attributes;
   int64_t opset = 0;    // of the ONNX domain, for operators whose meaning changed
   int32_t packed = -1;  // Gemm, MatMul, coproc.MatMulBias: B packed at load, in Graph::packed
+  bool fused = false;   // made by fuse_patterns from several nodes
 
   const Attribute* attribute(std::string_view attr_name) const;
   int64_t int_attr(std::string_view attr_name, int64_t fallback) const;

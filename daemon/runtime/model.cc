@@ -50,7 +50,9 @@ std::size_t Model::weight_bytes() const { return graph_->weight_bytes; }
 std::size_t Model::num_nodes() const { return graph_->nodes.size(); }
 std::size_t Model::num_fused_nodes() const {
   std::size_t n = 0;
-  for (const detail::Node& node : graph_->nodes) n += node.op.rfind("coproc.", 0) == 0 ? 1 : 0;
+  for (const detail::Node& node : graph_->nodes) {
+    n += node.fused || node.op.rfind("coproc.", 0) == 0 ? 1 : 0;
+  }
   return n;
 }
 

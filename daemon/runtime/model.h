@@ -116,7 +116,7 @@ class Model {
   // Indices of the inputs whose VALUES determine shapes inside the model (a Reshape's target, a
   // Slice's bounds). Plans for such a model depend on those values: prepare() needs them.
   const std::vector<std::size_t>& value_inputs() const { return value_inputs_; }
-  // Nodes after load-time passes (folding, fusion), and how many fused kernels they include.
+  // Nodes after load-time passes (folding, fusion), and how many of them fusion made.
   std::size_t num_nodes() const;
   std::size_t num_fused_nodes() const;
   // Float32 initializers and constants as the model declares them. Packed copies hold the same

@@ -315,6 +315,7 @@ std::optional<Rewrite> match_layer_norm(const Fuser& f, int32_t mean_i) {
   Node fused;
   fused.def = layer_norm;
   fused.op = "LayerNormalization";
+  fused.fused = true;
   fused.inputs = {x, gamma, beta};
   fused.outputs = {Fuser::out(f.node(add_i))};
   fused.attributes = {int_attribute("axis", -1), float_attribute("epsilon", *eps)};

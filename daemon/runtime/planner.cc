@@ -136,14 +136,14 @@ class Builder {
       const auto index = static_cast<std::size_t>(value.index);
       const void* data = index < input_values_.size() ? input_values_[index] : nullptr;
       TensorInfo& info = infos_[static_cast<std::size_t>(v)];
-      if (data == nullptr) {
+      if (data == nullptr && info.shape.elements() != 0) {
         return make_error(ErrorCode::kUnsupported,
                           fmt::format("input '{}' sets a shape in the model, so planning needs "
                                       "its values, which were not given",
                                       value.name));
       }
       auto t = std::make_unique<HostTensor>(HostTensor::make(info.dtype, info.shape));
-      std::memcpy(t->bytes.data(), data, t->bytes.size());
+      if (!t->bytes.empty()) std::memcpy(t->bytes.data(), data, t->bytes.size());
       info.value = t.get();
       parts.folded.push_back(std::move(t));
     }
@@ -278,10 +278,11 @@ Result<std::unique_ptr<Plan>> Planner::build(const Model& model,
   }
   for (const int32_t v : model.graph_->value_inputs) {
     const auto index = static_cast<std::size_t>(model.graph_->values[static_cast<std::size_t>(v)].index);
-    const std::byte* data = static_cast<const std::byte*>(input_values[index]);
     const std::size_t bytes = static_cast<std::size_t>(input_shapes[index].elements()) *
                               dtype_bytes(model.graph_->values[static_cast<std::size_t>(v)].dtype);
-    plan->input_values_.emplace_back(data, data + bytes);
+    const auto* data = static_cast<const std::byte*>(input_values[index]);
+    plan->input_values_.emplace_back(bytes != 0 ? std::vector<std::byte>(data, data + bytes)
+                                                : std::vector<std::byte>());
   }
   plan->output_shapes_ = std::move(parts->output_shapes);
   plan->output_bytes_ = std::move(parts->output_bytes);

@@ -84,7 +84,7 @@ Result<const Plan*> Session::prepare(std::span<const Shape> input_shapes,
     for (std::size_t k = 0; k < value_inputs.size(); ++k) {
       const std::size_t i = value_inputs[k];
       const std::vector<std::byte>& have = plan.input_values_[k];
-      if (i >= input_values.size() || input_values[i] == nullptr ||
+      if (i >= input_values.size() || (input_values[i] == nullptr && !have.empty()) ||
           (!have.empty() && std::memcmp(have.data(), input_values[i], have.size()) != 0)) {
         return false;
       }
