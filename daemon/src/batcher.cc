@@ -524,6 +524,12 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
   Status run = session.run(**plan, {ins.data(), in_specs.size()}, {outs.data(), out_specs.size()});
   const uint64_t end = CycleClock::now();
   if (!run.ok()) {
+    // The model refused some request's data (a token id out of range): run each alone, so only
+    // the request that carries it fails and its batch mates are answered as if it were absent.
+    if (live.size() > 1 && run.error().code == ErrorCode::kInvalidArgument) {
+      for (WorkItem* w : live) run_single(*w, state);
+      return;
+    }
     for (WorkItem* w : live) answer(*w, run.error().code, run.error().message, state.writer);
     return;
   }

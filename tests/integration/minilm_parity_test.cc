@@ -61,11 +61,12 @@ std::vector<Case> load_cases() {
   return cases;
 }
 
-std::string write_config() {
+std::string write_config(int max_wait_us = 5000) {
   const std::string path = "/tmp/coproc-test-" + std::to_string(::getpid()) + "-minilm.toml";
   std::ofstream(path) << "[[model]]\nname = \"minilm\"\npath = \"" << models_dir()
                       << "/all-MiniLM-L6-v2.onnx\"\nmode = \"dynamic\"\nmax_batch = 8\n"
-                         "max_wait_us = 5000\nlength_buckets = [16, 32, 64, 128, 256]\n";
+                      << "max_wait_us = " << max_wait_us
+                      << "\nlength_buckets = [16, 32, 64, 128, 256]\n";
   return path;
 }
 
@@ -192,6 +193,43 @@ TEST(MiniLM, shouldMatchOnnxRuntimeAndSentenceTransformersThroughTheDaemonWithPa
   std::printf("MiniLM parity: %d ONNX Runtime + %d sentence-transformers cases, worst cosine "
               "%.9f, worst max abs diff %.3g, biggest batch %u\n",
               ort_cases, st_cases, worst_cos, worst_abs, biggest_batch);
+}
+
+TEST(MiniLM, shouldFailOnlyTheRequestWithATokenIdOutOfRangeAndServeItsBatchMates) {
+  const std::vector<Case> cases = load_cases();
+  ASSERT_GE(cases.size(), 4u);
+  // A long max_wait, so the four requests below ride in one batch.
+  DaemonProcess daemon({"--config", write_config(200'000)});
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  ClientHandle client(daemon.socket_path());
+  coproc_model* model = client.model("minilm");
+  constexpr int kBad = 2;
+  std::vector<coproc_request*> requests(4);
+  std::vector<coproc_tensor> embeddings;
+  for (int k = 0; k < 4; ++k) {
+    std::vector<int64_t> ids = cases[static_cast<std::size_t>(k)].ids;
+    if (k == kBad) ids[1] = 40'000;  // the vocabulary has 30522 rows
+    const std::vector<int64_t> mask(ids.size(), 1);
+    coproc_tensor in[2] = {int64_tensor(client.c, static_cast<int64_t>(ids.size()), ids.data()),
+                           int64_tensor(client.c, static_cast<int64_t>(ids.size()), mask.data())};
+    embeddings.push_back(arena_tensor(client.c, {1, kDim}));
+    ASSERT_EQ(coproc_submit(client.c, model, in, 2, &embeddings.back(), 1, nullptr, &requests[static_cast<std::size_t>(k)]),
+              COPROC_OK);
+  }
+  for (int k = 0; k < 4; ++k) {
+    const coproc_status status = coproc_wait(requests[static_cast<std::size_t>(k)], 30'000'000'000);
+    if (k == kBad) {
+      EXPECT_EQ(status, COPROC_ERR_INVALID_ARGUMENT);
+      EXPECT_NE(std::string(coproc_last_error()).find("out of range"), std::string::npos)
+          << coproc_last_error();
+    } else {
+      ASSERT_EQ(status, COPROC_OK) << "request " << k << ": " << coproc_last_error();
+      const float* got = floats(embeddings[static_cast<std::size_t>(k)]);
+      const std::vector<float>& want = cases[static_cast<std::size_t>(k)].embedding;
+      for (int d = 0; d < kDim; ++d) ASSERT_NEAR(got[d], want[static_cast<std::size_t>(d)], kMaxAbsDiff) << k;
+    }
+    coproc_release(requests[static_cast<std::size_t>(k)]);
+  }
 }
 
 }  // namespace
