@@ -430,6 +430,7 @@ TEST(ConfigFile, shouldDescribeEveryKeyAndModelOnItsOwnLine) {
             "poller.spin_us = 50\n"
             "executor.inline_max_us = 200\n"
             "executor.cpu_threads = 1\n"
+      "executor.intra_op_threads = 1\n"
             "limits.max_clients = 64\n"
             "limits.arena_bytes = 67108864\n"
             "limits.ring_slots = 256\n"
