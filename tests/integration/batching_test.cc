@@ -202,6 +202,42 @@ TEST(Batching, shouldApplyAChangedBatchingPolicyOnSighup) {
   EXPECT_EQ(daemon.wait_exit(0), -1) << "SIGHUP must not stop the daemon";
 }
 
+// A batch of 32 MLP rows split over two intra-op threads (the packed GEMM's rows go to the pool)
+// must match ONNX Runtime row for row. Under ThreadSanitizer this checks the pool too.
+TEST(Batching, shouldMatchOnnxRuntimeWithABatchSplitOverIntraOpThreads) {
+  DaemonProcess daemon({"--intra-op-threads", "2", "--config",
+                        write_config("intra", model_block("mlp", "mode = \"fixed\"\nmax_batch = 32\n"
+                                                                 "max_wait_us = 2000000"))});
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  const std::vector<float> x = read_f32(models_dir() + "/ref/mlp.b32.in0.f32");
+  const std::vector<float> ref = read_f32(models_dir() + "/ref/mlp.b32.out0.f32");
+  ASSERT_EQ(x.size(), 32u * 256);
+  ASSERT_EQ(ref.size(), 32u * 16);
+  float scale = 0;
+  for (const float v : ref) scale = std::max(scale, std::fabs(v));
+  ClientHandle client(daemon.socket_path());
+  coproc_model* mlp = client.model("mlp");
+  std::vector<coproc_tensor> ins, outs;
+  std::vector<coproc_request*> requests(32);
+  for (std::size_t r = 0; r < 32; ++r) {
+    ins.push_back(arena_tensor(client.c, {1, 256}, x.data() + r * 256));
+    outs.push_back(arena_tensor(client.c, {1, 16}));
+  }
+  for (std::size_t r = 0; r < 32; ++r) {
+    ASSERT_EQ(coproc_submit(client.c, mlp, &ins[r], 1, &outs[r], 1, nullptr, &requests[r]), COPROC_OK);
+  }
+  for (std::size_t r = 0; r < 32; ++r) {
+    ASSERT_EQ(coproc_wait(requests[r], 30'000'000'000), COPROC_OK) << coproc_last_error();
+    coproc_timing timing;
+    ASSERT_EQ(coproc_request_timing(requests[r], &timing), COPROC_OK);
+    EXPECT_EQ(timing.batch_size, 32u);
+    for (std::size_t k = 0; k < 16; ++k) {
+      ASSERT_NEAR(floats(outs[r])[k], ref[r * 16 + k], 1e-4 * scale) << "row " << r << " element " << k;
+    }
+    EXPECT_EQ(coproc_release(requests[r]), COPROC_OK);
+  }
+}
+
 // One client process: `rounds` requests with `in_flight` outstanding; some
 // get tight deadlines, some are cancelled. Every request must end exactly
 // once, OK ones with the right numbers. Returns 0 when all held.
