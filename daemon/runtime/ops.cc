@@ -58,6 +58,36 @@ int64_t product(const Shape& s, int32_t begin, int32_t end) {
   return n;
 }
 
+Status check_bounded(const PlanContext& ctx, const Shape& s) {
+  if (bounded_elements(s.view()) >= 0) return {};
+  return ctx.fail(fmt::format("the output {} has a negative dim or more than {} elements",
+                              s.to_string(), kMaxTensorElements));
+}
+
+Result<std::vector<int64_t>> vector_operand(const PlanContext& ctx, std::size_t k,
+                                            const char* what) {
+  if (ctx.input(k).shape.rank != 1) {
+    return ctx.fail(fmt::format("{} must be 1-D, not {}", what, ctx.input(k).shape.to_string()));
+  }
+  return ctx.ints(k);
+}
+
+Result<std::vector<int32_t>> normalize_axes(const PlanContext& ctx, std::span<const int64_t> axes,
+                                            int32_t rank) {
+  std::vector<int32_t> out;
+  uint32_t seen = 0;
+  for (const int64_t axis : axes) {
+    auto a = ctx.axis(axis, rank);
+    if (!a) return a.error();
+    if ((seen >> a.value() & 1u) != 0) {
+      return ctx.fail(fmt::format("axes [{}] name axis {} twice", fmt::join(axes, ", "), *a));
+    }
+    seen |= 1u << a.value();
+    out.push_back(a.value());
+  }
+  return out;
+}
+
 bool make_multi_broadcast(std::span<const Shape> shapes, MultiBroadcast* out) {
   COPROC_CHECK(shapes.size() <= 4);
   int32_t rank = 0;

@@ -142,6 +142,29 @@ bool is_float(DType dtype);
 bool is_integer(DType dtype);  // int64 or int32
 int64_t product(const Shape& s, int32_t begin, int32_t end);
 
+// One int64 per dim, outermost first: strides or sizes in elements (or bytes, where so named).
+using Strides = std::array<int64_t, kMaxRank>;
+// A dim as an index into a Strides or Shape::dims; inline, as StridedCopy's loops index with it.
+inline std::size_t at(int64_t d) { return static_cast<std::size_t>(d); }
+// Fails unless `s` is bounded (bounded_elements): for plan() functions that build strides from
+// an output shape, since plan_node's check comes after, too late for products that could overflow.
+Status check_bounded(const PlanContext& ctx, const Shape& s);
+// Input k's value (a shape, axes, starts) as int64s; fails unless it is 1-D. `what` names it.
+Result<std::vector<int64_t>> vector_operand(const PlanContext& ctx, std::size_t k,
+                                            const char* what);
+// Normalises axes for a rank: fails unless each is in [-rank, rank) and none is named twice.
+Result<std::vector<int32_t>> normalize_axes(const PlanContext& ctx, std::span<const int64_t> axes,
+                                            int32_t rank);
+
+// op(a, b) on T's unsigned type, converted back: integer + - * (std::plus<> and the like) that
+// wrap around, as numpy's do. Signed overflow is undefined behaviour in C++ and the operands may
+// come from a client; the conversion back is modular since C++20.
+template <class T, class Op>
+T wrapping(Op op, T a, T b) {
+  using U = std::make_unsigned_t<T>;
+  return static_cast<T>(op(static_cast<U>(a), static_cast<U>(b)));
+}
+
 // numpy broadcasting of any number of shapes: the output shape and, per operand, its strides in
 // elements over the output's dims (0 where broadcast). For kernels on non-float types and for
 // ops with more than two operands (Where).

@@ -21,12 +21,6 @@ namespace {
 // Slice took starts, ends and axes as attributes before opset 10; inputs (and steps) since.
 constexpr int64_t kSliceInputsOpset = 10;
 
-// The helpers below to normalize_axes are also in ops_tensor.cc, each file keeping its own
-// copy in its anonymous namespace.
-using Strides = std::array<int64_t, kMaxRank>;
-
-std::size_t at(int64_t d) { return static_cast<std::size_t>(d); }
-
 // Row-major strides of a dense tensor, in elements.
 Strides dense_strides(const Shape& s) {
   Strides strides{};
@@ -36,40 +30,6 @@ Strides dense_strides(const Shape& s) {
     stride *= s.dims[at(d)];
   }
   return strides;
-}
-
-// plan() checks an output shape itself when it builds strides from it: plan_node's check comes
-// after, too late for products that could overflow.
-Status check_bounded(const PlanContext& ctx, const Shape& s) {
-  if (bounded_elements(s.view()) >= 0) return {};
-  return ctx.fail(fmt::format("the output {} has a negative dim or more than {} elements",
-                              s.to_string(), kMaxTensorElements));
-}
-
-// A 1-D operand (a shape, axes, starts), known when planning.
-Result<std::vector<int64_t>> vector_operand(const PlanContext& ctx, std::size_t k,
-                                            const char* what) {
-  if (ctx.input(k).shape.rank != 1) {
-    return ctx.fail(fmt::format("{} must be 1-D, not {}", what, ctx.input(k).shape.to_string()));
-  }
-  return ctx.ints(k);
-}
-
-// Normalises axes for a rank: each in [-rank, rank), none twice.
-Result<std::vector<int32_t>> normalize_axes(const PlanContext& ctx, std::span<const int64_t> axes,
-                                            int32_t rank) {
-  std::vector<int32_t> out;
-  uint32_t seen = 0;
-  for (const int64_t axis : axes) {
-    auto a = ctx.axis(axis, rank);
-    if (!a) return a.error();
-    if ((seen >> a.value() & 1u) != 0) {
-      return ctx.fail(fmt::format("axes [{}] name axis {} twice", fmt::join(axes, ", "), *a));
-    }
-    seen |= 1u << a.value();
-    out.push_back(a.value());
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------- strided copies

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <type_traits>
 
@@ -23,21 +24,25 @@ Error broadcast_failure(const PlanContext& ctx, std::span<const Shape> shapes) {
   return ctx.fail(fmt::format("shapes {} do not broadcast", list));
 }
 
+// Binary operators take both operands of one type (ONNX's T).
+Status check_same_dtype(const PlanContext& ctx, const TensorInfo& a, const TensorInfo& b) {
+  if (a.dtype == b.dtype) return {};
+  return ctx.fail(
+      fmt::format("operand types differ: {} and {}", dtype_name(a.dtype), dtype_name(b.dtype)));
+}
+
 // ---------------------------------------------------------------- binary arithmetic
 
-// Integer arithmetic wraps around, as numpy's does. Signed overflow is undefined behaviour in C++
-// and the operands may come from a client, so + - * run on the unsigned type (converting back is
-// modular since C++20).
+// Integer arithmetic wraps around, as numpy's does (wrapping, ops.h).
 template <class T>
 T apply_integer(cpu::BinaryOp op, T a, T b) {
-  using U = std::make_unsigned_t<T>;
   switch (op) {
     case cpu::BinaryOp::kAdd:
-      return static_cast<T>(static_cast<U>(a) + static_cast<U>(b));
+      return wrapping(std::plus<>(), a, b);
     case cpu::BinaryOp::kSub:
-      return static_cast<T>(static_cast<U>(a) - static_cast<U>(b));
+      return wrapping(std::minus<>(), a, b);
     case cpu::BinaryOp::kMul:
-      return static_cast<T>(static_cast<U>(a) * static_cast<U>(b));
+      return wrapping(std::multiplies<>(), a, b);
     case cpu::BinaryOp::kDiv:
       // Division truncates toward zero (ONNX Runtime's, and the reference's cast of numpy's
       // quotient). Division by zero is undefined in C++ and in ONNX: it yields 0 rather than
@@ -53,10 +58,7 @@ template <cpu::BinaryOp kOp>
 Result<std::unique_ptr<Kernel>> plan_arithmetic(PlanContext& ctx) {
   const TensorInfo& a = ctx.input(0);
   const TensorInfo& b = ctx.input(1);
-  if (a.dtype != b.dtype) {
-    return ctx.fail(
-        fmt::format("operand types differ: {} and {}", dtype_name(a.dtype), dtype_name(b.dtype)));
-  }
+  if (Status ok = check_same_dtype(ctx, a, b); !ok) return ok.error();
   const Shape shapes[2] = {a.shape, b.shape};
   if (a.dtype == DType::kFloat32) {
     cpu::Broadcast layout;
@@ -212,10 +214,7 @@ bool equal(T a, T b) {
 Result<std::unique_ptr<Kernel>> plan_equal(PlanContext& ctx) {
   const TensorInfo& a = ctx.input(0);
   const TensorInfo& b = ctx.input(1);
-  if (a.dtype != b.dtype) {
-    return ctx.fail(
-        fmt::format("operand types differ: {} and {}", dtype_name(a.dtype), dtype_name(b.dtype)));
-  }
+  if (Status ok = check_same_dtype(ctx, a, b); !ok) return ok.error();
   const Shape shapes[2] = {a.shape, b.shape};
   MultiBroadcast layout;
   if (!make_multi_broadcast(shapes, &layout)) return broadcast_failure(ctx, shapes);

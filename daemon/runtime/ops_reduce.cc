@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <limits>
 #include <type_traits>
 
@@ -125,38 +126,36 @@ ReduceLayout make_reduce_layout(const Shape& x, const std::array<bool, kMaxRank>
 // The integer reductions (the float ones are the CPU kernels'): sums wrap around, as numpy's do.
 template <class T>
 T combine(cpu::ReduceOp op, T acc, T v) {
-  using U = std::make_unsigned_t<T>;
   switch (op) {
     case cpu::ReduceOp::kSum:
-      return static_cast<T>(static_cast<U>(acc) + static_cast<U>(v));
+      return wrapping(std::plus<>(), acc, v);
     case cpu::ReduceOp::kSumSquare:
-      return static_cast<T>(static_cast<U>(acc) + static_cast<U>(v) * static_cast<U>(v));
+      return wrapping(std::plus<>(), acc, wrapping(std::multiplies<>(), v, v));
     case cpu::ReduceOp::kMax:
       return std::max(acc, v);
   }
   return acc;
 }
 
+// One kernel call of a ReduceLayout on x [a, b]: along rows into y [a] when `rows`, else along
+// columns into y [b]. Floats run on the CPU kernels; integers here, with combine().
 template <class T>
-void reduce_rows(cpu::ReduceOp op, const T* x, int64_t rows, int64_t n, T* y) {
+void reduce_block(cpu::ReduceOp op, bool rows, const T* x, int64_t a, int64_t b, T* y) {
   if constexpr (std::is_same_v<T, float>) {
-    cpu::reduce_rows(op, x, rows, n, y);
-  } else {
-    for (int64_t r = 0; r < rows; ++r) {
+    if (rows) {
+      cpu::reduce_rows(op, x, a, b, y);
+    } else {
+      cpu::reduce_cols(op, x, a, b, y);
+    }
+  } else if (rows) {
+    for (int64_t r = 0; r < a; ++r) {
       T acc = y[r];
-      for (int64_t j = 0; j < n; ++j) acc = combine(op, acc, x[r * n + j]);
+      for (int64_t j = 0; j < b; ++j) acc = combine(op, acc, x[r * b + j]);
       y[r] = acc;
     }
-  }
-}
-
-template <class T>
-void reduce_cols(cpu::ReduceOp op, const T* x, int64_t n, int64_t cols, T* y) {
-  if constexpr (std::is_same_v<T, float>) {
-    cpu::reduce_cols(op, x, n, cols, y);
   } else {
-    for (int64_t j = 0; j < n; ++j) {
-      for (int64_t c = 0; c < cols; ++c) y[c] = combine(op, y[c], x[j * cols + c]);
+    for (int64_t j = 0; j < a; ++j) {
+      for (int64_t c = 0; c < b; ++c) y[c] = combine(op, y[c], x[j * b + c]);
     }
   }
 }
@@ -185,11 +184,7 @@ std::unique_ptr<Kernel> reduce_kernel(Reduction r, const ReduceLayout& l) {
     std::fill(y, y + l.out_elements, start);
     if (l.count == 0 || l.out_elements == 0) return;
     l.for_each_call([&](int64_t x_off, int64_t y_off) {
-      if (l.rows) {
-        reduce_rows<T>(op, x + x_off, l.a, l.b, y + y_off);
-      } else {
-        reduce_cols<T>(op, x + x_off, l.a, l.b, y + y_off);
-      }
+      reduce_block<T>(op, l.rows, x + x_off, l.a, l.b, y + y_off);
     });
     if constexpr (std::is_same_v<T, float>) {
       if (r == Reduction::kMean) {

@@ -13,7 +13,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -22,6 +21,7 @@
 
 #include "coproc/kernels/cpu.h"
 #include "coproc/kernels/parallel.h"
+#include "onnx_test_model.h"
 #include "reference_data.h"
 #include "runtime/model.h"
 
@@ -45,30 +45,22 @@ int64_t elements(const std::vector<int64_t>& dims) {
   return std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<>());
 }
 
-// An ONNX model written with the protobuf API: float32 inputs, outputs and weights.
+// A model of float32 inputs, outputs and weights, written with onnx_test_model.h's builder, that
+// remembers its inputs' shapes for load_and_run() to feed.
 class ModelWriter {
  public:
-  explicit ModelWriter(int64_t opset = 17) {
-    model_.set_ir_version(8);
-    model_.add_opset_import()->set_version(opset);
-    graph_ = model_.mutable_graph();
-    graph_->set_name("fusion");
-  }
+  explicit ModelWriter(int64_t opset = 17) : builder_(opset) {}
 
   void input(const std::string& name, const std::vector<int64_t>& dims) {
-    declare(graph_->add_input(), name, dims);
+    builder_.input(name, DType::kFloat32, dims);
     inputs_.push_back(dims);
   }
   void output(const std::string& name, const std::vector<int64_t>& dims) {
-    declare(graph_->add_output(), name, dims);
+    builder_.output(name, DType::kFloat32, dims);
   }
   void weight(const std::string& name, const std::vector<int64_t>& dims,
               const std::vector<float>& values) {
-    onnx::TensorProto* t = graph_->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto_DataType_FLOAT);
-    for (const int64_t d : dims) t->add_dims(d);
-    for (const float x : values) t->add_float_data(x);
+    builder_.weight(name, testing::f32(dims, values));
   }
   void random_weight(const std::string& name, const std::vector<int64_t>& dims) {
     weight(name, dims,
@@ -78,25 +70,14 @@ class ModelWriter {
 
   onnx::NodeProto* node(const std::string& op, const std::vector<std::string>& inputs,
                         const std::string& output) {
-    onnx::NodeProto* n = graph_->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_" + output);
-    for (const std::string& in : inputs) n->add_input(in);
-    n->add_output(output);
-    return n;
+    return &builder_.node(op, inputs, {output});
   }
   static void set_int(onnx::NodeProto* n, const std::string& name, int64_t value) {
-    onnx::AttributeProto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto_AttributeType_INT);
-    a->set_i(value);
+    testing::set_int(*n, name, value);
   }
   static void set_ints(onnx::NodeProto* n, const std::string& name,
                        const std::vector<int64_t>& values) {
-    onnx::AttributeProto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto_AttributeType_INTS);
-    for (const int64_t v : values) a->add_ints(v);
+    testing::set_ints(*n, name, values);
   }
 
   const std::vector<std::vector<int64_t>>& inputs() const { return inputs_; }
@@ -105,23 +86,12 @@ class ModelWriter {
   std::string save(const std::string& stem) const {
     const std::string path =
         ::testing::TempDir() + "fusion_" + stem + "_" + std::to_string(::getpid()) + ".onnx";
-    std::ofstream file(path, std::ios::binary);
-    EXPECT_TRUE(model_.SerializeToOstream(&file));
+    builder_.save(path);
     return path;
   }
 
  private:
-  static void declare(onnx::ValueInfoProto* info, const std::string& name,
-                      const std::vector<int64_t>& dims) {
-    info->set_name(name);
-    onnx::TypeProto_Tensor* type = info->mutable_type()->mutable_tensor_type();
-    type->set_elem_type(onnx::TensorProto_DataType_FLOAT);
-    type->mutable_shape();  // a scalar still has a (rank-0) shape
-    for (const int64_t d : dims) type->mutable_shape()->add_dim()->set_dim_value(d);
-  }
-
-  onnx::ModelProto model_;
-  onnx::GraphProto* graph_ = nullptr;
+  testing::ModelBuilder builder_;
   std::vector<std::vector<int64_t>> inputs_;
   unsigned seed_ = 100;
 };

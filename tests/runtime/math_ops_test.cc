@@ -5,200 +5,32 @@
 // with noop_with_empty_axes, Pow's integer corners, and the plan-time refusals.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <onnx/onnx_pb.h>
-#include <unistd.h>
 
 #include <cmath>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "onnx_test_model.h"
 #include "runtime/model.h"
 
-namespace coproc::runtime {
+// In the helpers' namespace (onnx_test_model.h), which the tests use throughout.
+namespace coproc::runtime::testing {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
+// The opset of the models here where a test names none (LayerNormalization needs 17).
+constexpr int64_t kOpset = 17;
+
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-// A dense tensor the test owns: an input to feed or an output read back.
-struct Tensor {
-  DType dtype = DType::kInvalid;
-  Shape shape;
-  std::vector<std::byte> bytes;
-
-  template <class T>
-  std::vector<T> values() const {
-    std::vector<T> v(bytes.size() / sizeof(T));
-    if (!v.empty()) std::memcpy(v.data(), bytes.data(), v.size() * sizeof(T));
-    return v;
-  }
-};
-
-template <class T>
-Tensor tensor(DType dtype, const std::vector<int64_t>& dims, const std::vector<T>& values) {
-  Tensor t{dtype, Shape::of(dims), {}};
-  EXPECT_EQ(static_cast<std::size_t>(t.shape.elements()), values.size());
-  t.bytes.resize(values.size() * sizeof(T));
-  if (!values.empty()) std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
-  return t;
-}
-Tensor f32(const std::vector<int64_t>& dims, const std::vector<float>& v) {
-  return tensor(DType::kFloat32, dims, v);
-}
-Tensor i64(const std::vector<int64_t>& dims, const std::vector<int64_t>& v) {
-  return tensor(DType::kInt64, dims, v);
-}
-Tensor i32(const std::vector<int64_t>& dims, const std::vector<int32_t>& v) {
-  return tensor(DType::kInt32, dims, v);
-}
-Tensor boolean(const std::vector<int64_t>& dims, const std::vector<uint8_t>& v) {
-  return tensor(DType::kBool, dims, v);
-}
-
-onnx::TensorProto_DataType onnx_type(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return onnx::TensorProto_DataType_FLOAT;
-    case DType::kInt64:
-      return onnx::TensorProto_DataType_INT64;
-    case DType::kInt32:
-      return onnx::TensorProto_DataType_INT32;
-    default:
-      return onnx::TensorProto_DataType_BOOL;
-  }
-}
-
-// Writes a one-graph ONNX model and loads it. Dims of -1 are dynamic (a dim_param of their own).
-class ModelBuilder {
- public:
-  explicit ModelBuilder(int64_t opset = 17) {
-    model_.set_ir_version(8);
-    model_.add_opset_import()->set_version(opset);
-    model_.mutable_graph()->set_name("math_ops");
-  }
-
-  ModelBuilder& input(const std::string& name, DType dtype, const std::vector<int64_t>& dims) {
-    declare(model_.mutable_graph()->mutable_input(), name, dtype, dims);
-    return *this;
-  }
-  ModelBuilder& output(const std::string& name, DType dtype, const std::vector<int64_t>& dims) {
-    declare(model_.mutable_graph()->mutable_output(), name, dtype, dims);
-    return *this;
-  }
-  ModelBuilder& weight(const std::string& name, const Tensor& t) {
-    onnx::TensorProto* w = model_.mutable_graph()->add_initializer();
-    w->set_name(name);
-    w->set_data_type(onnx_type(t.dtype));
-    for (const int64_t d : t.shape.view()) w->add_dims(d);
-    w->set_raw_data(std::string(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size()));
-    return *this;
-  }
-  onnx::NodeProto& node(const std::string& op, const std::vector<std::string>& inputs,
-                        const std::vector<std::string>& outputs) {
-    onnx::NodeProto* n = model_.mutable_graph()->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_" + outputs[0]);
-    for (const std::string& in : inputs) n->add_input(in);
-    for (const std::string& out : outputs) n->add_output(out);
-    return *n;
-  }
-
-  Result<std::shared_ptr<const Model>> load() const {
-    static int count = 0;
-    const std::string path = ::testing::TempDir() + "math_ops_" + std::to_string(::getpid()) + "_" +
-                             std::to_string(count++) + ".onnx";
-    {
-      std::ofstream file(path, std::ios::binary);
-      EXPECT_TRUE(model_.SerializeToOstream(&file));
-    }
-    auto model = Model::load(path);
-    std::remove(path.c_str());
-    return model;
-  }
-
- private:
-  static void declare(google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>* list,
-                      const std::string& name, DType dtype, const std::vector<int64_t>& dims) {
-    onnx::ValueInfoProto* info = list->Add();
-    info->set_name(name);
-    onnx::TypeProto_Tensor* type = info->mutable_type()->mutable_tensor_type();
-    type->set_elem_type(onnx_type(dtype));
-    onnx::TensorShapeProto* shape = type->mutable_shape();
-    for (std::size_t d = 0; d < dims.size(); ++d) {
-      if (dims[d] >= 0) {
-        shape->add_dim()->set_dim_value(dims[d]);
-      } else {
-        shape->add_dim()->set_dim_param(name + "_" + std::to_string(d));
-      }
-    }
-  }
-
-  onnx::ModelProto model_;
-};
-
-void set_int(onnx::NodeProto& node, const std::string& name, int64_t value) {
-  onnx::AttributeProto* a = node.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto_AttributeType_INT);
-  a->set_i(value);
-}
-
-void set_float(onnx::NodeProto& node, const std::string& name, float value) {
-  onnx::AttributeProto* a = node.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto_AttributeType_FLOAT);
-  a->set_f(value);
-}
-
-void set_ints(onnx::NodeProto& node, const std::string& name, const std::vector<int64_t>& values) {
-  onnx::AttributeProto* a = node.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto_AttributeType_INTS);
-  for (const int64_t v : values) a->add_ints(v);
-}
-
-std::shared_ptr<const Model> load(const ModelBuilder& builder) {
-  auto model = builder.load();
-  EXPECT_TRUE(model.ok()) << model.error().message;
-  return model.ok() ? *model : nullptr;
-}
-
-// Plans and runs the model once on `inputs` (their values given to prepare() too, for inputs
-// that set axes); returns the outputs. Output buffers start as 0xAB garbage.
-Result<std::vector<Tensor>> run(const std::shared_ptr<const Model>& model,
-                                const std::vector<Tensor>& inputs) {
-  if (model == nullptr) return make_error(ErrorCode::kInternal, "no model");
-  Session session(model);
-  std::vector<Shape> shapes;
-  std::vector<const void*> in;
-  for (const Tensor& t : inputs) {
-    shapes.push_back(t.shape);
-    in.push_back(t.bytes.data());
-  }
-  auto plan = session.prepare(shapes, in);
-  if (!plan) return plan.error();
-  std::vector<Tensor> outputs;
-  std::vector<void*> out;
-  for (std::size_t j = 0; j < (*plan)->num_outputs(); ++j) {
-    outputs.push_back({session.model().outputs()[j].dtype, (*plan)->output_shape(j),
-                       std::vector<std::byte>((*plan)->output_bytes(j), std::byte{0xAB})});
-  }
-  for (Tensor& t : outputs) out.push_back(t.bytes.data());
-  if (Status s = session.run(**plan, in, out); !s) return s.error();
-  return outputs;
-}
-
 // A model of one node with inputs x0, x1, ... and output y.
 ModelBuilder one_node(const std::string& op, const std::vector<DType>& input_types,
-                      DType output_type, int64_t opset = 17) {
+                      DType output_type, int64_t opset = kOpset) {
   ModelBuilder b(opset);
   std::vector<std::string> names;
   for (std::size_t k = 0; k < input_types.size(); ++k) {
@@ -212,8 +44,6 @@ ModelBuilder one_node(const std::string& op, const std::vector<DType>& input_typ
   b.node(op, names, {"y"});
   return b;
 }
-
-Shape shape(const std::vector<int64_t>& dims) { return Shape::of(dims); }
 
 // ---------------------------------------------------------------- Erf
 
@@ -289,7 +119,7 @@ TEST(PowTest, shouldSaturateAnIntegerBaseToAFloatPowerAndMapNaNToZero) {
 }
 
 TEST(PowTest, shouldSquareAndCubeAFloatTensorByAScalarExponent) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kFloat32, {-1}).input("e", DType::kFloat32, {});
   b.output("y", DType::kFloat32, {-1});
   b.node("Pow", {"x", "e"}, {"y"});
@@ -324,7 +154,7 @@ TEST(WhereTest, shouldTreatEveryNonzeroConditionByteAsTrueAndWriteOnlyZeroOrOne)
 }
 
 TEST(WhereTest, shouldBroadcastAllThreeOperands) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("c", DType::kBool, {2, 1}).input("x", DType::kInt64, {3}).input("y", DType::kInt64, {});
   b.output("z", DType::kInt64, {2, 3});
   b.node("Where", {"c", "x", "y"}, {"z"});
@@ -347,7 +177,7 @@ TEST(EqualTest, shouldCompareBoolsByTruthAndFloatsByIeee) {
 // ---------------------------------------------------------------- ArgMax
 
 ModelBuilder argmax_model(int64_t axis, int64_t keepdims, int64_t select_last) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kFloat32, {2, 4});
   b.output("y", DType::kInt64,
            keepdims != 0 ? std::vector<int64_t>{2, 1} : std::vector<int64_t>{2});
@@ -379,7 +209,7 @@ TEST(ArgMaxTest, shouldTreatNaNAsTheMaximumLikeNumpy) {
 }
 
 TEST(ArgMaxTest, shouldRefuseAnEmptyAxisWhenPlanning) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kInt64, {-1, 3});
   b.output("y", DType::kInt64, {1, 3});
   b.node("ArgMax", {"x"}, {"y"});
@@ -471,7 +301,7 @@ TEST(ReduceOpTest, shouldReduceNonAdjacentAxesOfInt64AndFloat) {
   }
   for (const DType dtype : {DType::kInt64, DType::kFloat32}) {
     for (const char* op : {"ReduceMax", "ReduceSumSquare"}) {
-      ModelBuilder b;
+      ModelBuilder b(kOpset);
       b.input("x", dtype, {2, 3, 2});
       b.output("y", dtype, {1, 3, 1});
       set_ints(b.node(op, {"x"}, {"y"}), "axes", {0, -1});
@@ -503,7 +333,7 @@ TEST(ReduceOpTest, shouldReduceNonAdjacentAxesOfInt64AndFloat) {
 TEST(ReduceOpTest, shouldAverageOverTheSequenceAxisOfAnEncoderOutput) {
   // Mean pooling's shape: [batch, seq, hidden] over seq, a column reduction per batch.
   const int64_t batch = 3, seq = 7, hidden = 130;
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kFloat32, {batch, seq, hidden});
   b.output("y", DType::kFloat32, {batch, hidden});
   auto& n = b.node("ReduceMean", {"x"}, {"y"});
@@ -560,7 +390,7 @@ TEST(LayerNormalizationTest, shouldKeepPrecisionForRowsWithALargeOffsetAndReturn
   // BERT's hidden size, rows of noise (std 1) around 1e4: a float one-pass variance cancels
   // catastrophically here.
   const int64_t rows = 8, n = 384;
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kFloat32, {2, 4, n}).input("w", DType::kFloat32, {n});
   b.input("b", DType::kFloat32, {n});
   b.output("y", DType::kFloat32, {2, 4, n}).output("mean", DType::kFloat32, {2, 4, 1});
@@ -590,7 +420,7 @@ TEST(LayerNormalizationTest, shouldKeepPrecisionForRowsWithALargeOffsetAndReturn
 TEST(LayerNormalizationTest, shouldBroadcastAScaleThatVariesAcrossRows) {
   // Scale [2, 3] = X's shape with axis -1: each row has its own scale (not fused into the
   // kernel); B [3] is per normalised element.
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kFloat32, {2, 3}).input("w", DType::kFloat32, {2, 3});
   b.input("b", DType::kFloat32, {3});
   b.output("y", DType::kFloat32, {2, 3});
@@ -605,7 +435,7 @@ TEST(LayerNormalizationTest, shouldBroadcastAScaleThatVariesAcrossRows) {
 }
 
 TEST(LayerNormalizationTest, shouldRefuseAStashTypeOtherThanFloat32AndAScaleThatDoesNotFit) {
-  ModelBuilder stash;
+  ModelBuilder stash(kOpset);
   stash.input("x", DType::kFloat32, {2, 3}).input("w", DType::kFloat32, {3});
   stash.output("y", DType::kFloat32, {2, 3});
   set_int(stash.node("LayerNormalization", {"x", "w"}, {"y"}), "stash_type", 11);
@@ -614,7 +444,7 @@ TEST(LayerNormalizationTest, shouldRefuseAStashTypeOtherThanFloat32AndAScaleThat
   EXPECT_EQ(refused.error().code, ErrorCode::kUnsupported);
   EXPECT_THAT(refused.error().message, HasSubstr("stash_type"));
 
-  ModelBuilder wide;
+  ModelBuilder wide(kOpset);
   wide.input("x", DType::kFloat32, {2, -1}).input("w", DType::kFloat32, {-1});
   wide.output("y", DType::kFloat32, {2, -1});
   wide.node("LayerNormalization", {"x", "w"}, {"y"});
@@ -625,4 +455,4 @@ TEST(LayerNormalizationTest, shouldRefuseAStashTypeOtherThanFloat32AndAScaleThat
 }
 
 }  // namespace
-}  // namespace coproc::runtime
+}  // namespace coproc::runtime::testing

@@ -6,61 +6,28 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "onnx_test_model.h"
 #include "runtime/model.h"
 
-namespace coproc::runtime {
+// In the helpers' namespace (onnx_test_model.h), which the tests use throughout.
+namespace coproc::runtime::testing {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
-// A dense tensor the test owns: an input to feed or an output read back.
-struct Tensor {
-  DType dtype = DType::kInvalid;
-  Shape shape;
-  std::vector<std::byte> bytes;
-
-  template <class T>
-  std::vector<T> values() const {
-    std::vector<T> v(bytes.size() / sizeof(T));
-    if (!v.empty()) std::memcpy(v.data(), bytes.data(), v.size() * sizeof(T));
-    return v;
-  }
-};
-
-template <class T>
-Tensor tensor(DType dtype, std::vector<int64_t> dims, const std::vector<T>& values) {
-  Tensor t{dtype, Shape::of(dims), {}};
-  EXPECT_EQ(static_cast<std::size_t>(t.shape.elements()), values.size());
-  t.bytes.resize(values.size() * sizeof(T));
-  if (!values.empty()) std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
-  return t;
-}
-Tensor f32(std::vector<int64_t> dims, const std::vector<float>& v) {
-  return tensor(DType::kFloat32, std::move(dims), v);
-}
-Tensor i64(std::vector<int64_t> dims, const std::vector<int64_t>& v) {
-  return tensor(DType::kInt64, std::move(dims), v);
-}
-Tensor i32(std::vector<int64_t> dims, const std::vector<int32_t>& v) {
-  return tensor(DType::kInt32, std::move(dims), v);
-}
-Tensor boolean(std::vector<int64_t> dims, const std::vector<uint8_t>& v) {
-  return tensor(DType::kBool, std::move(dims), v);
-}
+// The opset of the models here where a test names none: Squeeze and Unsqueeze take axes as an
+// input from 13.
+constexpr int64_t kOpset = 13;
 
 std::vector<float> iota_f32(int n) {
   std::vector<float> v(static_cast<std::size_t>(n));
@@ -73,145 +40,13 @@ std::vector<int64_t> iota_i64(int n) {
   return v;
 }
 
-onnx::TensorProto_DataType onnx_type(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return onnx::TensorProto_DataType_FLOAT;
-    case DType::kInt64:
-      return onnx::TensorProto_DataType_INT64;
-    case DType::kInt32:
-      return onnx::TensorProto_DataType_INT32;
-    default:
-      return onnx::TensorProto_DataType_BOOL;
-  }
-}
-
-// Writes a one-graph ONNX model and loads it. Dims of -1 are dynamic (a dim_param of their own).
-class ModelBuilder {
- public:
-  explicit ModelBuilder(int64_t opset = 13) {
-    model_.set_ir_version(8);
-    model_.add_opset_import()->set_version(opset);
-    model_.mutable_graph()->set_name("tensor_ops");
-  }
-
-  ModelBuilder& input(const std::string& name, DType dtype, std::vector<int64_t> dims) {
-    declare(model_.mutable_graph()->mutable_input(), name, dtype, dims);
-    return *this;
-  }
-  ModelBuilder& output(const std::string& name, DType dtype, std::vector<int64_t> dims) {
-    declare(model_.mutable_graph()->mutable_output(), name, dtype, dims);
-    return *this;
-  }
-  ModelBuilder& weight(const std::string& name, const Tensor& t) {
-    onnx::TensorProto* w = model_.mutable_graph()->add_initializer();
-    w->set_name(name);
-    w->set_data_type(onnx_type(t.dtype));
-    for (const int64_t d : t.shape.view()) w->add_dims(d);
-    w->set_raw_data(std::string(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size()));
-    return *this;
-  }
-  onnx::NodeProto& node(const std::string& op, std::vector<std::string> inputs,
-                        const std::string& output) {
-    onnx::NodeProto* n = model_.mutable_graph()->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_" + output);
-    for (const std::string& in : inputs) n->add_input(in);
-    n->add_output(output);
-    return *n;
-  }
-
-  Result<std::shared_ptr<const Model>> load() const {
-    static int count = 0;
-    const std::string path = ::testing::TempDir() + "tensor_ops_" + std::to_string(::getpid()) +
-                             "_" + std::to_string(count++) + ".onnx";
-    {
-      std::ofstream file(path, std::ios::binary);
-      EXPECT_TRUE(model_.SerializeToOstream(&file));
-    }
-    auto model = Model::load(path);
-    std::remove(path.c_str());
-    return model;
-  }
-
- private:
-  void declare(google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>* list,
-               const std::string& name, DType dtype, const std::vector<int64_t>& dims) {
-    onnx::ValueInfoProto* info = list->Add();
-    info->set_name(name);
-    onnx::TypeProto_Tensor* type = info->mutable_type()->mutable_tensor_type();
-    type->set_elem_type(onnx_type(dtype));
-    onnx::TensorShapeProto* shape = type->mutable_shape();
-    for (std::size_t d = 0; d < dims.size(); ++d) {
-      if (dims[d] >= 0) {
-        shape->add_dim()->set_dim_value(dims[d]);
-      } else {
-        shape->add_dim()->set_dim_param(name + "_" + std::to_string(d));
-      }
-    }
-  }
-
-  onnx::ModelProto model_;
-};
-
-void set_int(onnx::NodeProto& node, const std::string& name, int64_t value) {
-  onnx::AttributeProto* a = node.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto_AttributeType_INT);
-  a->set_i(value);
-}
-
-void set_ints(onnx::NodeProto& node, const std::string& name, std::vector<int64_t> values) {
-  onnx::AttributeProto* a = node.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto_AttributeType_INTS);
-  for (const int64_t v : values) a->add_ints(v);
-}
-
-std::shared_ptr<const Model> load(const ModelBuilder& builder) {
-  auto model = builder.load();
-  EXPECT_TRUE(model.ok()) << model.error().message;
-  return model.ok() ? *model : nullptr;
-}
-
-// Plans and runs the model once on `inputs` (their values given to prepare() too, for models
-// whose inputs set shapes); returns the outputs.
-Result<std::vector<Tensor>> run(Session& session, const std::vector<Tensor>& inputs) {
-  std::vector<Shape> shapes;
-  std::vector<const void*> in;
-  for (const Tensor& t : inputs) {
-    shapes.push_back(t.shape);
-    in.push_back(t.bytes.data());
-  }
-  auto plan = session.prepare(shapes, in);
-  if (!plan) return plan.error();
-  std::vector<Tensor> outputs;
-  std::vector<void*> out;
-  for (std::size_t j = 0; j < (*plan)->num_outputs(); ++j) {
-    outputs.push_back({session.model().outputs()[j].dtype, (*plan)->output_shape(j),
-                       std::vector<std::byte>((*plan)->output_bytes(j), std::byte{0xAB})});
-  }
-  for (Tensor& t : outputs) out.push_back(t.bytes.data());
-  if (Status s = session.run(**plan, in, out); !s) return s.error();
-  return outputs;
-}
-
-Result<std::vector<Tensor>> run(const std::shared_ptr<const Model>& model,
-                                const std::vector<Tensor>& inputs) {
-  if (model == nullptr) return make_error(ErrorCode::kInternal, "no model");
-  Session session(model);
-  return run(session, inputs);
-}
-
-Shape shape(std::vector<int64_t> dims) { return Shape::of(dims); }
-
 // ---------------------------------------------------------------- Gather
 
 ModelBuilder gather_model(DType index_type, int64_t axis) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("data", DType::kFloat32, {-1, -1}).input("indices", index_type, {-1});
   b.output("y", DType::kFloat32, {-1, -1});
-  set_int(b.node("Gather", {"data", "indices"}, "y"), "axis", axis);
+  set_int(b.node("Gather", {"data", "indices"}, {"y"}), "axis", axis);
   return b;
 }
 
@@ -261,10 +96,10 @@ TEST(GatherTest, shouldCountNegativeIndicesFromTheBackOfTheAxis) {
 }
 
 TEST(GatherTest, shouldDropTheAxisForAScalarIndexAndMoveInt64Rows) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("data", DType::kInt64, {3, 2, 2}).weight("index", i64({}, {-2}));
   b.output("y", DType::kInt64, {2, 2});
-  b.node("Gather", {"data", "index"}, "y");
+  b.node("Gather", {"data", "index"}, {"y"});
   auto out = run(load(b), {i64({3, 2, 2}, iota_i64(12))});
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_EQ((*out)[0].shape, shape({2, 2}));
@@ -272,10 +107,10 @@ TEST(GatherTest, shouldDropTheAxisForAScalarIndexAndMoveInt64Rows) {
 }
 
 TEST(GatherTest, shouldRefuseAConstantIndexOutOfRangeWhenPlanning) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("data", DType::kFloat32, {-1, 2}).weight("indices", i64({2}, {0, 3}));
   b.output("y", DType::kFloat32, {2, 2});
-  b.node("Gather", {"data", "indices"}, "y");
+  b.node("Gather", {"data", "indices"}, {"y"});
   Session session(load(b));
   const Shape s = shape({3, 2});
   auto plan = session.prepare({&s, 1});
@@ -288,9 +123,9 @@ TEST(GatherTest, shouldRefuseAConstantIndexOutOfRangeWhenPlanning) {
 // ---------------------------------------------------------------- Cast
 
 ModelBuilder cast_model(DType from, DType to) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", from, {-1}).output("y", to, {-1});
-  set_int(b.node("Cast", {"x"}, "y"), "to", onnx_type(to));
+  set_int(b.node("Cast", {"x"}, {"y"}), "to", onnx_type(to));
   return b;
 }
 
@@ -355,10 +190,10 @@ TEST(CastTest, shouldWrapWhenNarrowingIntegersAndRoundWhenWidening) {
 
 TEST(CastTest, shouldConvertInPlaceThroughAChainOfSameSizedCasts) {
   // float -> int32 -> float: the second Cast may write over the first's output.
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kFloat32, {-1}).output("y", DType::kFloat32, {-1});
-  set_int(b.node("Cast", {"x"}, "t"), "to", onnx::TensorProto_DataType_INT32);
-  set_int(b.node("Cast", {"t"}, "y"), "to", onnx::TensorProto_DataType_FLOAT);
+  set_int(b.node("Cast", {"x"}, {"t"}), "to", onnx::TensorProto_DataType_INT32);
+  set_int(b.node("Cast", {"t"}, {"y"}), "to", onnx::TensorProto_DataType_FLOAT);
   auto out = run(load(b), {f32({4}, {1.9f, -1.9f, 100.5f, -0.1f})});
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_THAT((*out)[0].values<float>(), ElementsAre(1, -1, 100, 0));
@@ -367,14 +202,14 @@ TEST(CastTest, shouldConvertInPlaceThroughAChainOfSameSizedCasts) {
 // ---------------------------------------------------------------- Slice
 
 TEST(SliceTest, shouldWalkInt64BackwardsWithNegativeStepsAndClampTheBounds) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kInt64, {2, 5});
   b.weight("starts", i64({2}, {-1, 100}));
   b.weight("ends", i64({2}, {std::numeric_limits<int64_t>::min(), -100}));
   b.weight("axes", i64({2}, {0, -1}));
   b.weight("steps", i64({2}, {-1, -2}));
   b.output("y", DType::kInt64, {2, 3});
-  b.node("Slice", {"x", "starts", "ends", "axes", "steps"}, "y");
+  b.node("Slice", {"x", "starts", "ends", "axes", "steps"}, {"y"});
   auto out = run(load(b), {i64({2, 5}, iota_i64(10))});
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_EQ((*out)[0].shape, shape({2, 3}));
@@ -382,22 +217,22 @@ TEST(SliceTest, shouldWalkInt64BackwardsWithNegativeStepsAndClampTheBounds) {
 }
 
 TEST(SliceTest, shouldTakeOneElementForAStepLongerThanTheDim) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kInt64, {6}).input("steps", DType::kInt64, {1});
   b.weight("starts", i64({1}, {-1})).weight("ends", i64({1}, {-7})).weight("axes", i64({1}, {0}));
   b.output("y", DType::kInt64, {-1});
-  b.node("Slice", {"x", "starts", "ends", "axes", "steps"}, "y");
+  b.node("Slice", {"x", "starts", "ends", "axes", "steps"}, {"y"});
   auto out = run(load(b), {i64({6}, iota_i64(6)), i64({1}, {std::numeric_limits<int64_t>::min()})});
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_THAT((*out)[0].values<int64_t>(), ElementsAre(5));
 }
 
 TEST(SliceTest, shouldRefuseAZeroStepNamingTheNode) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kInt64, {6}).input("steps", DType::kInt64, {1});
   b.weight("starts", i64({1}, {0})).weight("ends", i64({1}, {6})).weight("axes", i64({1}, {0}));
   b.output("y", DType::kInt64, {-1});
-  b.node("Slice", {"x", "starts", "ends", "axes", "steps"}, "y");
+  b.node("Slice", {"x", "starts", "ends", "axes", "steps"}, {"y"});
   auto out = run(load(b), {i64({6}, iota_i64(6)), i64({1}, {0})});
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.error().code, ErrorCode::kInvalidArgument);
@@ -407,7 +242,7 @@ TEST(SliceTest, shouldRefuseAZeroStepNamingTheNode) {
 TEST(SliceTest, shouldReadStartsEndsAndAxesAttributesBeforeOpset10) {
   ModelBuilder b(9);
   b.input("x", DType::kFloat32, {3, 4}).output("y", DType::kFloat32, {2, 2});
-  onnx::NodeProto& n = b.node("Slice", {"x"}, "y");
+  onnx::NodeProto& n = b.node("Slice", {"x"}, {"y"});
   set_ints(n, "starts", {1, -3});
   set_ints(n, "ends", {1000, 3});
   set_ints(n, "axes", {0, 1});
@@ -420,9 +255,9 @@ TEST(SliceTest, shouldReadStartsEndsAndAxesAttributesBeforeOpset10) {
 // ---------------------------------------------------------------- Transpose
 
 TEST(TransposeTest, shouldPermuteInt64) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kInt64, {2, 3, 4}).output("y", DType::kInt64, {3, 4, 2});
-  set_ints(b.node("Transpose", {"x"}, "y"), "perm", {1, 2, 0});
+  set_ints(b.node("Transpose", {"x"}, {"y"}), "perm", {1, 2, 0});
   auto out = run(load(b), {i64({2, 3, 4}, iota_i64(24))});
   ASSERT_TRUE(out.ok()) << out.error().message;
   std::vector<int64_t> expected;
@@ -436,10 +271,10 @@ TEST(TransposeTest, shouldPermuteInt64) {
 
 TEST(TransposeTest, shouldSwapTheMiddleDimsOfAttentionHeadsBothWays) {
   // [B, S, H, D] -> [B, H, S, D] and back: contiguous runs of D.
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kFloat32, {2, 3, 4, 5}).output("y", DType::kFloat32, {2, 3, 4, 5});
-  set_ints(b.node("Transpose", {"x"}, "t"), "perm", {0, 2, 1, 3});
-  set_ints(b.node("Transpose", {"t"}, "y"), "perm", {0, 2, 1, 3});
+  set_ints(b.node("Transpose", {"x"}, {"t"}), "perm", {0, 2, 1, 3});
+  set_ints(b.node("Transpose", {"t"}, {"y"}), "perm", {0, 2, 1, 3});
   const Tensor x = f32({2, 3, 4, 5}, iota_f32(120));
   auto out = run(load(b), {x});
   ASSERT_TRUE(out.ok()) << out.error().message;
@@ -477,9 +312,9 @@ TEST(TransposeTest, shouldMatchTheDefinitionForEveryPermutationOfRankFour) {
       }
     }
     for (const DType dtype : {DType::kInt32, DType::kBool}) {
-      ModelBuilder b;
+      ModelBuilder b(kOpset);
       b.input("x", dtype, dims).output("y", dtype, out_dims);
-      set_ints(b.node("Transpose", {"x"}, "y"), "perm", perm);
+      set_ints(b.node("Transpose", {"x"}, {"y"}), "perm", perm);
       const Tensor x = dtype == DType::kInt32 ? i32(dims, values) : boolean(dims, bytes);
       auto out = run(load(b), {x});
       ASSERT_TRUE(out.ok()) << out.error().message;
@@ -500,10 +335,10 @@ TEST(TransposeTest, shouldMatchTheDefinitionForEveryPermutationOfRankFour) {
 // ---------------------------------------------------------------- zero-sized dims
 
 TEST(ZeroSizeTest, shouldConcatAroundAnEmptyInput) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("a", DType::kInt32, {2, -1}).input("b", DType::kInt32, {2, -1});
   b.output("y", DType::kInt32, {2, -1});
-  set_int(b.node("Concat", {"a", "b", "a"}, "y"), "axis", 1);
+  set_int(b.node("Concat", {"a", "b", "a"}, {"y"}), "axis", 1);
   auto out = run(load(b), {i32({2, 0}, {}), i32({2, 2}, {1, 2, 3, 4})});
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_EQ((*out)[0].shape, shape({2, 2}));
@@ -512,7 +347,7 @@ TEST(ZeroSizeTest, shouldConcatAroundAnEmptyInput) {
 
 TEST(ZeroSizeTest, shouldMoveNothingThroughEveryDataMovementOperator) {
   // x [0, 3] through Transpose, Slice, Gather (of no rows), Expand and Unsqueeze.
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kFloat32, {-1, 3}).input("idx", DType::kInt64, {-1});
   b.weight("starts", i64({1}, {1})).weight("ends", i64({1}, {3})).weight("axes", i64({1}, {1}));
   b.weight("shape", i64({3}, {2, 1, 3})).weight("ax0", i64({1}, {0}));
@@ -521,11 +356,11 @@ TEST(ZeroSizeTest, shouldMoveNothingThroughEveryDataMovementOperator) {
   b.output("g", DType::kFloat32, {-1, 3});
   b.output("e", DType::kFloat32, {2, -1, 3});
   b.output("u", DType::kFloat32, {1, -1, 3});
-  b.node("Transpose", {"x"}, "t");
-  b.node("Slice", {"x", "starts", "ends", "axes"}, "s");
-  b.node("Gather", {"x", "idx"}, "g");
-  b.node("Expand", {"x", "shape"}, "e");
-  b.node("Unsqueeze", {"x", "ax0"}, "u");
+  b.node("Transpose", {"x"}, {"t"});
+  b.node("Slice", {"x", "starts", "ends", "axes"}, {"s"});
+  b.node("Gather", {"x", "idx"}, {"g"});
+  b.node("Expand", {"x", "shape"}, {"e"});
+  b.node("Unsqueeze", {"x", "ax0"}, {"u"});
   auto out = run(load(b), {f32({0, 3}, {}), i64({0}, {})});
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_EQ((*out)[0].shape, shape({3, 0}));
@@ -545,10 +380,10 @@ TEST(ZeroSizeTest, shouldGatherNoIndicesFromAnyTable) {
 
 TEST(ExpandTest, shouldBroadcastBothWaysWithTheShape) {
   // [3, 1] with [2, 1, 4] -> [2, 3, 4]: the shape's 1 keeps the input's 3.
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kInt64, {3, 1}).weight("shape", i64({3}, {2, 1, 4}));
   b.output("y", DType::kInt64, {2, 3, 4});
-  b.node("Expand", {"x", "shape"}, "y");
+  b.node("Expand", {"x", "shape"}, {"y"});
   auto out = run(load(b), {i64({3, 1}, {7, 8, 9})});
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_EQ((*out)[0].shape, shape({2, 3, 4}));
@@ -563,9 +398,9 @@ TEST(SqueezeTest, shouldTakeAxesAsAttributesBeforeOpset13AndRemoveEveryOneWithou
   ModelBuilder b(11);
   b.input("x", DType::kBool, {1, 2, 1}).output("u", DType::kBool, {1, 2, 1, 1});
   b.output("s", DType::kBool, {2, 1}).output("all", DType::kBool, {2});
-  set_ints(b.node("Unsqueeze", {"x"}, "u"), "axes", {-1});
-  set_ints(b.node("Squeeze", {"x"}, "s"), "axes", {0});
-  b.node("Squeeze", {"x"}, "all");
+  set_ints(b.node("Unsqueeze", {"x"}, {"u"}), "axes", {-1});
+  set_ints(b.node("Squeeze", {"x"}, {"s"}), "axes", {0});
+  b.node("Squeeze", {"x"}, {"all"});
   auto out = run(load(b), {boolean({1, 2, 1}, {1, 0})});
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_EQ((*out)[0].shape, shape({1, 2, 1, 1}));
@@ -575,10 +410,10 @@ TEST(SqueezeTest, shouldTakeAxesAsAttributesBeforeOpset13AndRemoveEveryOneWithou
 }
 
 TEST(SqueezeTest, shouldRefuseSqueezingADimThatIsNotOne) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("x", DType::kFloat32, {2, 3}).input("axes", DType::kInt64, {1});
   b.output("y", DType::kFloat32, {-1});
-  b.node("Squeeze", {"x", "axes"}, "y");
+  b.node("Squeeze", {"x", "axes"}, {"y"});
   auto out = run(load(b), {f32({2, 3}, iota_f32(6)), i64({1}, {1})});
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.error().code, ErrorCode::kInvalidArgument);
@@ -588,9 +423,9 @@ TEST(SqueezeTest, shouldRefuseSqueezingADimThatIsNotOne) {
 // ---------------------------------------------------------------- ConstantOfShape, Shape
 
 TEST(ConstantOfShapeTest, shouldFillFloatZerosWithoutAValue) {
-  ModelBuilder b;
+  ModelBuilder b(kOpset);
   b.input("shape", DType::kInt64, {2}).output("y", DType::kFloat32, {-1, -1});
-  b.node("ConstantOfShape", {"shape"}, "y");
+  b.node("ConstantOfShape", {"shape"}, {"y"});
   auto out = run(load(b), {i64({2}, {2, 3})});
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_EQ((*out)[0].shape, shape({2, 3}));
@@ -600,7 +435,7 @@ TEST(ConstantOfShapeTest, shouldFillFloatZerosWithoutAValue) {
 TEST(ShapeTest, shouldClampStartAndEnd) {
   ModelBuilder b(15);
   b.input("x", DType::kFloat32, {2, 3, 4, 5}).output("y", DType::kInt64, {-1});
-  onnx::NodeProto& n = b.node("Shape", {"x"}, "y");
+  onnx::NodeProto& n = b.node("Shape", {"x"}, {"y"});
   set_int(n, "start", -3);
   set_int(n, "end", 100);
   auto out = run(load(b), {f32({2, 3, 4, 5}, iota_f32(120))});
@@ -609,4 +444,4 @@ TEST(ShapeTest, shouldClampStartAndEnd) {
 }
 
 }  // namespace
-}  // namespace coproc::runtime
+}  // namespace coproc::runtime::testing

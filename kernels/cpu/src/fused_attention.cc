@@ -2,22 +2,20 @@
 // takes the softmax (compiled for AVX-512, AVX2 and SSE2, picked once at run time).
 #include <algorithm>
 #include <cassert>
-#include <limits>
 
 #include "coproc/kernels/cpu.h"
+#include "row_ops.h"
 #include "vexp.h"
 
 namespace coproc::kernels::cpu {
 namespace {
 
+using detail::row_max;
+using detail::row_sum;
 using detail::vexp;
 
-// Reductions keep kLanes independent partial results (as softmax.cc does), which the compiler
-// turns into vector registers without reassociating one float accumulator.
+// Partial results per row reduction (row_ops.h): 16 floats fill an AVX-512 register.
 constexpr int64_t kLanes = 16;
-
-// By value, unlike std::max, which returns a reference and keeps GCC from vectorising the loop.
-inline float larger(float a, float b) { return b > a ? b : a; }
 
 // row[j] = softmax_j(row[j] + mask[j * mask_stride]) over cols entries (mask may be null).
 [[gnu::always_inline]] inline void mask_softmax_row(float* row, int64_t cols, const float* mask,
@@ -29,26 +27,11 @@ inline float larger(float a, float b) { return b > a ? b : a; }
       for (int64_t j = 0; j < cols; ++j) row[j] += mask[j * mask_stride];
     }
   }
-  float lanes[kLanes];
-  std::fill(lanes, lanes + kLanes, -std::numeric_limits<float>::infinity());
-  int64_t j = 0;
-  for (; j + kLanes <= cols; j += kLanes) {
-    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = larger(lanes[l], row[j + l]);
-  }
-  float max = lanes[0];
-  for (int64_t l = 1; l < kLanes; ++l) max = larger(max, lanes[l]);
-  for (; j < cols; ++j) max = larger(max, row[j]);
-
-  for (j = 0; j < cols; ++j) row[j] = vexp(row[j] - max);
-  std::fill(lanes, lanes + kLanes, 0.0f);
-  for (j = 0; j + kLanes <= cols; j += kLanes) {
-    for (int64_t l = 0; l < kLanes; ++l) lanes[l] += row[j + l];
-  }
-  float sum = 0.0f;
-  for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
-  for (; j < cols; ++j) sum += row[j];
+  const float max = row_max<kLanes>(row, cols);
+  for (int64_t j = 0; j < cols; ++j) row[j] = vexp(row[j] - max);
+  const float sum = row_sum<kLanes>(row, cols);
   const float inverse = 1.0f / sum;
-  for (j = 0; j < cols; ++j) row[j] *= inverse;
+  for (int64_t j = 0; j < cols; ++j) row[j] *= inverse;
 }
 
 [[gnu::always_inline]] inline void mask_softmax_loop(const AttentionHead& head, float* scores,

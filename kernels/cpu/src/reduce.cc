@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "coproc/kernels/cpu.h"
+#include "row_ops.h"
 
 namespace coproc::kernels::cpu {
 namespace {
@@ -22,10 +23,9 @@ constexpr int64_t kChunk = 64;   // columns whose double accumulators live on th
 // -0 (a reduction over dims of size 1) stays -0 as numpy's does.
 constexpr float kSumIdentity = -0.0f;
 
-// max(a, b) that propagates NaN from either side, as numpy's maximum does; by value, unlike
-// std::max, so that GCC vectorises the column loop using it (the partial maxima of a row GCC 12
-// leaves scalar, as in softmax.cc: they at least run as independent dependency chains).
-inline float larger(float a, float b) { return b > a || b != b ? b : a; }
+// Maxima propagate NaN from either side, as numpy's do.
+using detail::larger_or_nan;
+using detail::row_max;
 
 struct Identity {
   static float apply(float v) { return v; }
@@ -54,19 +54,6 @@ double row_sum(const float* x, int64_t n) {
   return total;
 }
 
-float row_max(const float* x, int64_t n) {
-  float lanes[kLanes];
-  std::fill(lanes, lanes + kLanes, -std::numeric_limits<float>::infinity());
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = larger(lanes[l], x[i + l]);
-  }
-  float m = lanes[0];
-  for (int64_t l = 1; l < kLanes; ++l) m = larger(m, lanes[l]);
-  for (; i < n; ++i) m = larger(m, x[i]);
-  return m;
-}
-
 template <class F>
 void cols_sum(const float* x, int64_t n, int64_t cols, float* y) {
   double acc[kChunk];
@@ -84,7 +71,7 @@ void cols_sum(const float* x, int64_t n, int64_t cols, float* y) {
 void cols_max(const float* x, int64_t n, int64_t cols, float* y) {
   for (int64_t j = 0; j < n; ++j) {
     const float* xj = x + j * cols;
-    for (int64_t c = 0; c < cols; ++c) y[c] = larger(y[c], xj[c]);
+    for (int64_t c = 0; c < cols; ++c) y[c] = larger_or_nan(y[c], xj[c]);
   }
 }
 
@@ -108,7 +95,7 @@ void reduce_rows(ReduceOp op, const float* x, int64_t rows, int64_t n, float* y)
         y[r] = static_cast<float>(y[r] + row_sum<Square>(xr, n));
         break;
       case ReduceOp::kMax:
-        y[r] = larger(y[r], row_max(xr, n));
+        y[r] = larger_or_nan(y[r], row_max<kLanes, larger_or_nan>(xr, n));
         break;
     }
   }

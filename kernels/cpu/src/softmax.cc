@@ -4,46 +4,24 @@
 #include <limits>
 
 #include "coproc/kernels/cpu.h"
+#include "row_ops.h"
 #include "vexp.h"
 
 namespace coproc::kernels::cpu {
 namespace {
 
+using detail::larger;
+using detail::row_max;
+using detail::row_sum;
 using detail::vexp;
 
-// Reductions keep kLanes independent partial results: the compiler may not reassociate a single
-// float accumulator (it would under -ffast-math), but it vectorises the partial sums, and the
-// partial maxima (which GCC 12 leaves scalar) at least run as independent dependency chains.
+// Partial results per row reduction (row_ops.h).
 constexpr int64_t kLanes = 8;
-
-// By value, unlike std::max, which returns a reference and keeps GCC from vectorising the loop.
-inline float larger(float a, float b) { return b > a ? b : a; }
-
-float row_max(const float* x, int64_t n) {
-  float lanes[kLanes];
-  std::fill(lanes, lanes + kLanes, -std::numeric_limits<float>::infinity());
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = larger(lanes[l], x[i + l]);
-  }
-  float m = lanes[0];
-  for (int64_t l = 1; l < kLanes; ++l) m = larger(m, lanes[l]);
-  for (; i < n; ++i) m = larger(m, x[i]);
-  return m;
-}
 
 // y[i] = exp(x[i] - shift); returns the sum of the y[i].
 float exp_and_sum(const float* x, float* y, int64_t n, float shift) {
   for (int64_t i = 0; i < n; ++i) y[i] = vexp(x[i] - shift);
-  float lanes[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int64_t l = 0; l < kLanes; ++l) lanes[l] += y[i + l];
-  }
-  float sum = 0.0f;
-  for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
-  for (; i < n; ++i) sum += y[i];
-  return sum;
+  return row_sum<kLanes>(y, n);
 }
 
 void scale(float* y, int64_t n, float factor) {
@@ -58,7 +36,7 @@ void softmax(const float* x, float* y, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * cols;
     float* yr = y + r * cols;
-    const float sum = exp_and_sum(xr, yr, cols, row_max(xr, cols));
+    const float sum = exp_and_sum(xr, yr, cols, row_max<kLanes>(xr, cols));
     scale(yr, cols, 1.0f / sum);
   }
 }
