@@ -1,12 +1,13 @@
 # The two commands a new user needs:
 #   make demo   install deps, build, run the transport comparison, print the table
 #   make test   install deps, build, run every test (release suite, then the ring suite and
-#               the integration suite under ThreadSanitizer)
+#               the integration suite under ThreadSanitizer, and the integration suite under
+#               AddressSanitizer + UndefinedBehaviorSanitizer)
 # and `make build` for just the build. Binaries land in build/bin/.
 
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo tsan-ring tsan-integration asan clean
+.PHONY: all deps build test demo tsan-ring tsan-integration asan-integration asan clean
 
 all: build
 
@@ -17,10 +18,12 @@ build: deps
 	cmake --preset release
 	cmake --build build -j $(JOBS)
 
-test: build tsan-ring tsan-integration
+test: build tsan-ring tsan-integration asan-integration
 	ctest --test-dir build --output-on-failure
 	ctest --test-dir build/tsan-ring --output-on-failure
 	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" ctest --test-dir build/tsan -L integration --output-on-failure
+	ASAN_OPTIONS="abort_on_error=1 detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
+	  ctest --test-dir build/asan -L integration --output-on-failure
 
 # The ring library and its tests under ThreadSanitizer.
 tsan-ring: deps
@@ -32,6 +35,12 @@ tsan-ring: deps
 tsan-integration: deps
 	cmake --preset tsan
 	cmake --build build/tsan -j $(JOBS) --target coprocd integration_test c_api_test
+
+# The daemon, the client library and the integration tests under AddressSanitizer and
+# UndefinedBehaviorSanitizer (a finding aborts the process, failing the test).
+asan-integration: deps
+	cmake --preset asan
+	cmake --build build/asan -j $(JOBS) --target coprocd integration_test c_api_test
 
 demo: build
 	./tools/demo.sh
