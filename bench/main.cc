@@ -7,6 +7,10 @@
 //                                       coproc's runtime vs ONNX Runtime, latency per batch size
 //   coproc-bench ort --model FILE --processes 16 [--json]
 //                                       N processes: one coprocd vs ONNX Runtime in each
+//   coproc-bench soak [--model mlp] [--minutes M | --seconds S] [--clients N] [--load 0.7]
+//                     [--kill-every-ms K] [--warmup-s W] [--json]
+//                                       mixed open-loop load with clients killed; checks
+//                                       nothing is lost and the daemon does not grow
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <signal.h>
@@ -23,6 +27,7 @@
 #include "load.h"
 #include "ort_bench.h"
 #include "private_daemon.h"
+#include "soak.h"
 #include "stats.h"
 #include "transports.h"
 
@@ -324,6 +329,39 @@ int run_load_command(const std::string& model_arg, const std::string& socket,
   return 0;
 }
 
+// A private daemon serves the model and, beside it, the bundled identity
+// model `noop`, which the soak mixes in; with --socket, the daemon's own.
+int run_soak_command(const std::string& model_arg, const std::string& socket,
+                     coproc::bench::SoakOptions options, int cpu_threads) {
+  std::unique_ptr<coproc::bench::PrivateDaemon> daemon;
+  options.side_model_name = "noop";
+  if (socket.empty()) {
+    ModelChoice model, side;
+    std::string error;
+    if (!resolve_model(model_arg, &model, &error)) {
+      std::fprintf(stderr, "coproc-bench: %s\n", error.c_str());
+      return 2;
+    }
+    std::vector<coproc::bench::ServedModel> served = {{model.name, model.path}};
+    if (model.name != options.side_model_name &&
+        resolve_model(options.side_model_name, &side, &error)) {
+      served.push_back({side.name, side.path});
+    }
+    daemon = std::make_unique<coproc::bench::PrivateDaemon>(served, cpu_threads);
+    if (!daemon->ok()) {
+      std::fprintf(stderr, "coproc-bench: %s\n", daemon->error().c_str());
+      return 1;
+    }
+    options.socket_path = daemon->socket_path();
+    options.model_name = model.name;
+  } else {
+    options.socket_path = socket;
+    options.model_name = model_arg;
+  }
+  if (options.model_name == options.side_model_name) options.side_model_name.clear();
+  return coproc::bench::run_soak(options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -429,7 +467,60 @@ int main(int argc, char** argv) {
   ort->add_option("--ort-worker", ort_options.worker_script, "tools/ort_worker.py")
       ->capture_default_str();
   ort->add_flag("--json", ort_options.json, "print one JSON object");
+  coproc::bench::SoakOptions soak_options;
+  std::string soak_model = "mlp";
+  double soak_minutes = 0, soak_seconds = 120, soak_warmup_s = -1;
+  int64_t kill_every_ms = 2000;
+  auto* soak = app.add_subcommand(
+      "soak",
+      "mixed open-loop load for a long time, client processes SIGKILLed and replaced along the "
+      "way; checks that every request of a surviving client ends exactly once, the daemon's books "
+      "balance, its own resident memory (VmRSS - RssShmem) stays flat within 1% after warm-up, "
+      "and its client segment pages, descriptors and mappings return to their baseline. Exit 1 "
+      "when a check fails.");
+  soak->add_option("--model", soak_model,
+                   "bundled model or ONNX path (private daemon, with noop beside it), or a model "
+                   "name with --socket")
+      ->capture_default_str();
+  soak->add_option("--socket", socket,
+                   "soak a running daemon (it should serve no one else: its books are checked)");
+  auto* minutes = soak->add_option("--minutes", soak_minutes, "duration in minutes")
+                      ->check(CLI::Range(0.0, 10080.0));
+  soak->add_option("--seconds", soak_seconds, "duration in seconds")
+      ->check(CLI::Range(1.0, 604800.0))
+      ->excludes(minutes)
+      ->capture_default_str();
+  soak->add_option("--clients", soak_options.clients,
+                   "client processes; the second half are the ones killed")
+      ->check(CLI::Range(1, 60))
+      ->capture_default_str();
+  soak->add_option("--load", soak_options.load, "offered load, a fraction of the measured capacity")
+      ->check(CLI::Range(0.01, 2.0))
+      ->capture_default_str();
+  soak->add_option("--kill-every-ms", kill_every_ms,
+                   "mean time between SIGKILLs (each gap uniform in 0.5 to 1.5 times it); 0: none")
+      ->check(CLI::Range(int64_t{0}, int64_t{3'600'000}))
+      ->capture_default_str();
+  soak->add_option("--warmup-s", soak_warmup_s,
+                   "seconds before memory and latency count (default: 20% of the run, at least 10)")
+      ->check(CLI::Range(0.0, 604800.0));
+  soak->add_option("--seed", soak_options.seed, "random seed")->capture_default_str();
+  soak->add_option("--cpu-threads", cpu_threads, "OpenBLAS threads of the private daemon")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  soak->add_flag("--json", soak_options.json, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
+  if (soak->parsed()) {
+    if (kill_every_ms > 0 && kill_every_ms < 100) {
+      std::fprintf(stderr, "coproc-bench: --kill-every-ms must be 0 or at least 100\n");
+      return 2;
+    }
+    const double run_s = *minutes ? soak_minutes * 60 : soak_seconds;
+    soak_options.duration_ns = static_cast<int64_t>(run_s * 1e9);
+    soak_options.kill_every_ns = kill_every_ms * 1'000'000;
+    soak_options.warmup_ns = soak_warmup_s < 0 ? -1 : static_cast<int64_t>(soak_warmup_s * 1e9);
+    return run_soak_command(soak_model, socket, soak_options, cpu_threads);
+  }
   if (ort->parsed()) {
     ModelChoice choice;
     std::string error;

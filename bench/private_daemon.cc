@@ -35,7 +35,12 @@ std::string executable_dir() {
 }
 
 PrivateDaemon::PrivateDaemon(const std::string& model_name, const std::string& model_path,
-                             int cpu_threads, const std::string& batching, int intra_op_threads) {
+                             int cpu_threads, const std::string& batching, int intra_op_threads)
+    : PrivateDaemon(std::vector<ServedModel>{{model_name, model_path}}, cpu_threads, batching,
+                    intra_op_threads) {}
+
+PrivateDaemon::PrivateDaemon(const std::vector<ServedModel>& models, int cpu_threads,
+                             const std::string& batching, int intra_op_threads) {
   char tmpl[] = "/tmp/coproc-bench-XXXXXX";
   if (!::mkdtemp(tmpl)) {
     error_ = "mkdtemp failed";
@@ -45,8 +50,13 @@ PrivateDaemon::PrivateDaemon(const std::string& model_name, const std::string& m
   socket_path_ = dir_ + "/coprocd.sock";
   std::string daemon = executable_dir() + "/coprocd";
   const std::string config = dir_ + "/coprocd.toml";
-  std::ofstream(config) << "[[model]]\nname = \"" << model_name << "\"\npath = \"" << model_path
-                        << "\"\n" << batching << "\n";
+  {
+    std::ofstream out(config);
+    for (const ServedModel& m : models) {
+      out << "[[model]]\nname = \"" << m.name << "\"\npath = \"" << m.path << "\"\n" << batching
+          << "\n";
+    }
+  }
   std::vector<std::string> args = {daemon,
                                    "--config", config,
                                    "--socket", socket_path_,

@@ -5,8 +5,14 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 namespace coproc::bench {
+
+struct ServedModel {
+  std::string name;
+  std::string path;
+};
 
 class PrivateDaemon {
  public:
@@ -15,6 +21,9 @@ class PrivateDaemon {
   // "max_batch = 1"), OpenBLAS on `cpu_threads` and coproc's own kernels on
   // `intra_op_threads`; waits until its socket accepts connections.
   PrivateDaemon(const std::string& model_name, const std::string& model_path, int cpu_threads,
+                const std::string& batching = "", int intra_op_threads = 1);
+  // The same serving every one of `models`, `batching` in each [[model]] table.
+  PrivateDaemon(const std::vector<ServedModel>& models, int cpu_threads,
                 const std::string& batching = "", int intra_op_threads = 1);
   ~PrivateDaemon();
   PrivateDaemon(const PrivateDaemon&) = delete;
