@@ -9,6 +9,7 @@
 #include "config_detail.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include <memory>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 // The build may pass the project version; this fallback keeps the file
 // buildable on its own.
@@ -42,6 +44,16 @@ namespace fs = std::filesystem;
 
 // sockaddr_un::sun_path is 108 bytes, the terminating NUL included.
 constexpr uint64_t kMaxSocketPathBytes = 107;
+// uid_t and gid_t are 32 bits; (uid_t)-1 means "no change" to chown and is
+// never a real id.
+constexpr uint64_t kMaxId = 4'294'967'294;
+// An allow-list is searched at every hello; a thousand entries is far more
+// than a host has services, so a longer list is a mistake.
+constexpr uint64_t kMaxAllowListEntries = 1024;
+// Permission bits only: no setuid, setgid or sticky bit on a socket.
+constexpr uint64_t kMaxSocketMode = 0777;
+// useradd's limit on names (32), and the characters POSIX calls portable.
+constexpr size_t kMaxGroupNameChars = 32;
 
 enum class Kind {
   kInteger,     // a TOML integer; a flag's text must read as one
@@ -49,6 +61,9 @@ enum class Kind {
   kSocketPath,  // a non-empty string of at most `max` bytes
   kChoice,      // one of the '|'-separated words in `choices`
   kNumaNode,    // "auto", or an integer in [min, max]
+  kIdList,      // an array of at most `max_entries` integers in [min, max]; a flag: "1,2,3"
+  kFileMode,    // permission bits in [min, max], written in octal: 0o660 or "0660"
+  kGroup,       // a group name, or a gid in [min, max]; "" = unset
 };
 
 struct KeySpec {
@@ -60,10 +75,13 @@ struct KeySpec {
   uint64_t max = 0;
   bool power_of_two = false;
   uint64_t multiple_of = 1;
+  uint64_t max_entries = 0;  // kIdList
   std::string_view choices{};
-  uint32_t Config::*u32 = nullptr;  // exactly one of u32, u64, text is set, except for kNumaNode
+  // Exactly one of u32, u64, text, u32_list is set, except for kNumaNode.
+  uint32_t Config::*u32 = nullptr;
   uint64_t Config::*u64 = nullptr;
   std::string Config::*text = nullptr;
+  std::vector<uint32_t> Config::*u32_list = nullptr;
   std::string_view help;
 };
 
@@ -103,6 +121,20 @@ constexpr KeySpec kKeys[] = {
     {.key = "limits.slot_bytes", .flag = "--slot-bytes", .metavar = "N", .kind = Kind::kInteger,
      .min = 256, .max = 65536, .multiple_of = 64, .u32 = &Config::slot_bytes,
      .help = "Bytes per ring slot (whole cache lines)"},
+    {.key = "security.allowed_uids", .flag = "--allowed-uids", .metavar = "UID,...",
+     .kind = Kind::kIdList, .max = kMaxId, .max_entries = kMaxAllowListEntries,
+     .u32_list = &Config::allowed_uids,
+     .help = "Uids allowed to connect besides root and the daemon's own uid"},
+    {.key = "security.allowed_gids", .flag = "--allowed-gids", .metavar = "GID,...",
+     .kind = Kind::kIdList, .max = kMaxId, .max_entries = kMaxAllowListEntries,
+     .u32_list = &Config::allowed_gids,
+     .help = "Groups (primary or supplementary) whose members may connect"},
+    {.key = "security.socket_mode", .flag = "--socket-mode", .metavar = "MODE",
+     .kind = Kind::kFileMode, .max = kMaxSocketMode, .u32 = &Config::socket_mode,
+     .help = "Permission bits of the socket file, set before it listens"},
+    {.key = "security.socket_group", .flag = "--socket-group", .metavar = "GROUP",
+     .kind = Kind::kGroup, .max = kMaxId, .text = &Config::socket_group,
+     .help = "Group of the socket file (empty: the daemon's group)"},
 };
 // clang-format on
 
@@ -114,6 +146,10 @@ struct Input {
   std::string shown;                  // the value as written, for messages
   std::optional<int64_t> integer{};   // set when the value is (a flag: reads as) an integer
   std::optional<std::string> text{};  // set when the value is a string (a flag: always)
+  // Set when the value is an array of integers (a flag: reads as a
+  // comma-separated list of integers, "" being the empty list).
+  std::optional<std::vector<int64_t>> list{};
+  bool octal = false;  // a TOML integer written in octal (0o660)
 };
 
 }  // namespace
@@ -183,6 +219,34 @@ bool is_choice(std::string_view choices, std::string_view word) {
 
 std::string range(const KeySpec& k) { return fmt::format("[{}, {}]", k.min, k.max); }
 
+// "0660", "660" or "0o660": octal digits only, so a mode is never read in
+// the wrong base. Saturates on overflow, like parse_integer.
+std::optional<uint64_t> parse_octal(std::string_view s) {
+  if (s.starts_with("0o")) s.remove_prefix(2);
+  if (s.empty()) return std::nullopt;
+  uint64_t n = 0;
+  for (const char ch : s) {
+    if (ch < '0' || ch > '7') return std::nullopt;
+    n = n > (std::numeric_limits<uint64_t>::max() >> 3) ? std::numeric_limits<uint64_t>::max()
+                                                        : n * 8 + static_cast<uint64_t>(ch - '0');
+  }
+  return n;
+}
+
+bool is_group_name(std::string_view s) {
+  if (s.empty() || s.size() > kMaxGroupNameChars || s.front() == '-') return false;
+  for (const char ch : s) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool is_digits(std::string_view s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
 // What a valid value looks like, for messages and --help.
 std::string allowed(const KeySpec& k) {
   switch (k.kind) {
@@ -194,6 +258,14 @@ std::string allowed(const KeySpec& k) {
       return fmt::format("an integer in {} or \"auto\"", range(k));
     case Kind::kSize:
       return fmt::format("a byte count or a size such as \"64MiB\" in {}", range(k));
+    case Kind::kIdList:
+      return fmt::format("an array of at most {} integers in {}", k.max_entries, range(k));
+    case Kind::kFileMode:
+      return fmt::format("an octal mode in [0, 0{:o}], written 0o660 or \"0660\"", k.max);
+    case Kind::kGroup:
+      return fmt::format(
+          "a group name (1-{} characters of [A-Za-z0-9_.-], not starting with '-') or a gid in {}",
+          kMaxGroupNameChars, range(k));
     case Kind::kInteger:
       break;
   }
@@ -229,10 +301,68 @@ Status assign_number(const KeySpec& k, const Input& in, Config& c) {
   return {};
 }
 
+Status assign_id_list(const KeySpec& k, const Input& in, Config& c) {
+  if (!in.list) return bad_value(in, "must be " + allowed(k));
+  if (in.list->size() > k.max_entries) {  // not shown: it would be a thousand lines
+    return invalid(fmt::format("{} has {} entries; at most {} are allowed", in.name,
+                               in.list->size(), k.max_entries));
+  }
+  std::vector<uint32_t> ids;
+  ids.reserve(in.list->size());
+  for (const int64_t v : *in.list) {
+    if (v < 0 || static_cast<uint64_t>(v) < k.min || static_cast<uint64_t>(v) > k.max) {
+      return bad_value(in, "must be " + allowed(k));
+    }
+    ids.push_back(static_cast<uint32_t>(v));  // fits: k.max is below 2^32
+  }
+  c.*k.u32_list = std::move(ids);
+  return {};
+}
+
+// A decimal integer is refused rather than read as octal: `socket_mode = 660`
+// is 0o1224, and a mode silently taken in the wrong base is a hole.
+Status assign_file_mode(const KeySpec& k, const Input& in, Config& c) {
+  std::optional<uint64_t> mode;
+  if (in.integer && in.octal) {
+    if (*in.integer >= 0) mode = static_cast<uint64_t>(*in.integer);
+  } else if (in.text) {
+    mode = parse_octal(*in.text);
+  }
+  if (!mode || *mode < k.min || *mode > k.max) return bad_value(in, "must be " + allowed(k));
+  c.*k.u32 = static_cast<uint32_t>(*mode);
+  return {};
+}
+
+// All digits is a gid (as chown(1) reads "1000"), anything else a name; the
+// name is looked up at start-up, when the socket is made.
+Status assign_group(const KeySpec& k, const Input& in, Config& c) {
+  std::optional<std::string> group;
+  if (in.text && in.text->empty()) {
+    group = "";
+  } else if (in.text && is_digits(*in.text)) {
+    const std::optional<int64_t> gid = parse_integer(*in.text);
+    if (gid && static_cast<uint64_t>(*gid) <= k.max) group = std::to_string(*gid);
+  } else if (in.text && is_group_name(*in.text)) {
+    group = *in.text;
+  } else if (!in.text && in.integer && *in.integer >= 0 &&
+             static_cast<uint64_t>(*in.integer) <= k.max) {
+    group = std::to_string(*in.integer);
+  }
+  if (!group) return bad_value(in, "must be " + allowed(k));
+  c.*k.text = std::move(*group);
+  return {};
+}
+
 // Checks one value against its key and stores it; the only place values enter
 // a Config, for the file and the flags alike.
 Status assign(const KeySpec& k, const Input& in, Config& c) {
   switch (k.kind) {
+    case Kind::kIdList:
+      return assign_id_list(k, in, c);
+    case Kind::kFileMode:
+      return assign_file_mode(k, in, c);
+    case Kind::kGroup:
+      return assign_group(k, in, c);
     case Kind::kInteger:
     case Kind::kSize:
       return assign_number(k, in, c);
@@ -271,7 +401,12 @@ std::string render(const KeySpec& k, const Config& c) {
   switch (k.kind) {
     case Kind::kSocketPath:
     case Kind::kChoice:
+    case Kind::kGroup:
       return fmt::format("{:?}", c.*k.text);
+    case Kind::kIdList:
+      return fmt::format("[{}]", fmt::join(c.*k.u32_list, ", "));
+    case Kind::kFileMode:
+      return fmt::format("\"{:04o}\"", c.*k.u32);
     case Kind::kNumaNode:
       return c.numa_auto ? "\"auto\"" : std::to_string(c.numa_node);
     case Kind::kInteger:
@@ -320,14 +455,44 @@ namespace {
 
 Input from_toml(std::string name, const toml::node& node) {
   Input in{.name = std::move(name), .shown = shown(node)};
-  if (const auto* i = node.as_integer()) in.integer = i->get();
+  if (const auto* i = node.as_integer()) {
+    in.integer = i->get();
+    in.octal = (i->flags() & toml::value_flags::format_as_octal) != toml::value_flags::none;
+  }
   if (const auto* s = node.as_string()) in.text = s->get();
+  if (const auto* a = node.as_array()) {
+    std::vector<int64_t> values;
+    for (const toml::node& element : *a) {
+      const auto* i = element.as_integer();
+      if (i == nullptr) return in;
+      values.push_back(i->get());
+    }
+    in.list = std::move(values);
+  }
   return in;
 }
 
+// "1000,1001" as a list; "" is the empty list; nullopt if an item is not an integer.
+std::optional<std::vector<int64_t>> parse_integer_list(std::string_view s) {
+  std::vector<int64_t> values;
+  while (!s.empty()) {
+    const size_t comma = s.find(',');
+    const std::optional<int64_t> v = parse_integer(s.substr(0, comma));
+    if (!v) return std::nullopt;
+    values.push_back(*v);
+    if (comma == std::string_view::npos) break;
+    s.remove_prefix(comma + 1);
+    if (s.empty()) return std::nullopt;  // a trailing comma
+  }
+  return values;
+}
+
 Input from_flag(std::string_view flag, const std::string& value) {
-  return Input{
-      .name = std::string(flag), .shown = value, .integer = parse_integer(value), .text = value};
+  return Input{.name = std::string(flag),
+               .shown = value,
+               .integer = parse_integer(value),
+               .text = value,
+               .list = parse_integer_list(value)};
 }
 
 

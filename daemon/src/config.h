@@ -62,6 +62,19 @@ struct Config {
   uint64_t arena_bytes = uint64_t{64} << 20;
   uint32_t ring_slots = 256;        // limits.ring_slots: a power of two
   uint32_t slot_bytes = 1024;       // limits.slot_bytes: a multiple of 64 (a cache line)
+  // Who may connect (docs/threat-model.md). Root and the daemon's own uid are
+  // always allowed: both can read and write the daemon's memory anyway. Beyond
+  // them, a peer is allowed when its uid is in allowed_uids, or its primary gid
+  // or one of its supplementary groups (as the kernel reports them for the
+  // connecting process) is in allowed_gids. Each entry in [0, 4294967294].
+  std::vector<uint32_t> allowed_uids;  // security.allowed_uids
+  std::vector<uint32_t> allowed_gids;  // security.allowed_gids
+  // security.socket_mode: permission bits of the socket file, in [0, 0777];
+  // written in octal (0o660 or "0660") in the file, "0660" as a flag.
+  uint32_t socket_mode = 0660;
+  // security.socket_group: group of the socket file, a name or a gid; empty
+  // leaves the daemon's effective gid. Resolved at start-up, not here.
+  std::string socket_group;
   std::vector<ModelConfig> models;  // [[model]] tables in file order, then --model additions
 };
 

@@ -1,5 +1,8 @@
 #include "control.h"
 
+#include <fmt/format.h>
+#include <grp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -7,26 +10,142 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 namespace coproc::daemon {
 
 namespace {
+namespace fs = std::filesystem;
+
 constexpr uint64_t kHeartbeatMs = 1000;
 constexpr uint64_t kDrainCheckMs = 1;
-// Owner and group may connect; an ACL (uid/gid allow-list) is checked at
-// hello on top of this.
-constexpr mode_t kSocketMode = 0660;
+// A connection that has not sent its whole hello by then is closed (checked
+// on the heartbeat, so after 5 to 6 s); the client library waits 5 s for the
+// reply.
+constexpr uint64_t kHelloTimeoutMs = 5000;
+// At most this many refusals are logged per second; the rest are counted and
+// the count logged, so a peer connecting in a loop cannot flood the log.
+constexpr uint32_t kRefusalLogsPerSecond = 10;
+// Descriptors a connected client holds in the daemon: its socket, its
+// segment's memfd and its eventfd.
+constexpr rlim_t kFdsPerClient = 3;
+// The daemon's own descriptors: stdio, the listening socket, libuv's, the
+// registry and the doorbell, files while models load.
+constexpr rlim_t kFdsReserved = 64;
+// While bind() creates the socket file it gets 0600 at most, so it is never
+// wider than the configured mode, not even before the chmod.
+constexpr mode_t kBindUmask = 0177;
+
+Error start_error(std::string message) {
+  return make_error(ErrorCode::kUnavailable, std::move(message));
+}
+
+// Clients beyond the descriptor limit would be refused for want of a memfd;
+// raise the soft limit to what limits.max_clients needs, as far as the hard
+// limit allows, and say so when it does not.
+void raise_descriptor_limit(uint32_t max_clients) {
+  // Each client's three, plus one per connection waiting to say hello.
+  const rlim_t need = (kFdsPerClient + 1) * max_clients + kFdsReserved;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= need) return;
+  rlimit raised = limit;
+  raised.rlim_cur = std::min(need, limit.rlim_max);
+  if (raised.rlim_cur > limit.rlim_cur && ::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  if (limit.rlim_cur < need) {
+    spdlog::warn(
+        "RLIMIT_NOFILE is {} (hard {}), below the {} descriptors that "
+        "limits.max_clients = {} needs: connections beyond it will be refused",
+        limit.rlim_cur, limit.rlim_max, need, max_clients);
+  }
+}
+
+// Whoever may write the socket's directory can replace the socket with their
+// own and receive the clients' requests (and the tensors in them).
+Status check_socket_directory(const fs::path& dir, uid_t daemon_uid) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return start_error(
+        fmt::format("cannot use socket directory {}: {}", dir.string(), std::strerror(errno)));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return start_error(fmt::format("socket directory {} is not a directory", dir.string()));
+  }
+  if (st.st_uid != 0 && st.st_uid != daemon_uid) {
+    return start_error(fmt::format(
+        "socket directory {} belongs to uid {}, not to the daemon's uid {} or root: its owner "
+        "could replace the socket",
+        dir.string(), st.st_uid, daemon_uid));
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    return start_error(fmt::format(
+        "socket directory {} has mode {:04o}: group or others may write there and replace the "
+        "socket (chmod go-w, or set the sticky bit)",
+        dir.string(), st.st_mode & 07777));
+  }
+  return {};
+}
+
+// security.socket_group: digits are a gid (config.cc keeps only valid ones),
+// anything else a group name looked up now.
+Result<std::optional<gid_t>> resolve_socket_group(const std::string& group) {
+  if (group.empty()) return std::optional<gid_t>();
+  uint32_t gid = 0;
+  const auto [end, ec] = std::from_chars(group.data(), group.data() + group.size(), gid);
+  if (ec == std::errc{} && end == group.data() + group.size()) return std::optional<gid_t>(gid);
+  std::vector<char> buffer(4096);
+  struct group entry {};
+  struct group* found = nullptr;
+  int err = 0;
+  while ((err = ::getgrnam_r(group.c_str(), &entry, buffer.data(), buffer.size(), &found)) ==
+         ERANGE) {
+    buffer.resize(buffer.size() * 2);
+  }
+  if (err != 0 || found == nullptr) {
+    return start_error(fmt::format("security.socket_group = \"{}\": {}", group,
+                                   err != 0 ? std::strerror(err) : "no such group"));
+  }
+  return std::optional<gid_t>(found->gr_gid);
+}
+
+// The peer's supplementary groups as the kernel recorded them at connect()
+// (SO_PEERGROUPS, Linux 4.13): the connecting process's own, not a lookup in
+// the group database. Empty when the kernel cannot say.
+std::vector<gid_t> peer_groups(int fd) {
+  std::vector<gid_t> groups(32);
+  for (;;) {
+    auto len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+      groups.resize(len / sizeof(gid_t));
+      return groups;
+    }
+    // ERANGE: len now holds the size needed (NGROUPS_MAX bounds it).
+    if (errno != ERANGE || len / sizeof(gid_t) <= groups.size()) return {};
+    groups.resize(len / sizeof(gid_t));
+  }
+}
+
+bool contains(const std::vector<uint32_t>& ids, uint32_t id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
 }  // namespace
 
 struct ControlLoop::Connection {
   uv_pipe_t pipe{};
   ControlLoop* owner = nullptr;
   uint32_t id = 0;
+  // From SO_PEERCRED, taken by the kernel when the peer called connect().
+  bool credentials_known = false;
   pid_t pid = 0;
   uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary; read only when allowed_gids is set
+  uint64_t accepted_ms = 0;   // uv_now() at accept
+  bool awaiting_hello = true;
   wire::HelloRequest hello{};
   std::size_t hello_bytes = 0;
   char read_buffer[256];
@@ -36,7 +155,11 @@ struct ControlLoop::Connection {
 
 ControlLoop::ControlLoop(const Config& config, Registry& registry, SessionTable& sessions,
                          int numa_node)
-    : config_(config), registry_(registry), sessions_(sessions), numa_node_(numa_node) {
+    : config_(config),
+      registry_(registry),
+      sessions_(sessions),
+      numa_node_(numa_node),
+      daemon_uid_(::geteuid()) {
   uv_loop_init(&loop_);
   loop_.data = this;
 }
@@ -47,11 +170,15 @@ ControlLoop::~ControlLoop() {
 }
 
 Status ControlLoop::listen() {
-  namespace fs = std::filesystem;
   install_signal_handlers();
+  raise_descriptor_limit(config_.max_clients);
   fs::path path(config_.socket_path);
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
   std::error_code ec;
-  if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
+  fs::create_directories(dir, ec);
+  if (Status s = check_socket_directory(dir, daemon_uid_); !s) return s;
+  auto group = resolve_socket_group(config_.socket_group);
+  if (!group) return group.error();
 
   // A socket file may be left over from a daemon that crashed. Take it over
   // only if nothing answers on it.
@@ -71,11 +198,31 @@ Status ControlLoop::listen() {
 
   uv_pipe_init(&loop_, &server_, 0);
   server_.data = this;
-  if (int rc = uv_pipe_bind(&server_, config_.socket_path.c_str()); rc != 0) {
+  // umask is per process; no other thread creates files while the daemon
+  // starts (the poller and batcher start after listen()).
+  const mode_t old_umask = ::umask(kBindUmask);
+  const int bound = uv_pipe_bind(&server_, config_.socket_path.c_str());
+  ::umask(old_umask);
+  if (bound != 0) {
     return make_error(ErrorCode::kUnavailable,
-                      "cannot bind " + config_.socket_path + ": " + uv_strerror(rc));
+                      "cannot bind " + config_.socket_path + ": " + uv_strerror(bound));
   }
-  ::chmod(config_.socket_path.c_str(), kSocketMode);
+  // Group and mode before listen(): until then a connect() is refused, so no
+  // one can connect under looser permissions. chown first, since it may clear
+  // mode bits.
+  const char* socket_file = config_.socket_path.c_str();
+  if (group.value() && ::chown(socket_file, static_cast<uid_t>(-1), **group) != 0) {
+    const int err = errno;
+    ::unlink(socket_file);
+    return start_error(fmt::format("cannot give {} to group {} (security.socket_group): {}",
+                                   config_.socket_path, **group, std::strerror(err)));
+  }
+  if (::chmod(socket_file, static_cast<mode_t>(config_.socket_mode)) != 0) {
+    const int err = errno;
+    ::unlink(socket_file);
+    return start_error(fmt::format("cannot set mode {:04o} on {} (security.socket_mode): {}",
+                                   config_.socket_mode, config_.socket_path, std::strerror(err)));
+  }
   if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 128, on_connection); rc != 0) {
     return make_error(ErrorCode::kUnavailable,
                       "cannot listen on " + config_.socket_path + ": " + uv_strerror(rc));
@@ -110,7 +257,10 @@ void ControlLoop::run(Poller& poller, Batcher& batcher) {
   batcher_ = &batcher;
   uv_timer_init(&loop_, &heartbeat_);
   uv_timer_start(&heartbeat_, [](uv_timer_t* t) {
-    static_cast<ControlLoop*>(t->loop->data)->registry_.heartbeat();
+    auto* self = static_cast<ControlLoop*>(t->loop->data);
+    self->registry_.heartbeat();
+    self->expire_hellos();
+    self->flush_refusal_count();
   }, kHeartbeatMs, kHeartbeatMs);
   uv_timer_init(&loop_, &drain_timer_);
 
@@ -145,28 +295,46 @@ void ControlLoop::disconnect_later(uint32_t client_id, std::string reason) {
 void ControlLoop::on_connection(uv_stream_t* server, int status) {
   auto* self = static_cast<ControlLoop*>(server->data);
   if (status < 0) {
-    spdlog::warn("accept failed: {}", uv_strerror(status));
+    self->log_refusal(fmt::format("accept failed: {}", uv_strerror(status)));
     return;
   }
   auto* c = new Connection();
   c->owner = self;
   uv_pipe_init(&self->loop_, &c->pipe, 0);
   c->pipe.data = c;
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe),
+  auto drop = [](Connection* dropped) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&dropped->pipe),
              [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+  };
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) {
+    drop(c);
     return;
   }
-  c->id = self->next_client_id_++;
-  self->connections_[c->id] = c;
   uv_os_fd_t fd;
   uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &fd);
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+    c->credentials_known = true;
     c->pid = cred.pid;
     c->uid = cred.uid;
+    c->gid = cred.gid;
   }
+  // Connections that never say hello hold a descriptor each: at most
+  // max_clients of them at once, each for at most kHelloTimeoutMs.
+  if (self->pending_hellos_ >= self->config_.max_clients) {
+    self->log_refusal(fmt::format(
+        "closed connection (pid {}, uid {}, gid {}) at once: {} connections are already waiting "
+        "to say hello (limits.max_clients = {})",
+        c->pid, c->uid, c->gid, self->pending_hellos_, self->config_.max_clients));
+    drop(c);
+    return;
+  }
+  if (!self->config_.allowed_gids.empty()) c->groups = peer_groups(fd);
+  c->id = self->next_client_id_++;
+  c->accepted_ms = uv_now(&self->loop_);
+  self->connections_[c->id] = c;
+  ++self->pending_hellos_;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), on_alloc, on_read);
 }
 
@@ -190,8 +358,54 @@ void ControlLoop::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* bu
   if (c->hello_bytes == sizeof(c->hello)) self->handle_hello(*c);
 }
 
+// docs/threat-model.md, "Who may connect". Root and the daemon's own uid can
+// read and write the daemon's memory anyway (ptrace, /proc/PID/mem), so
+// refusing them would protect nothing.
+bool ControlLoop::peer_allowed(const Connection& c) const {
+  if (c.uid == 0 || c.uid == daemon_uid_) return true;
+  if (contains(config_.allowed_uids, c.uid) || contains(config_.allowed_gids, c.gid)) return true;
+  return std::any_of(c.groups.begin(), c.groups.end(),
+                     [&](gid_t g) { return contains(config_.allowed_gids, g); });
+}
+
+void ControlLoop::log_refusal(const std::string& line) {
+  const uint64_t second = uv_now(&loop_) / 1000;
+  if (second != refusal_log_second_) {
+    flush_refusal_count();
+    refusal_log_second_ = second;
+    refusals_logged_ = 0;
+  }
+  if (refusals_logged_ < kRefusalLogsPerSecond) {
+    ++refusals_logged_;
+    spdlog::warn("{}", line);
+  } else {
+    ++refusals_unlogged_;
+  }
+}
+
+void ControlLoop::flush_refusal_count() {
+  if (refusals_unlogged_ == 0 || uv_now(&loop_) / 1000 == refusal_log_second_) return;
+  spdlog::warn("{} more refusals not logged (at most {} are logged per second)",
+               refusals_unlogged_, kRefusalLogsPerSecond);
+  refusals_unlogged_ = 0;
+}
+
+void ControlLoop::expire_hellos() {
+  const uint64_t now = uv_now(&loop_);
+  std::vector<Connection*> late;
+  for (auto& [id, c] : connections_) {
+    if (c->awaiting_hello && now - c->accepted_ms >= kHelloTimeoutMs) late.push_back(c);
+  }
+  for (Connection* c : late) {
+    log_refusal(fmt::format("closed connection (pid {}, uid {}, gid {}): no hello within {} ms",
+                            c->pid, c->uid, c->gid, kHelloTimeoutMs));
+    close_connection(*c, "no hello");
+  }
+}
+
 void ControlLoop::refuse(Connection& c, ErrorCode code, const std::string& message) {
-  spdlog::warn("refused client (pid {}, uid {}): {}", c.pid, c.uid, message);
+  log_refusal(fmt::format("refused client (pid {}, uid {}, gid {}): {}", c.pid, c.uid, c.gid,
+                          message));
   wire::HelloReply reply{};
   reply.magic = wire::kHelloMagic;
   reply.protocol_version = wire::kProtocolVersion;
@@ -205,8 +419,24 @@ void ControlLoop::refuse(Connection& c, ErrorCode code, const std::string& messa
 
 void ControlLoop::handle_hello(Connection& c) {
   using namespace wire;
+  c.awaiting_hello = false;
+  --pending_hellos_;
   if (c.hello.magic != kHelloMagic) {
     refuse(c, ErrorCode::kInvalidArgument, "not a coproc hello");
+    return;
+  }
+  // Before anything else is said: a peer that may not connect learns nothing
+  // about the daemon beyond this refusal.
+  if (!c.credentials_known) {
+    refuse(c, ErrorCode::kPermissionDenied,
+           "permission denied: the kernel gave no credentials for this peer (SO_PEERCRED)");
+    return;
+  }
+  if (!peer_allowed(c)) {
+    refuse(c, ErrorCode::kPermissionDenied,
+           fmt::format("permission denied: uid {} (gid {}) is not in security.allowed_uids or "
+                       "security.allowed_gids",
+                       c.uid, c.gid));
     return;
   }
   if (c.hello.protocol_version != kProtocolVersion) {
@@ -263,13 +493,17 @@ void ControlLoop::handle_hello(Connection& c) {
     close_connection(c, "hello reply failed");
     return;
   }
-  spdlog::info("client {} connected: pid {}, uid {}, segment {} bytes", c.id, c.pid, c.uid,
-               c.session->segment_bytes());
+  spdlog::info("client {} connected: pid {}, uid {}, gid {}, segment {} bytes", c.id, c.pid,
+               c.uid, c.gid, c.session->segment_bytes());
 }
 
 void ControlLoop::close_connection(Connection& c, const char* why) {
   if (c.closing) return;
   c.closing = true;
+  if (c.awaiting_hello) {
+    c.awaiting_hello = false;
+    --pending_hellos_;
+  }
   if (c.session) {
     c.session->close();
     sessions_.remove(c.id);

@@ -2,6 +2,13 @@
 // credentials, creating and reclaiming client sessions, signals and the
 // registry heartbeat. It never touches a ring; the hot path is the poller's.
 //
+// Access control (docs/threat-model.md): the socket file gets the configured
+// mode and group before it listens, and each hello is checked against the
+// peer's kernel credentials (SO_PEERCRED, SO_PEERGROUPS) and the allow-lists
+// in Config; a peer that is not allowed gets PERMISSION_DENIED and the
+// refusal is logged with its pid, uid and gid. Connections that have not said
+// hello are bounded in number (limits.max_clients) and in time (5 s).
+//
 // A client's socket stays open for the life of the client. When the process
 // exits or crashes the kernel closes it, the loop sees EOF and reclaims the
 // client: the session is marked closed (queued work is dropped and late
@@ -9,6 +16,7 @@
 // unmapped when the last reference goes.
 #pragma once
 
+#include <sys/types.h>
 #include <uv.h>
 
 #include <cstdint>
@@ -34,7 +42,10 @@ class ControlLoop {
   ControlLoop(const ControlLoop&) = delete;
   ControlLoop& operator=(const ControlLoop&) = delete;
 
-  // Binds the socket. Refuses to take over a socket a live daemon answers on.
+  // Binds the socket, sets its mode and group, then listens. Refuses to take
+  // over a socket a live daemon answers on, and a socket directory that
+  // another user owns or may write to. Raises RLIMIT_NOFILE (soft) to what
+  // limits.max_clients needs, up to the hard limit.
   Status listen();
   // Runs until SIGTERM/SIGINT, then drains: stops accepting, lets the poller
   // and executor finish every request already submitted, and only then
@@ -51,7 +62,11 @@ class ControlLoop {
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   void handle_hello(Connection& c);
+  bool peer_allowed(const Connection& c) const;
   void refuse(Connection& c, ErrorCode code, const std::string& message);
+  void expire_hellos();
+  void log_refusal(const std::string& line);
+  void flush_refusal_count();
   void close_connection(Connection& c, const char* why);
   void begin_shutdown(const char* signal_name);
   void install_signal_handlers();
@@ -61,6 +76,7 @@ class ControlLoop {
   Registry& registry_;
   SessionTable& sessions_;
   const int numa_node_;
+  const uid_t daemon_uid_;
   Poller* poller_ = nullptr;
   Batcher* batcher_ = nullptr;
   std::function<void()> reload_;
@@ -74,6 +90,12 @@ class ControlLoop {
   bool shutting_down_ = false;
   uint32_t next_client_id_ = 1;
   std::unordered_map<uint32_t, Connection*> connections_;
+  uint32_t pending_hellos_ = 0;  // connections that have not said hello yet
+
+  // Refusal log rate limit (loop thread only).
+  uint64_t refusal_log_second_ = 0;
+  uint32_t refusals_logged_ = 0;
+  uint64_t refusals_unlogged_ = 0;
 
   std::mutex broken_mu_;
   std::vector<std::pair<uint32_t, std::string>> broken_;

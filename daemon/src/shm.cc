@@ -58,10 +58,17 @@ SharedMemory::~SharedMemory() {
 }
 
 Status SharedMemory::seal(bool read_only_for_others) {
-  int seals = F_SEAL_SHRINK | F_SEAL_GROW;
+  int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
   if (read_only_for_others) seals |= F_SEAL_FUTURE_WRITE;
-  if (::fcntl(fd_, F_ADD_SEALS, seals | F_SEAL_SEAL) != 0) {
+  if (::fcntl(fd_, F_ADD_SEALS, seals) != 0) {
     return make_error(ErrorCode::kInternal, std::string("F_ADD_SEALS: ") + std::strerror(errno));
+  }
+  // The fd is about to be handed to a process we do not trust: check rather
+  // than assume.
+  const int in_place = ::fcntl(fd_, F_GET_SEALS);
+  if (in_place < 0 || (in_place & seals) != seals) {
+    return make_error(ErrorCode::kInternal,
+                      "memfd seals " + std::to_string(in_place) + " lack " + std::to_string(seals));
   }
   return {};
 }

@@ -8,6 +8,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config.h"
 
@@ -74,6 +75,10 @@ TEST(ConfigFile, shouldUseDefaultsWhenDocumentIsEmpty) {
   EXPECT_EQ(config->arena_bytes, uint64_t{64} << 20);
   EXPECT_EQ(config->ring_slots, 256u);
   EXPECT_EQ(config->slot_bytes, 1024u);
+  EXPECT_TRUE(config->allowed_uids.empty());
+  EXPECT_TRUE(config->allowed_gids.empty());
+  EXPECT_EQ(config->socket_mode, 0660u);
+  EXPECT_EQ(config->socket_group, "");
   EXPECT_TRUE(config->models.empty());
 }
 
@@ -120,6 +125,11 @@ TEST(ConfigFile, shouldParseEveryKey) {
     arena_bytes = 17179869184
     ring_slots = 65536
     slot_bytes = 65536
+    [security]
+    allowed_uids = [1000, 4294967294]
+    allowed_gids = [0, 998]
+    socket_mode = 0o640
+    socket_group = "coproc"
     [[model]]
     name = "mlp"
     path = "/models/mlp.onnx"
@@ -137,6 +147,10 @@ TEST(ConfigFile, shouldParseEveryKey) {
   EXPECT_EQ(config->arena_bytes, uint64_t{17179869184});
   EXPECT_EQ(config->ring_slots, 65536u);
   EXPECT_EQ(config->slot_bytes, 65536u);
+  EXPECT_EQ(config->allowed_uids, (std::vector<uint32_t>{1000, 4294967294u}));
+  EXPECT_EQ(config->allowed_gids, (std::vector<uint32_t>{0, 998}));
+  EXPECT_EQ(config->socket_mode, 0640u);
+  EXPECT_EQ(config->socket_group, "coproc");
   ASSERT_EQ(config->models.size(), 1u);
   EXPECT_EQ(config->models[0].name, "mlp");
   EXPECT_EQ(config->models[0].path, "/models/mlp.onnx");
@@ -275,6 +289,61 @@ INSTANTIATE_TEST_SUITE_P(
                 "config: model[0].path = 7 must be a string"}),
     refusal_name);
 
+const std::string kIdListRule = "must be an array of at most 1024 integers in [0, 4294967294]";
+const std::string kModeRule = "must be an octal mode in [0, 0777], written 0o660 or \"0660\"";
+const std::string kGroupRule =
+    "must be a group name (1-32 characters of [A-Za-z0-9_.-], not starting with '-') or a gid in "
+    "[0, 4294967294]";
+
+std::string ids(int n) {
+  std::string list = "[";
+  for (int i = 0; i < n; ++i) list += (i ? ", " : "") + std::to_string(i);
+  return list + "]";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Security, ConfigFileRefusal,
+    ::testing::Values(
+        Refusal{"shouldRefuseNegativeUid", "security.allowed_uids = [1000, -1]",
+                "config: security.allowed_uids = [ 1000, -1 ] " + kIdListRule},
+        Refusal{"shouldRefuseUidThatIsNotAnId", "security.allowed_uids = [4294967295]",
+                "config: security.allowed_uids = [ 4294967295 ] " + kIdListRule},
+        Refusal{"shouldRefuseSingleUidNotInArray", "security.allowed_uids = 1000",
+                "config: security.allowed_uids = 1000 " + kIdListRule},
+        Refusal{"shouldRefuseUserNameForUid", "security.allowed_uids = [\"alice\"]",
+                "config: security.allowed_uids = [ 'alice' ] " + kIdListRule},
+        Refusal{"shouldRefuseFractionalGid", "security.allowed_gids = [1.5]",
+                "config: security.allowed_gids = [ 1.5 ] " + kIdListRule},
+        Refusal{"shouldRefuseAllowListLongerThan1024",
+                "security.allowed_gids = " + ids(1025),
+                "config: security.allowed_gids has 1025 entries; at most 1024 are allowed"},
+        Refusal{"shouldRefuseDecimalSocketMode", "security.socket_mode = 660",
+                "config: security.socket_mode = 660 " + kModeRule},
+        Refusal{"shouldRefuseSocketModeWithNonOctalDigit", "security.socket_mode = \"0690\"",
+                "config: security.socket_mode = \"0690\" " + kModeRule},
+        Refusal{"shouldRefuseSocketModeWithStickyBit", "security.socket_mode = 0o1777",
+                "config: security.socket_mode = 0o1777 " + kModeRule},
+        Refusal{"shouldRefuseSocketModeStringAboveMax", "security.socket_mode = \"4755\"",
+                "config: security.socket_mode = \"4755\" " + kModeRule},
+        Refusal{"shouldRefuseEmptySocketMode", "security.socket_mode = \"\"",
+                "config: security.socket_mode = \"\" " + kModeRule},
+        Refusal{"shouldRefuseBooleanSocketMode", "security.socket_mode = true",
+                "config: security.socket_mode = true " + kModeRule},
+        Refusal{"shouldRefuseGroupNameWithSpace", "security.socket_group = \"my group\"",
+                "config: security.socket_group = \"my group\" " + kGroupRule},
+        Refusal{"shouldRefuseGroupNameStartingWithDash", "security.socket_group = \"-g\"",
+                "config: security.socket_group = \"-g\" " + kGroupRule},
+        Refusal{"shouldRefuseGroupName33Chars",
+                "security.socket_group = \"" + std::string(33, 'g') + "\"",
+                "config: security.socket_group = \"" + std::string(33, 'g') + "\" " + kGroupRule},
+        Refusal{"shouldRefuseNegativeGid", "security.socket_group = -1",
+                "config: security.socket_group = -1 " + kGroupRule},
+        Refusal{"shouldRefuseGidThatIsNotAnId", "security.socket_group = \"4294967295\"",
+                "config: security.socket_group = \"4294967295\" " + kGroupRule},
+        Refusal{"shouldRefuseUnknownSecurityKey", "[security]\nallowed_users = [1]",
+                "config: unknown key 'security.allowed_users' in /etc/coproc/coprocd.toml:2"}),
+    refusal_name);
+
 INSTANTIATE_TEST_SUITE_P(
     UnknownName, ConfigFileRefusal,
     ::testing::Values(Refusal{"shouldRefuseUnknownKeyInKnownTable", "[poller]\nspinn = 5",
@@ -371,6 +440,57 @@ INSTANTIATE_TEST_SUITE_P(
                       SizeCase{"Integer", "1048576", 1048576}),
     [](const ::testing::TestParamInfo<SizeCase>& param) { return param.param.test_name; });
 
+struct ModeCase {
+  std::string test_name;
+  std::string value;  // as written after "socket_mode = "
+  uint32_t mode;
+};
+
+void PrintTo(const ModeCase& mode, std::ostream* os) { *os << mode.test_name; }
+
+class ConfigFileSocketMode : public ::testing::TestWithParam<ModeCase> {};
+
+TEST_P(ConfigFileSocketMode, shouldReadModeInOctal) {
+  const Result<Config> config = parse("security.socket_mode = " + GetParam().value);
+
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->socket_mode, GetParam().mode);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Octal, ConfigFileSocketMode,
+    ::testing::Values(ModeCase{"TomlOctalInteger", "0o600", 0600},
+                      ModeCase{"StringWithLeadingZero", "\"0660\"", 0660},
+                      ModeCase{"StringWithoutLeadingZero", "\"666\"", 0666},
+                      ModeCase{"StringWithTomlPrefix", "\"0o640\"", 0640},
+                      ModeCase{"Zero", "\"0\"", 0},
+                      ModeCase{"Max", "0o777", 0777}),
+    [](const ::testing::TestParamInfo<ModeCase>& param) { return param.param.test_name; });
+
+TEST(ConfigFile, shouldTakeSocketGroupAsGidWhenAllDigits) {
+  const Result<Config> as_integer = parse("security.socket_group = 998");
+  const Result<Config> as_string = parse("security.socket_group = \"0998\"");
+
+  ASSERT_TRUE(as_integer.ok()) << as_integer.error().message;
+  ASSERT_TRUE(as_string.ok()) << as_string.error().message;
+  EXPECT_EQ(as_integer->socket_group, "998");
+  EXPECT_EQ(as_string->socket_group, "998");
+}
+
+TEST(ConfigFile, shouldAcceptEmptyAllowListsAndEmptySocketGroupAsDefaults) {
+  const Result<Config> config = parse(R"(
+    [security]
+    allowed_uids = []
+    allowed_gids = []
+    socket_group = ""
+  )");
+
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_TRUE(config->allowed_uids.empty());
+  EXPECT_TRUE(config->allowed_gids.empty());
+  EXPECT_EQ(config->socket_group, "");
+}
+
 TEST(ConfigFile, shouldReportLineAndColumnOfSyntaxError) {
   const std::string message = error_of("[poller]\n\nspin_us = = 5\n");
 
@@ -435,6 +555,10 @@ TEST(ConfigFile, shouldDescribeEveryKeyAndModelOnItsOwnLine) {
             "limits.arena_bytes = 67108864\n"
             "limits.ring_slots = 256\n"
             "limits.slot_bytes = 1024\n"
+            "security.allowed_uids = []\n"
+            "security.allowed_gids = []\n"
+            "security.socket_mode = \"0660\"\n"
+            "security.socket_group = \"\"\n"
             "model.mlp = \"/m/mlp.onnx\" (mode dynamic, max_batch 32, min_batch 1, max_wait_us "
             "1000, preferred [], target balanced, p99_goal_us 5000, queue_limit 1024, timeout_ms 0, "
             "aging_ms 10, length_buckets [], memory_limit 0)\n");
@@ -444,6 +568,7 @@ TEST(ConfigFile, shouldDescribeScalarKeysAsTomlThatParsesBack) {
   const Result<Config> first = parse(R"(
     daemon = { socket = "/run/c.sock", numa_node = 5, log_level = "warn" }
     limits = { arena_bytes = "1GiB", ring_slots = 1024 }
+    security = { allowed_uids = [1000, 1001], allowed_gids = [998], socket_mode = 0o600, socket_group = "coproc" }
   )");
   ASSERT_TRUE(first.ok()) << first.error().message;
 
