@@ -166,6 +166,16 @@ ControlLoop::ControlLoop(const Config& config, Registry& registry, SessionTable&
 
 ControlLoop::~ControlLoop() {
   if (listening_) ::unlink(config_.socket_path.c_str());
+  // A start that failed after listen() began leaves handles open (signal watchers, the server
+  // pipe); close them and let their close callbacks run, or the loop cannot be closed and its
+  // memory leaks. After a normal run() every handle is closed already and this finds none.
+  uv_walk(
+      &loop_,
+      [](uv_handle_t* handle, void*) {
+        if (uv_is_closing(handle) == 0) uv_close(handle, nullptr);
+      },
+      nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
 }
 
