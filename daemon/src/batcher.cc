@@ -201,8 +201,14 @@ bool Batcher::check_shapes(const ModelState& state, const WorkItem& item, std::s
 }
 
 void Batcher::answer(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer) {
-  send_error(*item.session, item.id, code, message);
+  if (!send_error(*item.session, item.id, code, message)) report_overflow(*item.session);
   bump(stats(item.model->id, writer).completed[static_cast<int>(code)]);
+}
+
+void Batcher::report_overflow(const ClientSession& session) {
+  // The poller disconnects an overflowed client; it may be asleep with every
+  // ring empty (the stuck client no longer submits), so wake it.
+  if (session.overflowed() && !session.closed()) registry_.ring_doorbell();
 }
 
 bool Batcher::fast_path_allowed_locked(const WorkItem& item) const {
@@ -453,7 +459,10 @@ uint64_t Batcher::run_single(WorkItem& item, ThreadState& state) {
   const uint64_t queue_ns = CycleClock::to_ns(start - item.received_ticks);
   const uint64_t exec_ns = CycleClock::to_ns(end - start);
   const uint32_t rows = static_cast<uint32_t>(request_rows(item));
-  send_completion(client, item.id, ErrorCode::kOk, {}, {out_shapes.data(), item.n_outputs}, {queue_ns, exec_ns, rows});
+  if (!send_completion(client, item.id, ErrorCode::kOk, {}, {out_shapes.data(), item.n_outputs},
+                       {queue_ns, exec_ns, rows})) {
+    report_overflow(client);
+  }
   bump(st.completed[0]);
   bump(st.batches);
   bump(st.batch_rows, rows);
@@ -558,8 +567,11 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
                      runtime::dtype_bytes(out_specs[j].dtype), static_cast<std::byte*>(w->outputs[j]));
     }
     const uint64_t queue_ns = CycleClock::to_ns(start - w->received_ticks);
-    send_completion(*w->session, w->id, ErrorCode::kOk, {}, {item_shapes.data(), out_specs.size()},
-                    {queue_ns, exec_ns, static_cast<uint32_t>(rows)}, /*wake=*/false);
+    if (!send_completion(*w->session, w->id, ErrorCode::kOk, {},
+                         {item_shapes.data(), out_specs.size()},
+                         {queue_ns, exec_ns, static_cast<uint32_t>(rows)}, /*wake=*/false)) {
+      report_overflow(*w->session);
+    }
     bump(st.completed[0]);
     bump(st.queue_ns_histogram[wire::log2_bucket(queue_ns, wire::kLatencyBuckets)]);
     bump(st.queue_ns_sum, queue_ns);

@@ -88,6 +88,8 @@ class Batcher {
   uint64_t run_single(WorkItem& item, ThreadState& state);
   void run_batch(Formed& formed, ThreadState& state);
   void answer(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer);
+  // After a completion was dropped: wakes the poller if the client overflowed.
+  void report_overflow(const ClientSession& session);
   int64_t request_length(const ModelState& state, const WorkItem& item) const;
   bool check_shapes(const ModelState& state, const WorkItem& item, std::string* problem) const;
   wire::ModelStats& stats(uint32_t model_id, uint32_t writer) const {

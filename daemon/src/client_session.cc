@@ -80,6 +80,7 @@ bool ClientSession::push_completion(std::span<const uint8_t> completion, bool wa
     std::lock_guard lock(completion_mu_);
     if (!completions_.try_push(completion.data(), static_cast<uint32_t>(completion.size()))) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
+      overflowed_.store(true, std::memory_order_relaxed);
       return false;
     }
   }

@@ -52,8 +52,13 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::byte* arena_range(uint64_t offset, uint64_t bytes) const;
 
   // Pushes one finished Completion (a flatbuffer) and, with `wake`, wakes the
-  // client. Returns false, dropping it, when the client is closed or its
-  // completion ring is full (only a client that lies about its window can).
+  // client. Never blocks. Returns false, dropping it, when the client is
+  // closed or its completion ring is full. The ring holds a whole in-flight
+  // window (ring_slots), so only a client that submits past its window can
+  // fill it (libcoproc cannot): the drop is counted and the session marked
+  // overflowed, and the poller disconnects it (a stuck client must not cost
+  // the daemon anything, and that client would wait forever for the lost
+  // completion anyway).
   bool push_completion(std::span<const uint8_t> completion, bool wake = true);
   // Wakes the client if it sleeps (futex, eventfd): after a batch pushed
   // several completions with wake = false, one wake-up instead of one each.
@@ -62,6 +67,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void close() { closed_.store(true, std::memory_order_relaxed); }
   bool closed() const { return closed_.load(std::memory_order_relaxed); }
   uint64_t dropped_completions() const { return dropped_.load(std::memory_order_relaxed); }
+  // A completion found the ring full (see push_completion). relaxed: a flag
+  // the poller polls; the disconnect it triggers needs no data from the pusher.
+  bool overflowed() const { return overflowed_.load(std::memory_order_relaxed); }
 
  private:
   ClientSession() = default;
@@ -81,6 +89,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // relaxed: a hint checked before work; the shared_ptr keeps memory valid.
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> dropped_{0};
+  std::atomic<bool> overflowed_{false};
 };
 
 }  // namespace coproc::daemon

@@ -49,7 +49,7 @@ void Poller::join() {
 
 bool Poller::any_pending() {
   for (const auto& s : snapshot_) {
-    if (!s->closed() && !s->submissions().empty()) return true;
+    if (!s->closed() && (!s->submissions().empty() || s->overflowed())) return true;
   }
   return false;
 }
@@ -61,6 +61,18 @@ bool Poller::drain_once() {
   bool did_work = false;
   for (const auto& session : snapshot_) {
     if (session->closed()) continue;
+    if (session->overflowed()) {
+      // Its completion ring was full when a result was ready: it submitted
+      // past its in-flight window (ring_slots) and does not read. Closed now,
+      // its queued work is dropped instead of run for nobody.
+      session->close();
+      on_broken_(session->id(),
+                 fmt::format("its completion ring overflowed ({} completion(s) dropped): it "
+                             "submits past its in-flight window and does not read",
+                             session->dropped_completions()));
+      did_work = true;
+      continue;
+    }
     auto& ring = session->submissions();
     if (slot_copy_.size() < ring.max_payload()) slot_copy_.resize(ring.max_payload());
     uint64_t now = 0;  // read once per burst

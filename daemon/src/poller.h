@@ -3,7 +3,9 @@
 // drain pass's requests to the batcher at once, so requests that arrive
 // together can be batched together. When all rings stay empty for spin_ns it
 // sleeps on the registry doorbell (ring/wait.h protocol): an idle daemon uses
-// no CPU.
+// no CPU. It also reports a client whose completion ring overflowed (see
+// ClientSession::push_completion) as broken, so the control loop disconnects
+// it; whoever dropped the completion rings the doorbell to wake it for that.
 #pragma once
 
 #include <atomic>
