@@ -21,6 +21,7 @@ using coproc::client::RequestState;
 // checked at least this often, which bounds DAEMON_GONE detection (100 ms).
 constexpr int64_t kWaitSliceNs = 10'000'000;
 constexpr size_t kArenaAlignment = 64;
+constexpr const char* kDaemonGone = "the daemon is gone (its control socket closed)";
 
 bool is_done(const coproc_request& r) {
   // acquire: pairs with the drainer's release store in drain_completions(),
@@ -77,10 +78,16 @@ coproc_status coproc_client::submit(const coproc_model& model, const coproc_tens
 
   std::lock_guard lock(submit_mu_);
   if (gone_.load(std::memory_order_relaxed)) {
-    *message = "the daemon is gone";
+    *message = kDaemonGone;
     return COPROC_ERR_DAEMON_GONE;
   }
   if (free_.empty()) {
+    // Only on this slow path is liveness checked (a poll syscall): a caller
+    // retrying WOULD_BLOCK against a dead daemon learns it here.
+    if (daemon_gone()) {
+      *message = kDaemonGone;
+      return COPROC_ERR_DAEMON_GONE;
+    }
     *message = "in-flight window full (" + std::to_string(pool_.size()) +
                " requests); complete some first";
     return COPROC_ERR_WOULD_BLOCK;
@@ -100,6 +107,10 @@ coproc_status coproc_client::submit(const coproc_model& model, const coproc_tens
   }
   std::span<std::byte> slot = submissions_.claim();
   if (slot.empty()) {
+    if (daemon_gone()) {
+      *message = kDaemonGone;
+      return COPROC_ERR_DAEMON_GONE;
+    }
     *message = submissions_.corrupt() ? "submission ring corrupt" : "submission ring full";
     return submissions_.corrupt() ? COPROC_ERR_INTERNAL : COPROC_ERR_WOULD_BLOCK;
   }
@@ -171,6 +182,10 @@ coproc_status coproc_client::push_message(const flatbuffers::FlatBufferBuilder& 
     return COPROC_ERR_INVALID_ARGUMENT;
   }
   if (!submissions_.try_push(fbb.GetBufferPointer(), fbb.GetSize())) {
+    if (daemon_gone()) {
+      *message = kDaemonGone;
+      return COPROC_ERR_DAEMON_GONE;
+    }
     *message = submissions_.corrupt() ? "submission ring corrupt" : "submission ring full";
     return submissions_.corrupt() ? COPROC_ERR_INTERNAL : COPROC_ERR_WOULD_BLOCK;
   }
@@ -262,7 +277,7 @@ coproc_status coproc_client::poll(coproc_request* const* requests, size_t n, int
   if (count_done() == 0 && gone_.load(std::memory_order_relaxed)) {
     drain_completions();  // results that landed before the daemon died still count
     if (count_done() == 0) {
-      *message = "the daemon is gone (its control socket closed)";
+      *message = kDaemonGone;
       return COPROC_ERR_DAEMON_GONE;
     }
   }
@@ -284,7 +299,7 @@ coproc_status coproc_client::poll(coproc_request* const* requests, size_t n, int
     case coproc::ring::WaitOutcome::kAborted:
       break;
   }
-  *message = "the daemon is gone (its control socket closed)";
+  *message = kDaemonGone;
   return COPROC_ERR_DAEMON_GONE;
 }
 
@@ -292,6 +307,10 @@ coproc_status coproc_client::cancel(coproc_request& request, std::string* messag
   namespace fb = coproc::fb;
   if (is_done(request)) return COPROC_OK;
   std::lock_guard lock(submit_mu_);
+  if (gone_.load(std::memory_order_relaxed)) {
+    *message = kDaemonGone;
+    return COPROC_ERR_DAEMON_GONE;
+  }
   builder_.Clear();
   fb::RequestBuilder rb(builder_);
   rb.add_kind(fb::RequestKind::Cancel);
