@@ -282,6 +282,20 @@ DaemonFootprint footprint(pid_t pid) {
   return {count_fds(pid), count_client_segment_mappings(pid), rss_kib(pid)};
 }
 
+// The descriptor count once it held still for a while: a connection just
+// closed by a peer is still open until the daemon's loop reads the EOF.
+int settled_fd_count(pid_t pid) {
+  constexpr auto kStillFor = std::chrono::milliseconds(200);
+  int last = count_fds(pid);
+  for (int i = 0; i < 25; ++i) {
+    std::this_thread::sleep_for(kStillFor);
+    const int now = count_fds(pid);
+    if (now == last) break;
+    last = now;
+  }
+  return last;
+}
+
 // The surviving clients: two closed loops, two open loops, checked once stopped.
 class Survivors {
  public:
@@ -347,7 +361,8 @@ TEST(KillStorm, shouldKeepServingSurvivorsExactlyOnceAndReclaimEveryKilledClient
       {"--config", write_two_model_config(dir, batching, batching), "--arena-bytes", "8MiB"});
   ASSERT_TRUE(daemon.start()) << daemon.log_tail();
   const pid_t daemon_pid = daemon.pid();
-  const DaemonFootprint no_clients = footprint(daemon_pid);
+  // Once start()'s probe connection is closed on the daemon's side.
+  const int no_client_fds = settled_fd_count(daemon_pid);
 
   Survivors survivors(daemon.socket_path());
   ASSERT_TRUE(survivors.connected());
@@ -357,7 +372,8 @@ TEST(KillStorm, shouldKeepServingSurvivorsExactlyOnceAndReclaimEveryKilledClient
   KillStorm(daemon.socket_path(), victims).run(kWarmUpSeconds);
   ASSERT_TRUE(eventually([&] { return count_client_segment_mappings(daemon_pid) == kSurvivors; },
                          kReclaimTimeoutMs));
-  const DaemonFootprint baseline = footprint(daemon_pid);
+  DaemonFootprint baseline = footprint(daemon_pid);
+  baseline.fds = settled_fd_count(daemon_pid);
 
   KillStorm storm(daemon.socket_path(), victims);
   storm.run(storm_seconds());
@@ -392,10 +408,10 @@ TEST(KillStorm, shouldKeepServingSurvivorsExactlyOnceAndReclaimEveryKilledClient
   EXPECT_TRUE(eventually(
       [&] {
         return count_client_segment_mappings(daemon_pid) == 0 &&
-               count_fds(daemon_pid) == no_clients.fds;
+               count_fds(daemon_pid) == no_client_fds;
       },
       kReclaimTimeoutMs))
-      << "fds " << count_fds(daemon_pid) << " (no clients: " << no_clients.fds << ")";
+      << "fds " << count_fds(daemon_pid) << " (no clients: " << no_client_fds << ")";
 
   const StormTally& t = storm.tally();
   std::printf("[ kill storm ] %d s, %d kills:", storm_seconds(), t.kills);
