@@ -21,9 +21,9 @@ build: deps
 test: build tsan-ring tsan-integration asan-integration
 	ctest --test-dir build --output-on-failure
 	ctest --test-dir build/tsan-ring --output-on-failure
-	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" ctest --test-dir build/tsan -L integration --output-on-failure
+	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" ctest --test-dir build/tsan -L 'integration|stress' --output-on-failure
 	ASAN_OPTIONS="abort_on_error=1 detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
-	  ctest --test-dir build/asan -L integration --output-on-failure
+	  ctest --test-dir build/asan -L 'integration|stress' --output-on-failure
 
 # The ring library and its tests under ThreadSanitizer.
 tsan-ring: deps
@@ -34,13 +34,13 @@ tsan-ring: deps
 # a data race aborts the daemon or the test process (TSAN_OPTIONS in `test`).
 tsan-integration: deps
 	cmake --preset tsan
-	cmake --build build/tsan -j $(JOBS) --target coprocd integration_test c_api_test
+	cmake --build build/tsan -j $(JOBS) --target coprocd integration_test c_api_test stress_test
 
 # The daemon, the client library and the integration tests under AddressSanitizer and
 # UndefinedBehaviorSanitizer (a finding aborts the process, failing the test).
 asan-integration: deps
 	cmake --preset asan
-	cmake --build build/asan -j $(JOBS) --target coprocd integration_test c_api_test
+	cmake --build build/asan -j $(JOBS) --target coprocd integration_test c_api_test stress_test
 
 demo: build
 	./tools/demo.sh

@@ -190,7 +190,9 @@ COPROC_EXPORT void coproc_submit_options_init(coproc_submit_options* options);
 
 /* Submits asynchronously. inputs/outputs follow the model's declared order.
  * Returns COPROC_ERR_WOULD_BLOCK when the ring or the in-flight window is full
- * (nothing was sent; try again after completing some requests). */
+ * (nothing was sent; try again after completing some requests), and
+ * COPROC_ERR_DAEMON_GONE once the daemon is known to be gone (checked when the
+ * window or ring is full, so a dead daemon never reads as WOULD_BLOCK forever). */
 COPROC_EXPORT coproc_status coproc_submit(coproc_client* client, const coproc_model* model,
                                           const coproc_tensor* inputs, size_t n_inputs,
                                           const coproc_tensor* outputs, size_t n_outputs,
@@ -211,7 +213,8 @@ COPROC_EXPORT coproc_status coproc_poll(coproc_client* client, coproc_request* c
 COPROC_EXPORT coproc_status coproc_request_status(const coproc_request* request);
 
 /* Asks the daemon to cancel. The request still completes exactly once: with
- * COPROC_ERR_CANCELLED if it had not started, else with its normal result. */
+ * COPROC_ERR_CANCELLED if it had not started, else with its normal result.
+ * COPROC_ERR_DAEMON_GONE once the daemon is known to be gone. */
 COPROC_EXPORT coproc_status coproc_cancel(coproc_request* request);
 
 /* Frees a completed request. COPROC_ERR_IN_FLIGHT if it has not completed
