@@ -1,6 +1,7 @@
 #include "soak.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -106,6 +107,7 @@ uint64_t load(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_
 // Sums over a group of incarnations.
 struct Totals {
   uint64_t processes = 0, attempted = 0, submitted = 0, refused = 0, ended = 0, measured = 0;
+  uint64_t rounds[kMeasureRounds] = {};
   uint64_t by_status[wire::kStatusCount] = {};
   uint64_t unexpected = 0, wrong_outputs = 0, lost = 0, cancels = 0, deadlines = 0;
   uint64_t backlogged = 0, unanswered = 0;  // unanswered: submitted - ended
@@ -125,6 +127,7 @@ struct Totals {
     ended += e;
     unanswered += load(b.submitted) - std::min(load(b.submitted), e);
     measured += load(b.measured_ended);
+    for (int r = 0; r < kMeasureRounds; ++r) rounds[r] += load(b.round_ended[r]);
     unexpected += load(b.unexpected);
     wrong_outputs += load(b.wrong_outputs);
     lost += load(b.lost);
@@ -278,7 +281,11 @@ class Soak {
           "the capacity run lost {} requests, saw {} unexpected outcomes, {} wrong answers", t.lost,
           t.unexpected, t.wrong_outputs);
     }
-    capacity_rps_ = static_cast<double>(t.measured) / seconds(o_.capacity_ns);
+    const double round_s = seconds(o_.capacity_ns) / kMeasureRounds;
+    for (uint64_t n : t.rounds) capacity_rounds_rps_.push_back(static_cast<double>(n) / round_s);
+    std::vector<double> sorted = capacity_rounds_rps_;
+    std::sort(sorted.begin(), sorted.end());
+    capacity_rps_ = sorted[sorted.size() / 2];
     rate_rps_ = o_.load * capacity_rps_;
     if (rate_rps_ <= 0) return "the capacity run completed nothing";
     return "";
@@ -499,6 +506,7 @@ class Soak {
   std::unique_ptr<SharedBooks> books_;
   DaemonWatch watch_;
   double capacity_rps_ = 0, rate_rps_ = 0;
+  std::vector<double> capacity_rounds_rps_;
   uint64_t spawned_ = 0;
   int64_t start_ns_ = 0, end_ns_ = 0;
   std::vector<Incarnation> live_, finished_, killed_;
@@ -544,7 +552,7 @@ void Soak::report() const {
     }
     fmt::print(
         R"({{"ok":{},"model":"{}","side_model":"{}","clients":{},"victims":{},"duration_s":{:.1f},"warmup_s":{:.1f},)"
-        R"("capacity_rps":{:.1f},"load":{:.2f},"offered_rps":{:.1f},"throughput_rps":{:.1f},"kills":{},)"
+        R"("capacity_rps":{:.1f},"capacity_rounds_rps":[{:.1f}],"load":{:.2f},"offered_rps":{:.1f},"throughput_rps":{:.1f},"kills":{},)"
         R"("requests":{{"attempted":{},"submitted":{},"ended":{},"backlogged":{},"cancels_sent":{},"deadlines_set":{},)"
         R"("outcomes":{{{}}},"in_flight_at_kills":{},"daemon_received":{},"daemon_dropped_client_gone":{}}},)"
         R"("latency_ns":{{"p50":{},"p90":{},"p99":{},"p999":{},"max":{}}},)"
@@ -554,12 +562,13 @@ void Soak::report() const {
         R"("samples_t_rss_anon_file_shmem_kb":[{}]}})"
         "\n",
         ok, o_.model_name, o_.side_model_name, o_.clients, victims_, seconds(o_.duration_ns),
-        seconds(warmup_ns_), capacity_rps_, o_.load, rate_rps_, rps, kills_, all.attempted,
-        all.submitted, all.ended, all.backlogged, all.cancels, all.deadlines, outcomes,
-        killed_totals_.unanswered + killed_totals_.in_doubt(), received_, dropped, p50, p90, p99,
-        p999, all.max_latency_ns, own_.min, own_.max, own_.drift(), vm_rss_.min, vm_rss_.max,
-        vm_rss_.drift(), shmem_.min, shmem_.max, baseline_.rss_shmem_kb, end_.rss_shmem_kb,
-        baseline_.fds, end_.fds, baseline_.maps, end_.maps, checks, rss);
+        seconds(warmup_ns_), capacity_rps_, fmt::join(capacity_rounds_rps_, ","), o_.load,
+        rate_rps_, rps, kills_, all.attempted, all.submitted, all.ended, all.backlogged,
+        all.cancels, all.deadlines, outcomes, killed_totals_.unanswered + killed_totals_.in_doubt(),
+        received_, dropped, p50, p90, p99, p999, all.max_latency_ns, own_.min, own_.max,
+        own_.drift(), vm_rss_.min, vm_rss_.max, vm_rss_.drift(), shmem_.min, shmem_.max,
+        baseline_.rss_shmem_kb, end_.rss_shmem_kb, baseline_.fds, end_.fds, baseline_.maps,
+        end_.maps, checks, rss);
     return;
   }
   auto ms = [](int64_t ns) { return static_cast<double>(ns) / 1e6; };
@@ -567,10 +576,11 @@ void Soak::report() const {
               o_.model_name.c_str(), o_.side_model_name.empty() ? "" : " + ",
               o_.side_model_name.c_str(), o_.clients, o_.clients - victims_,
               seconds(o_.duration_ns), seconds(warmup_ns_));
-  std::printf(
-      "capacity %.0f req/s (closed loop, %d in flight per client); offered %.0f req/s (load "
-      "%.2f)\n",
-      capacity_rps_, kCapacityInFlight, rate_rps_, o_.load);
+  fmt::print(
+      "capacity {:.0f} req/s (closed loop, {} in flight per client, median of the 1-s rounds "
+      "{:.0f}); "
+      "offered {:.0f} req/s (load {:.2f})\n",
+      capacity_rps_, kCapacityInFlight, fmt::join(capacity_rounds_rps_, " "), rate_rps_, o_.load);
   std::printf(
       "requests %llu submitted, %llu ended: ", static_cast<unsigned long long>(all.submitted),
       static_cast<unsigned long long>(all.ended));

@@ -256,7 +256,11 @@ class SoakClient {
         st != COPROC_ERR_RESOURCE_EXHAUSTED) {
       note_unexpected(st);
     }
-    if (done >= plan_.measure_from_ns && done < plan_.end_ns) bump(book_->measured_ended);
+    if (done >= plan_.measure_from_ns && done < plan_.end_ns) {
+      bump(book_->measured_ended);
+      const int64_t window = plan_.end_ns - plan_.measure_from_ns;
+      bump(book_->round_ended[(done - plan_.measure_from_ns) * kMeasureRounds / window]);
+    }
     if (st == COPROC_OK) {
       if (!answer_matches(s)) bump(book_->wrong_outputs);
       if (s.started_ns >= plan_.measure_from_ns) record_latency(done - s.started_ns);

@@ -37,6 +37,10 @@ struct LatencyHistogram {
 
 // Open loop: the requests one client can have outstanding (its window).
 inline constexpr int kOpenLoopWindow = 32;
+// The measured window [measure_from, end) in equal rounds: the capacity run
+// takes the median round, so a few seconds of a neighbour's load on a shared
+// machine do not set the rate of the whole soak.
+inline constexpr int kMeasureRounds = 5;
 
 struct ClientBook {
   // coproc_submit calls, counted before each call; of those, the ones the
@@ -48,8 +52,9 @@ struct ClientBook {
   std::atomic<uint64_t> refused;
   // Outcomes, by coproc_status (the daemon's statuses are 0..10).
   std::atomic<uint64_t> ended[wire::kStatusCount];
-  // Outcomes in the measured window [measure_from, end): the capacity run's rate.
+  // Outcomes in the measured window [measure_from, end), and by round.
   std::atomic<uint64_t> measured_ended;
+  std::atomic<uint64_t> round_ended[kMeasureRounds];
   // Violations: an outcome that is not a daemon status or is not one this
   // mix can produce, an outcome that changed after it was read, an output
   // that is not the answer to its own request, and (at the end) requests
