@@ -88,7 +88,10 @@ struct alignas(kCacheLineBytes) RegistryHeader {
   std::atomic<uint64_t> model_table_bytes;        // release after the table is written
   std::atomic<uint64_t> model_table_generation;   // bumped on each publish (reload)
   uint64_t stats_offset;                          // ModelStats[stats_count], fixed at creation
-  uint32_t stats_count;                           // one per model, in model-table order
+  // stats_count = models x writers: each model has stats_count / model_count consecutive blocks
+  // (one per writing thread: the poller's, then the worker's), in model-table order; a reader
+  // sums a model's blocks.
+  uint32_t stats_count;
   uint32_t stats_stride;                          // sizeof(ModelStats) of the writer
 
   alignas(kCacheLineBytes) std::atomic<uint64_t> heartbeat_ns;  // CLOCK_MONOTONIC, daemon timer
