@@ -7,7 +7,7 @@
 
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo tsan-ring tsan-integration asan-integration asan clean
+.PHONY: all deps build test demo tsan-ring tsan-integration asan-integration asan fuzz clean
 
 all: build
 
@@ -41,6 +41,14 @@ tsan-integration: deps
 asan-integration: deps
 	cmake --preset asan
 	cmake --build build/asan -j $(JOBS) --target coprocd integration_test c_api_test stress_test
+
+# libFuzzer targets (clang, ASan + UBSan): replay the seed corpora, fuzz each target for
+# COPROC_FUZZ_SECONDS (20) seconds, and check the open-bug reproducers (tests/fuzz/README.md).
+# Not yet part of `make test`.
+fuzz: deps
+	cmake --preset fuzz
+	cmake --build build/fuzz -j $(JOBS) --target fuzz
+	ctest --test-dir build/fuzz -L fuzz --output-on-failure
 
 demo: build
 	./tools/demo.sh
