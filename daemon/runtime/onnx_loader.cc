@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "runtime/onnx_guards.h"
 #include "runtime/onnx_tensor.h"
 #include "runtime/ops.h"
 
@@ -140,11 +141,16 @@ class Loader {
   }
 
   Status infer_shapes() {
+    // ONNX's inference reads stored tensors and some shapes without checking them
+    // (onnx_guards.h): those are checked first, or guarded.
+    if (std::string problem = check_stored_tensors(model_); !problem.empty()) {
+      return fail(ErrorCode::kBadModel, problem);
+    }
     // Strict: node-level inference errors (incompatible shapes, bad attributes) refuse the model.
     const onnx::ShapeInferenceOptions options(/*check_type_val=*/true, /*strict_mode_val=*/1,
                                               /*data_prop_val=*/false);
     try {
-      onnx::shape_inference::InferShapes(model_, onnx::OpSchemaRegistry::Instance(), options);
+      onnx::shape_inference::InferShapes(model_, guarded_schemas(), options);
     } catch (const std::exception& e) {
       return fail(ErrorCode::kBadModel, fmt::format("fails ONNX shape inference: {}", e.what()));
     }

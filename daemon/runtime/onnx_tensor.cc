@@ -19,27 +19,40 @@ Error bad(const std::string& what, const std::string& problem) {
   return make_error(ErrorCode::kBadModel, fmt::format("{}: {}", what, problem));
 }
 
-// Copies `elements` values of type T, stored as raw_data or in the typed field (whose element type
-// may be wider: int32 and bool live in int32_data).
+// Checks that `tensor` stores exactly `elements` values of type T, as raw_data or in the typed
+// field (whose element type may be wider: int32 and bool live in int32_data). Runs before
+// anything is allocated, so a tiny file cannot claim a huge tensor.
 template <class T, class Repeated>
-Status read_values(const onnx::TensorProto& tensor, const Repeated& typed, int64_t elements,
-                   const std::string& what, HostTensor* out) {
+Status check_count(const onnx::TensorProto& tensor, const Repeated& typed, int64_t elements,
+                   const std::string& what) {
   const std::size_t bytes = static_cast<std::size_t>(elements) * sizeof(T);
   if (tensor.has_raw_data()) {
-    const std::string& raw = tensor.raw_data();
-    if (raw.size() != bytes) {
-      return bad(what, fmt::format("raw_data holds {} bytes, its shape needs {}", raw.size(),
-                                   bytes));
+    if (tensor.raw_data().size() != bytes) {
+      return bad(what, fmt::format("raw_data holds {} bytes, its shape needs {}",
+                                   tensor.raw_data().size(), bytes));
     }
-    if (!raw.empty()) std::memcpy(out->bytes.data(), raw.data(), raw.size());
-    return {};
-  }
-  if (static_cast<int64_t>(typed.size()) != elements) {
+  } else if (static_cast<int64_t>(typed.size()) != elements) {
     return bad(what, fmt::format("holds {} values, its shape needs {}", typed.size(), elements));
   }
-  T* values = out->as<T>();
-  for (int i = 0; i < typed.size(); ++i) values[i] = static_cast<T>(typed.Get(i));
   return {};
+}
+
+// Checks, then copies the values into a new tensor of `shape`.
+template <class T, class Repeated>
+Result<HostTensor> read_values(const onnx::TensorProto& tensor, const Repeated& typed,
+                               DType dtype, const Shape& shape, int64_t elements,
+                               const std::string& what) {
+  if (Status s = check_count<T>(tensor, typed, elements, what); !s) return s.error();
+  HostTensor t = HostTensor::make(dtype, shape);
+  if (tensor.has_raw_data()) {
+    if (!tensor.raw_data().empty()) {
+      std::memcpy(t.bytes.data(), tensor.raw_data().data(), tensor.raw_data().size());
+    }
+  } else {
+    T* values = t.as<T>();
+    for (int i = 0; i < typed.size(); ++i) values[i] = static_cast<T>(typed.Get(i));
+  }
+  return t;
 }
 
 template <class T>
@@ -103,25 +116,21 @@ Result<HostTensor> read_tensor(const onnx::TensorProto& tensor, const std::strin
                                          "and bool are)",
                                          onnx::TensorProto_DataType_Name(tensor.data_type())));
   }
-  HostTensor t = HostTensor::make(dtype, shape);
-  Status s;
   switch (dtype) {
     case DType::kFloat32:
-      s = read_values<float>(tensor, tensor.float_data(), elements, what, &t);
-      break;
+      return read_values<float>(tensor, tensor.float_data(), dtype, shape, elements, what);
     case DType::kInt64:
-      s = read_values<int64_t>(tensor, tensor.int64_data(), elements, what, &t);
-      break;
+      return read_values<int64_t>(tensor, tensor.int64_data(), dtype, shape, elements, what);
     case DType::kInt32:
-      s = read_values<int32_t>(tensor, tensor.int32_data(), elements, what, &t);
-      break;
-    default:  // kBool: one byte per value, 0 or 1 in int32_data
-      s = read_values<uint8_t>(tensor, tensor.int32_data(), elements, what, &t);
-      for (std::byte& b : t.bytes) b = b != std::byte{0} ? std::byte{1} : std::byte{0};
-      break;
+      return read_values<int32_t>(tensor, tensor.int32_data(), dtype, shape, elements, what);
+    default: {  // kBool: one byte per value, 0 or 1 in int32_data
+      auto t = read_values<uint8_t>(tensor, tensor.int32_data(), dtype, shape, elements, what);
+      if (t) {
+        for (std::byte& b : t->bytes) b = b != std::byte{0} ? std::byte{1} : std::byte{0};
+      }
+      return t;
+    }
   }
-  if (!s) return s.error();
-  return t;
 }
 
 Result<HostTensor> read_constant_node(const onnx::NodeProto& node, const std::string& what) {

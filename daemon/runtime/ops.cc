@@ -66,6 +66,7 @@ Status check_bounded(const PlanContext& ctx, const Shape& s) {
 
 Result<std::vector<int64_t>> vector_operand(const PlanContext& ctx, std::size_t k,
                                             const char* what) {
+  if (!ctx.has_input(k)) return ctx.fail(fmt::format("{} (input {}) is missing", what, k));
   if (ctx.input(k).shape.rank != 1) {
     return ctx.fail(fmt::format("{} must be 1-D, not {}", what, ctx.input(k).shape.to_string()));
   }

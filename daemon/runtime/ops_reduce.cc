@@ -178,7 +178,9 @@ template <class T>
 std::unique_ptr<Kernel> reduce_kernel(Reduction r, const ReduceLayout& l) {
   const cpu::ReduceOp op = kernel_op(r);
   const T start = start_value<T>(r, l.count == 0);
-  return make_kernel([r, op, l, start](const KernelIO& io) {
+  // Integer ReduceMean is refused at plan time; only a float mean divides.
+  const bool mean = std::is_same_v<T, float> && r == Reduction::kMean;
+  return make_kernel([mean, op, l, start](const KernelIO& io) {
     const T* x = io.input<T>(0);
     T* y = io.output<T>(0);
     std::fill(y, y + l.out_elements, start);
@@ -186,11 +188,9 @@ std::unique_ptr<Kernel> reduce_kernel(Reduction r, const ReduceLayout& l) {
     l.for_each_call([&](int64_t x_off, int64_t y_off) {
       reduce_block<T>(op, l.rows, x + x_off, l.a, l.b, y + y_off);
     });
-    if constexpr (std::is_same_v<T, float>) {
-      if (r == Reduction::kMean) {
-        const auto count = static_cast<float>(l.count);
-        for (int64_t i = 0; i < l.out_elements; ++i) y[i] /= count;
-      }
+    if (mean) {
+      const auto count = static_cast<T>(l.count);
+      for (int64_t i = 0; i < l.out_elements; ++i) y[i] /= count;
     }
   });
 }

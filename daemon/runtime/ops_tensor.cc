@@ -49,9 +49,13 @@ Result<std::unique_ptr<Kernel>> plan_flatten(PlanContext& ctx) {
 // whatever is left.
 Result<std::unique_ptr<Kernel>> plan_reshape(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
-  const std::vector<int64_t> target = ctx.ints(1);
+  if (!ctx.has_input(1)) {
+    return ctx.unsupported("Reshape-1 (the shape as an attribute, before opset 5) is not supported");
+  }
+  auto shape_operand = vector_operand(ctx, 1, "the shape");
+  if (!shape_operand) return shape_operand.error();
+  const std::vector<int64_t>& target = *shape_operand;
   const bool allowzero = ctx.node.int_attr("allowzero", 0) != 0;
-  if (ctx.input(1).shape.rank != 1) return ctx.fail("the shape must be 1-D");
   if (target.size() > static_cast<std::size_t>(kMaxRank)) {
     return ctx.unsupported(fmt::format("target rank {} exceeds {}", target.size(), kMaxRank));
   }

@@ -1,5 +1,7 @@
 #include "request.h"
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "coproc/coproc_generated.h"
@@ -20,6 +22,22 @@ bool salvage_id(std::span<const std::byte> bytes, uint64_t* id) {
   }
   *id = table->GetField<uint64_t>(fb::Request::VT_ID, 0);
   return true;
+}
+
+// Element d of a `[long]` vector. The Verifier checks only the 4-byte length
+// field's alignment, so the elements of a hand-made buffer can sit at 4 mod 8:
+// they are copied out, never loaded through an int64 pointer.
+int64_t dim_at(const flatbuffers::Vector<int64_t>& dims, std::size_t d) {
+  int64_t v = 0;
+  std::memcpy(&v, dims.Data() + d * sizeof(int64_t), sizeof v);
+  return flatbuffers::EndianScalar(v);
+}
+
+// Whether two arena ranges share a byte; both are known to lie inside the
+// arena, so offset + bytes cannot wrap.
+bool ranges_overlap(const fb::TensorRef& a, const fb::TensorRef& b) {
+  return a.bytes() > 0 && b.bytes() > 0 && a.offset() < b.offset() + b.bytes() &&
+         b.offset() < a.offset() + a.bytes();
 }
 
 ParseKind reject(Parsed* out, uint64_t id, ErrorCode code, std::string message) {
@@ -55,16 +73,19 @@ std::string check_tensor(const fb::TensorRef* ref, const runtime::TensorSpec& sp
     return fmt::format("input '{}' has rank {} > {}", spec.name, rank, runtime::kMaxRank);
   }
   shape->rank = static_cast<int32_t>(rank);
+  constexpr uint64_t kMaxElements = uint64_t{1} << 40;
   uint64_t elements = 1;
   for (std::size_t d = 0; d < rank; ++d) {
-    int64_t v = dims->Get(static_cast<flatbuffers::uoffset_t>(d));
-    // Bounding each dim keeps the product below 2^62: no overflow.
+    const int64_t v = dim_at(*dims, d);
     if (v < 0 || v > (int64_t{1} << 31)) {
       return fmt::format("input '{}' dim {} = {} is out of range", spec.name, d, v);
     }
     shape->dims[d] = v;
+    // Checked before the multiply: elements <= 2^40 and v <= 2^31 could wrap a uint64.
+    if (v != 0 && elements > kMaxElements / static_cast<uint64_t>(v)) {
+      return fmt::format("input '{}' has more than 2^40 elements", spec.name);
+    }
     elements *= static_cast<uint64_t>(v);
-    if (elements > (uint64_t{1} << 40)) return fmt::format("input '{}' is too large", spec.name);
   }
   if (elements * elem != ref->bytes()) {
     return fmt::format("input '{}' of shape {} needs {} bytes, request says {}", spec.name,
@@ -139,6 +160,26 @@ ParseKind parse_request(std::span<const std::byte> bytes, ClientSession& session
     if (!problem.empty()) return reject(out, req->id(), ErrorCode::kInvalidArgument, std::move(problem));
     item.outputs[j] = data;
     item.output_bytes[j] = req->outputs()->Get(j)->bytes();
+  }
+  // The runtime writes outputs with memcpy and reads inputs while it writes:
+  // an output may overlap neither an input nor another output. (Inputs may
+  // share bytes; nothing writes them.)
+  for (uint32_t j = 0; j < n_out; ++j) {
+    const fb::TensorRef* o = req->outputs()->Get(j);
+    for (uint32_t i = 0; i < n_in; ++i) {
+      if (ranges_overlap(*o, *req->inputs()->Get(i))) {
+        return reject(out, req->id(), ErrorCode::kInvalidArgument,
+                      fmt::format("output '{}' overlaps input '{}' in the arena", out_specs[j].name,
+                                  in_specs[i].name));
+      }
+    }
+    for (uint32_t k = 0; k < j; ++k) {
+      if (ranges_overlap(*o, *req->outputs()->Get(k))) {
+        return reject(out, req->id(), ErrorCode::kInvalidArgument,
+                      fmt::format("outputs '{}' and '{}' overlap in the arena", out_specs[k].name,
+                                  out_specs[j].name));
+      }
+    }
   }
   return ParseKind::kWork;
 }

@@ -81,5 +81,54 @@ TEST(DTypeTest, shouldNameDTypesWithTheirSizes) {
   EXPECT_EQ(Shape{}.elements(), 1);
 }
 
+// Model files fuzz_model found crashing or exhausting the loader (tests/fuzz/regressions/model):
+// each is refused with a message, in this build too, not only under the fuzzer's sanitizers.
+struct FuzzRegression {
+  const char* file;
+  ErrorCode code;
+  const char* message_part;
+};
+
+class FuzzRegressionModels : public ::testing::TestWithParam<FuzzRegression> {};
+
+TEST_P(FuzzRegressionModels, shouldBeRefusedWithAMessageNamingTheProblem) {
+  const FuzzRegression& r = GetParam();
+  auto model = Model::load(std::string(COPROC_FUZZ_REGRESSIONS_DIR) + "/model/" + r.file);
+  Error error;
+  if (model.ok()) {
+    // Some are refused only when a plan is made for their declared shapes.
+    Session session(*model);
+    std::vector<Shape> shapes;
+    for (const TensorSpec& in : (*model)->inputs()) {
+      std::vector<int64_t> dims;
+      for (const int64_t d : in.dims) dims.push_back(d < 0 ? 1 : d);
+      shapes.push_back(Shape::of(dims));
+    }
+    auto plan = session.prepare(shapes);
+    ASSERT_FALSE(plan.ok()) << r.file << " was accepted";
+    error = plan.error();
+  } else {
+    error = model.error();
+  }
+  EXPECT_EQ(error.code, r.code) << error.message;
+  EXPECT_THAT(error.message, HasSubstr(r.message_part));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fuzz, FuzzRegressionModels,
+    ::testing::Values(
+        FuzzRegression{"gemm6_rank1_input", ErrorCode::kBadModel, "Gemm input 0 must be 2-D"},
+        FuzzRegression{"layer_norm_axis_below_minus_rank", ErrorCode::kBadModel,
+                       "axis -5 is out of range for rank 4"},
+        FuzzRegression{"raw_data_size_mismatch", ErrorCode::kBadModel,
+                       "holds 5 bytes of raw_data, its dims need 16"},
+        FuzzRegression{"reshape_opset1_shape_attribute", ErrorCode::kUnsupported,
+                       "Reshape-1 (the shape as an attribute"},
+        FuzzRegression{"shape_operand_with_huge_dim", ErrorCode::kBadModel,
+                       "the shape operand has 1099511627776 elements"},
+        FuzzRegression{"typed_data_shorter_than_dims", ErrorCode::kBadModel,
+                       "holds 3 values, its dims need 2147483647"}),
+    [](const auto& test) { return std::string(test.param.file); });
+
 }  // namespace
 }  // namespace coproc::runtime

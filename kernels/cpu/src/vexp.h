@@ -31,8 +31,10 @@ inline float vexp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float er = p * r * r + r + 1.0f;
-  // n is integral and within [-126, 127] here (NaN gives garbage bits, but er is NaN then).
-  const auto exponent = static_cast<int32_t>(n) + 127;
+  // n is integral and within [-127, 128] here, or NaN when x is: a NaN cast to int is undefined,
+  // so it becomes 0 (a select, which still vectorises); er is NaN then and carries it out.
+  const float n_finite = n == n ? n : 0.0f;
+  const auto exponent = static_cast<int32_t>(n_finite) + 127;
   return er * std::bit_cast<float>(static_cast<uint32_t>(exponent) << 23);
 }
 
