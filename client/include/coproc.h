@@ -141,6 +141,15 @@ typedef struct coproc_connect_options {
                             * (executor.inline_max_us), so a synchronous caller
                             * does not pay a futex wake-up (tens of us on a VM).
                             * Lower it to trade latency for CPU. */
+  int64_t daemon_uid;      /* the uid coprocd may run as besides root and this
+                            * process's own; -1 (default): $COPROC_DAEMON_UID,
+                            * else none. Before sending anything the client
+                            * checks who listens at the socket (SO_PEERCRED)
+                            * and refuses, with COPROC_ERR_PERMISSION_DENIED,
+                            * a daemon whose uid is not root, its own, this
+                            * one, or the owner of a socket directory that
+                            * only root may replace (its parent is root's and
+                            * writable by no one else, as /run). */
 } coproc_connect_options;
 
 COPROC_EXPORT void coproc_connect_options_init(coproc_connect_options* options);

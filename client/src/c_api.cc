@@ -48,6 +48,7 @@ void coproc_connect_options_init(coproc_connect_options* options) {
   std::memset(options, 0, sizeof(*options));
   options->struct_size = sizeof(*options);
   options->spin_ns = 200'000;
+  options->daemon_uid = -1;
 }
 
 coproc_status coproc_connect(const coproc_connect_options* options, coproc_client** out_client) {
@@ -64,6 +65,9 @@ coproc_status coproc_connect(const coproc_connect_options* options, coproc_clien
     std::memcpy(&effective, options, options->struct_size);
   }
   if (effective.spin_ns < 0) return fail(COPROC_ERR_INVALID_ARGUMENT, "spin_ns is negative");
+  if (effective.daemon_uid < -1 || effective.daemon_uid >= int64_t{UINT32_MAX}) {
+    return fail(COPROC_ERR_INVALID_ARGUMENT, "daemon_uid is neither -1 nor a uid");
+  }
   return guarded([&] {
     std::string message;
     return done(coproc_client::connect(effective, out_client, &message), message);

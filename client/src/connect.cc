@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -31,6 +33,67 @@ std::string default_socket_path() {
     return std::string(xdg) + "/coproc/coprocd.sock";
   }
   return "/tmp/coproc-" + std::to_string(::getuid()) + "/coprocd.sock";
+}
+
+// The uid named by $COPROC_DAEMON_UID, or -1 when it is unset; an unparsable
+// value is an error rather than silently no expected uid.
+bool env_daemon_uid(int64_t* uid, std::string* message) {
+  *uid = -1;
+  const char* env = std::getenv("COPROC_DAEMON_UID");
+  if (env == nullptr || *env == '\0') return true;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(env, &end, 10);
+  if (errno != 0 || *end != '\0' || *env == '-' || v >= UINT32_MAX) {
+    *message = std::string("COPROC_DAEMON_UID='") + env + "' is not a uid";
+    return false;
+  }
+  *uid = static_cast<int64_t>(v);
+  return true;
+}
+
+// Whether `uid` owns the directory holding the socket and only root could
+// have put that directory there: its parent belongs to root and no one else
+// may write it (as /run, unlike /tmp). Paths are resolved first, so a symlink
+// in a shared directory proves nothing.
+bool owns_protected_socket_dir(const std::string& socket_path, uid_t uid) {
+  const std::size_t slash = socket_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : socket_path.substr(0, slash + 1);
+  char resolved[PATH_MAX];
+  if (::realpath(dir.c_str(), resolved) == nullptr) return false;
+  struct stat d{};
+  if (::stat(resolved, &d) != 0 || d.st_uid != uid || (d.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return false;
+  }
+  std::string parent(resolved);
+  const std::size_t cut = parent.rfind('/');
+  parent = cut == 0 || cut == std::string::npos ? "/" : parent.substr(0, cut);
+  struct stat p{};
+  return ::stat(parent.c_str(), &p) == 0 && p.st_uid == 0 && (p.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
+// The client's half of mutual authentication: before a byte of ours goes out,
+// who is listening? A process of another user that answers at the path (one
+// that squatted a shared directory, or a path from a tampered environment)
+// would receive every tensor we send, so only root, our own uid, the uid the
+// caller names, or the owner of a root-protected socket directory will do.
+coproc_status check_daemon_identity(int fd, const std::string& path, int64_t expected_uid,
+                                    std::string* message) {
+  ucred peer{};
+  socklen_t len = sizeof(peer);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || len != sizeof(peer)) {
+    *message = errno_text("SO_PEERCRED on the daemon's socket");
+    return COPROC_ERR_CONNECT;
+  }
+  if (peer.uid == 0 || peer.uid == ::geteuid()) return COPROC_OK;
+  if (expected_uid >= 0 && peer.uid == static_cast<uid_t>(expected_uid)) return COPROC_OK;
+  if (owns_protected_socket_dir(path, peer.uid)) return COPROC_OK;
+  *message = "the process listening at " + path + " (pid " + std::to_string(peer.pid) +
+             ") runs as uid " + std::to_string(peer.uid) +
+             ", which is not root, this process's uid, the expected daemon uid "
+             "(coproc_connect_options.daemon_uid or COPROC_DAEMON_UID), nor the owner of a "
+             "socket directory only root can create: nothing was sent to it";
+  return COPROC_ERR_PERMISSION_DENIED;
 }
 
 // Receives exactly sizeof(reply) bytes, collecting the fds of SCM_RIGHTS.
@@ -93,6 +156,11 @@ coproc_status coproc_client::connect(const coproc_connect_options& options, copr
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 
+  int64_t expected_uid = options.daemon_uid;
+  if (expected_uid < 0 && !env_daemon_uid(&expected_uid, message)) {
+    return COPROC_ERR_INVALID_ARGUMENT;
+  }
+
   std::unique_ptr<coproc_client> client(new coproc_client());
   client->spin_ns_ = options.spin_ns;
   client->builder_.ForceDefaults(true);
@@ -104,6 +172,11 @@ coproc_status coproc_client::connect(const coproc_connect_options& options, copr
   if (::connect(client->socket_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     *message = errno_text(("connect to " + path).c_str()) + " (is coprocd running?)";
     return COPROC_ERR_CONNECT;
+  }
+
+  if (coproc_status s = check_daemon_identity(client->socket_fd_, path, expected_uid, message);
+      s != COPROC_OK) {
+    return s;
   }
 
   HelloRequest hello{coproc::wire::kHelloMagic, coproc::wire::kProtocolVersion,

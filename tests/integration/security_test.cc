@@ -1,10 +1,8 @@
 // Hostile and foreign clients (docs/threat-model.md): who may connect, what a
 // client can do to the memory it is handed, and the per-client limits.
 //
-// The access-control tests connect as a second user, which the test creates
-// (useradd) and becomes in a forked child (setgid/setuid): they need root. CI
-// runs as root; elsewhere they FAIL, saying so, unless COPROC_TEST_NO_ROOT=1
-// is set, which skips them. The other suites run as anyone.
+// The access-control tests connect as a second user (peer_user.h): they need
+// root. The other suites run as anyone.
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <grp.h>
@@ -31,6 +29,7 @@
 #include "coproc/ring/wait.h"
 #include "coproc/segment.h"
 #include "daemon_process.h"
+#include "peer_user.h"
 #include "test_client.h"
 
 namespace coproc::test {
@@ -39,7 +38,6 @@ namespace {
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kPeerUser = "coproc-test-peer";
 // A supplementary group no user has: only the child that sets it carries it.
 constexpr gid_t kSupplementaryGid = 4242;
 constexpr gid_t kUnrelatedGid = 4243;
@@ -71,34 +69,6 @@ int one_noop_inference(coproc_client* c) {
 }
 
 // ------------------------------------------------------------------ a second user
-
-struct Peer {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::string group;  // the name of its primary group
-};
-
-std::optional<Peer> lookup_peer() {
-  const passwd* pw = ::getpwnam(kPeerUser);
-  if (pw == nullptr) return std::nullopt;
-  Peer peer{pw->pw_uid, pw->pw_gid, {}};
-  const group* gr = ::getgrgid(pw->pw_gid);
-  peer.group = gr != nullptr ? gr->gr_name : std::to_string(pw->pw_gid);
-  return peer;
-}
-
-// Creates the user once per machine. Test processes may race to create it;
-// the loser finds it on the next look.
-std::optional<Peer> ensure_peer() {
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    if (auto peer = lookup_peer()) return peer;
-    const std::string command = std::string("useradd --system --user-group --no-create-home ") +
-                                "--shell /usr/sbin/nologin " + kPeerUser + " >/dev/null 2>&1";
-    [[maybe_unused]] int rc = std::system(command.c_str());
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return lookup_peer();
-}
 
 struct Attempt {
   int exit_code = -1;
@@ -141,31 +111,13 @@ Attempt connect_as(const std::string& socket, uid_t uid, gid_t gid, std::vector<
   return attempt;
 }
 
-class Security : public ::testing::Test {
+class Security : public PeerUserTest {
  protected:
-  void SetUp() override {
-    if (::geteuid() != 0) {
-      const char* opt_out = std::getenv("COPROC_TEST_NO_ROOT");
-      if (opt_out != nullptr && std::string(opt_out) == "1") {
-        GTEST_SKIP() << "not root and COPROC_TEST_NO_ROOT=1: access control is not tested";
-      }
-      FAIL() << "the access-control tests create a second user and switch to it, which needs "
-                "root (CI runs as root); run them as root, or set COPROC_TEST_NO_ROOT=1 to skip "
-                "them";
-    }
-    auto peer = ensure_peer();
-    ASSERT_TRUE(peer.has_value()) << "cannot create the user " << kPeerUser << " with useradd";
-    ASSERT_NE(peer->uid, 0u);
-    peer_ = *peer;
-  }
-
   // Lets the peer reach the socket: search permission on the daemon's private
   // (0700) directory. The socket file's own mode still applies.
   static void open_directory(const DaemonProcess& daemon) {
     ASSERT_EQ(::chmod(socket_dir(daemon).c_str(), 0711), 0) << std::strerror(errno);
   }
-
-  Peer peer_;
 };
 
 TEST_F(Security, shouldRefusePeerNotInTheAllowListWithPermissionDeniedAndLogIt) {
@@ -526,6 +478,30 @@ TEST(ClientLimits, shouldReportArenaExhaustionNamingTheArenaSize) {
               HasSubstr("arena exhausted: 65536 bytes requested"));
   EXPECT_THAT(std::string(coproc_last_error()), HasSubstr("free of 65536"));
   EXPECT_EQ(one_noop_inference(client.c), 0);
+}
+
+TEST(ClientLimits, shouldAnswerARequestOverTheMemoryLimitResourceExhaustedAndRunTheRest) {
+  auto args = standard_models();
+  args.insert(args.end(), {"--request-memory", "1MiB"});
+  DaemonProcess daemon(args);
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  ClientHandle client(daemon.socket_path());
+  ASSERT_EQ(client.status, COPROC_OK) << coproc_last_error();
+  coproc_model* mlp = client.model("mlp");
+
+  // 2048 rows of 256 floats: 2 MiB of input alone. 8 rows fit.
+  coproc_tensor big_in = arena_tensor(client.c, {2048, 256});
+  coproc_tensor big_out = arena_tensor(client.c, {2048, 16});
+  const coproc_status refused = coproc_infer(client.c, mlp, &big_in, 1, &big_out, 1, 5'000'000'000);
+  const std::string message = coproc_last_error();
+  coproc_tensor in = arena_tensor(client.c, {8, 256});
+  coproc_tensor out = arena_tensor(client.c, {8, 16});
+  const coproc_status fits = coproc_infer(client.c, mlp, &in, 1, &out, 1, 5'000'000'000);
+
+  EXPECT_EQ(refused, COPROC_ERR_RESOURCE_EXHAUSTED) << message;
+  EXPECT_THAT(message, HasSubstr("over the limit of 1048576"));
+  EXPECT_EQ(fits, COPROC_OK) << coproc_last_error();
+  EXPECT_EQ(daemon.wait_exit(0), -1) << "daemon died: " << daemon.log();
 }
 
 TEST(ClientLimits, shouldReturnWouldBlockNamingTheWindowWhenItIsFull) {
