@@ -173,9 +173,18 @@ class Plan {
   std::size_t max_step_tensors_ = 0;
 };
 
+// Bounds on what one Session may hold, for inputs whose shapes others choose.
+struct SessionLimits {
+  // Plans kept; the least recently used is dropped past this. 0: no bound.
+  std::size_t max_plans = 0;
+  // A plan whose peak_bytes() exceeds this is refused with kResourceExhausted before any of its
+  // memory is allocated. 0: no bound.
+  uint64_t max_peak_bytes = 0;
+};
+
 class Session {
  public:
-  explicit Session(std::shared_ptr<const Model> model);
+  explicit Session(std::shared_ptr<const Model> model, SessionLimits limits = {});
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -188,6 +197,8 @@ class Session {
   // shapes do not fit (e.g. a Reshape to the wrong element count). input_values: per input, its
   // data; needed (and read, once) only for Model::value_inputs(), whose values key the plan too;
   // kUnsupported when such a model gets none.
+  // With limits.max_plans set, the pointer stays valid until max_plans prepare() calls for other
+  // shapes have been made since (an evicted plan is freed); without, for the Session's life.
   Result<const Plan*> prepare(std::span<const Shape> input_shapes,
                               std::span<const void* const> input_values = {});
 
@@ -201,8 +212,9 @@ class Session {
 
  private:
   std::shared_ptr<const Model> model_;
-  // Plans are few (one per distinct set of input shapes, i.e. per batch size in practice) and
-  // never evicted, so the pointers handed out stay valid.
+  SessionLimits limits_;
+  // One per distinct set of input shapes (per batch size, in practice), least recently used
+  // first: a hit moves to the back, and the search starts there.
   std::vector<std::unique_ptr<Plan>> plans_;
   struct FreeDeleter {
     void operator()(void* p) const;

@@ -64,7 +64,8 @@ std::size_t Plan::peak_bytes() const {
 
 void Session::FreeDeleter::operator()(void* p) const { std::free(p); }
 
-Session::Session(std::shared_ptr<const Model> model) : model_(std::move(model)) {
+Session::Session(std::shared_ptr<const Model> model, SessionLimits limits)
+    : model_(std::move(model)), limits_(limits) {
   COPROC_CHECK(model_ != nullptr);
 }
 
@@ -91,16 +92,28 @@ Result<const Plan*> Session::prepare(std::span<const Shape> input_shapes,
     }
     return true;
   };
-  for (const auto& plan : plans_) {
-    if (std::equal(plan->input_shapes_.begin(), plan->input_shapes_.end(), input_shapes.begin(),
+  for (auto it = plans_.rbegin(); it != plans_.rend(); ++it) {
+    const Plan& plan = **it;
+    if (std::equal(plan.input_shapes_.begin(), plan.input_shapes_.end(), input_shapes.begin(),
                    input_shapes.end()) &&
-        same_values(*plan)) {
-      return static_cast<const Plan*>(plan.get());
+        same_values(plan)) {
+      // The most recently used goes last; from the back this is usually the first look.
+      std::rotate(it.base() - 1, it.base(), plans_.end());
+      return static_cast<const Plan*>(plans_.back().get());
     }
   }
   auto built = detail::Planner::build(*model_, input_shapes, input_values);
   if (!built) return built.error();
   std::unique_ptr<Plan> plan = std::move(built).value();
+  if (limits_.max_peak_bytes != 0 && plan->peak_bytes() > limits_.max_peak_bytes) {
+    return make_error(ErrorCode::kResourceExhausted,
+                      fmt::format("running these shapes takes {} bytes of memory (inputs, outputs "
+                                  "and scratch), over the limit of {}",
+                                  plan->peak_bytes(), limits_.max_peak_bytes));
+  }
+  if (limits_.max_plans != 0 && plans_.size() >= limits_.max_plans) {
+    plans_.erase(plans_.begin());  // the least recently used
+  }
   if (plan->scratch_bytes_ > scratch_capacity_bytes_) {
     // Offsets are multiples of kScratchAlignment, and so is the size aligned_alloc requires.
     void* memory = std::aligned_alloc(detail::kScratchAlignment, plan->scratch_bytes_);

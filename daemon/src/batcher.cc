@@ -62,6 +62,18 @@ class MemoryEstimate {
   std::map<int64_t, uint64_t> per_row_;
 };
 
+// Runs f, which returns a Result or Status, turning std::bad_alloc into
+// kResourceExhausted: a request that needs more memory than the host has left
+// fails on its own, and the thread that ran it carries on.
+template <class F>
+auto without_bad_alloc(const char* what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return make_error(ErrorCode::kResourceExhausted, std::string("out of memory ") + what);
+  }
+}
+
 struct Batcher::ModelState {
   ModelState(const sched::Policy& p, sched::MemoryEstimator estimator)
       : scheduler(p, std::move(estimator)), policy(p) {}
@@ -82,8 +94,11 @@ struct Batcher::ThreadState {
 };
 
 Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::Policy> policies,
-                 int64_t inline_max_ns)
-    : models_(models), registry_(registry), inline_max_ns_(inline_max_ns) {
+                 int64_t inline_max_ns, uint64_t request_memory_bytes)
+    : models_(models),
+      registry_(registry),
+      inline_max_ns_(inline_max_ns),
+      request_memory_bytes_(request_memory_bytes) {
   COPROC_CHECK(policies.size() == models.size());
   for (const auto& m : models.all()) {
     sched::Policy policy = policies[m.id];
@@ -124,7 +139,8 @@ Batcher::~Batcher() { stop(); }
 std::unique_ptr<Batcher::ThreadState> Batcher::make_thread_state(uint32_t writer) const {
   auto state = std::make_unique<ThreadState>();
   for (const auto& m : models_.all()) {
-    state->sessions.push_back(std::make_unique<runtime::Session>(m.model));
+    state->sessions.push_back(std::make_unique<runtime::Session>(
+        m.model, runtime::SessionLimits{kMaxPlansPerSession, request_memory_bytes_}));
   }
   state->writer = writer;
   return state;
@@ -431,7 +447,9 @@ uint64_t Batcher::run_single(WorkItem& item, ThreadState& state) {
     return 0;
   }
   runtime::Session& session = *state.sessions[model_id];
-  auto plan = session.prepare({item.input_shapes.data(), item.n_inputs});
+  auto plan = without_bad_alloc("planning a request", [&] {
+    return session.prepare({item.input_shapes.data(), item.n_inputs});
+  });
   if (!plan.ok()) {
     answer(item, plan.error().code, plan.error().message, state.writer);
     return 0;
@@ -509,25 +527,35 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
   std::array<runtime::Shape, kMaxTensorsPerRequest> shapes;
   std::array<const void*, kMaxTensorsPerRequest> ins;
   std::array<void*, kMaxTensorsPerRequest> outs;
-  state.inputs.resize(std::max(state.inputs.size(), in_specs.size()));
-  state.outputs.resize(std::max(state.outputs.size(), out_specs.size()));
-  for (uint32_t i = 0; i < in_specs.size(); ++i) {
-    shapes[i] = batched_shape(live[0]->input_shapes[i], rows, ms.input_dim1[i], padded);
-    const std::size_t elem = runtime::dtype_bytes(in_specs[i].dtype);
-    auto& buffer = state.inputs[i];
-    buffer.resize(static_cast<std::size_t>(shapes[i].elements()) * elem);
-    gather_input(live, i, ms.input_dim1[i], padded, elem, buffer.data());
-    ins[i] = buffer.data();
-  }
   runtime::Session& session = *state.sessions[model_id];
-  auto plan = session.prepare({shapes.data(), in_specs.size()});
+  // Staging and planning allocate: a batch too big for the memory left fails, the daemon lives.
+  auto plan = without_bad_alloc("staging a batch", [&]() -> Result<const runtime::Plan*> {
+    state.inputs.resize(std::max(state.inputs.size(), in_specs.size()));
+    state.outputs.resize(std::max(state.outputs.size(), out_specs.size()));
+    for (uint32_t i = 0; i < in_specs.size(); ++i) {
+      shapes[i] = batched_shape(live[0]->input_shapes[i], rows, ms.input_dim1[i], padded);
+      const std::size_t elem = runtime::dtype_bytes(in_specs[i].dtype);
+      auto& buffer = state.inputs[i];
+      buffer.resize(static_cast<std::size_t>(shapes[i].elements()) * elem);
+      gather_input(live, i, ms.input_dim1[i], padded, elem, buffer.data());
+      ins[i] = buffer.data();
+    }
+    auto prepared = session.prepare({shapes.data(), in_specs.size()});
+    if (!prepared.ok()) return prepared;
+    for (uint32_t j = 0; j < out_specs.size(); ++j) {
+      state.outputs[j].resize((*prepared)->output_bytes(j));
+      outs[j] = state.outputs[j].data();
+    }
+    return prepared;
+  });
   if (!plan.ok()) {
+    // Together over the memory limit: each alone may fit, and one that does not fails alone.
+    if (live.size() > 1 && plan.error().code == ErrorCode::kResourceExhausted) {
+      for (WorkItem* w : live) run_single(*w, state);
+      return;
+    }
     for (WorkItem* w : live) answer(*w, plan.error().code, plan.error().message, state.writer);
     return;
-  }
-  for (uint32_t j = 0; j < out_specs.size(); ++j) {
-    state.outputs[j].resize((*plan)->output_bytes(j));
-    outs[j] = state.outputs[j].data();
   }
   const uint64_t start = CycleClock::now();
   Status run = session.run(**plan, {ins.data(), in_specs.size()}, {outs.data(), out_specs.size()});

@@ -40,10 +40,18 @@ namespace coproc::daemon {
 // ModelStats blocks per model: one per writing thread (0 poller, 1 worker).
 inline constexpr uint32_t kStatsWriters = 2;
 
+// Plans each executing thread keeps per model (least recently used dropped):
+// one per batch size and padded length in practice, so a client cycling
+// through shapes cannot grow the daemon without bound.
+inline constexpr std::size_t kMaxPlansPerSession = 256;
+
 class Batcher {
  public:
+  // request_memory_bytes (limits.request_memory): the most one run, a request
+  // or a batch, may use (inputs, outputs and scratch); a request over it is
+  // answered RESOURCE_EXHAUSTED, a batch over it runs request by request.
   Batcher(const ModelSet& models, Registry& registry, std::vector<sched::Policy> policies,
-          int64_t inline_max_ns);
+          int64_t inline_max_ns, uint64_t request_memory_bytes);
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -99,6 +107,7 @@ class Batcher {
   const ModelSet& models_;
   Registry& registry_;
   const int64_t inline_max_ns_;
+  const uint64_t request_memory_bytes_;
   std::vector<std::unique_ptr<ModelState>> states_;
   std::unique_ptr<ThreadState> poller_state_;
 

@@ -60,6 +60,9 @@ struct Config {
   uint32_t max_clients = 64;       // limits.max_clients
   // limits.arena_bytes; the file and flag also take "512KiB", "64MiB", "1GiB".
   uint64_t arena_bytes = uint64_t{64} << 20;
+  // limits.request_memory: the most one run (a request or a batch) may use,
+  // inputs, outputs and scratch; over it, RESOURCE_EXHAUSTED.
+  uint64_t request_memory_bytes = uint64_t{4} << 30;
   uint32_t ring_slots = 256;        // limits.ring_slots: a power of two
   uint32_t slot_bytes = 1024;       // limits.slot_bytes: a multiple of 64 (a cache line)
   // Who may connect (docs/threat-model.md). Root and the daemon's own uid are

@@ -30,7 +30,6 @@ constexpr uint64_t kDrainCheckMs = 1;
 constexpr uint64_t kHelloTimeoutMs = 5000;
 // At most this many refusals are logged per second; the rest are counted and
 // the count logged, so a peer connecting in a loop cannot flood the log.
-constexpr uint32_t kRefusalLogsPerSecond = 10;
 // Descriptors a connected client holds in the daemon: its socket, its
 // segment's memfd and its eventfd.
 constexpr rlim_t kFdsPerClient = 3;
@@ -270,7 +269,7 @@ void ControlLoop::run(Poller& poller, Batcher& batcher) {
     auto* self = static_cast<ControlLoop*>(t->loop->data);
     self->registry_.heartbeat();
     self->expire_hellos();
-    self->flush_refusal_count();
+    self->refusal_log_.flush(uv_now(&self->loop_));
   }, kHeartbeatMs, kHeartbeatMs);
   uv_timer_init(&loop_, &drain_timer_);
 
@@ -378,27 +377,7 @@ bool ControlLoop::peer_allowed(const Connection& c) const {
                      [&](gid_t g) { return contains(config_.allowed_gids, g); });
 }
 
-void ControlLoop::log_refusal(const std::string& line) {
-  const uint64_t second = uv_now(&loop_) / 1000;
-  if (second != refusal_log_second_) {
-    flush_refusal_count();
-    refusal_log_second_ = second;
-    refusals_logged_ = 0;
-  }
-  if (refusals_logged_ < kRefusalLogsPerSecond) {
-    ++refusals_logged_;
-    spdlog::warn("{}", line);
-  } else {
-    ++refusals_unlogged_;
-  }
-}
-
-void ControlLoop::flush_refusal_count() {
-  if (refusals_unlogged_ == 0 || uv_now(&loop_) / 1000 == refusal_log_second_) return;
-  spdlog::warn("{} more refusals not logged (at most {} are logged per second)",
-               refusals_unlogged_, kRefusalLogsPerSecond);
-  refusals_unlogged_ = 0;
-}
+void ControlLoop::log_refusal(const std::string& line) { refusal_log_.warn(uv_now(&loop_), line); }
 
 void ControlLoop::expire_hellos() {
   const uint64_t now = uv_now(&loop_);

@@ -27,8 +27,9 @@
 #include <utility>
 #include <vector>
 
-#include "config.h"
 #include "batcher.h"
+#include "config.h"
+#include "log_limiter.h"
 #include "poller.h"
 #include "registry.h"
 #include "session_table.h"
@@ -66,7 +67,6 @@ class ControlLoop {
   void refuse(Connection& c, ErrorCode code, const std::string& message);
   void expire_hellos();
   void log_refusal(const std::string& line);
-  void flush_refusal_count();
   void close_connection(Connection& c, const char* why);
   void begin_shutdown(const char* signal_name);
   void install_signal_handlers();
@@ -93,9 +93,7 @@ class ControlLoop {
   uint32_t pending_hellos_ = 0;  // connections that have not said hello yet
 
   // Refusal log rate limit (loop thread only).
-  uint64_t refusal_log_second_ = 0;
-  uint32_t refusals_logged_ = 0;
-  uint64_t refusals_unlogged_ = 0;
+  LogLimiter refusal_log_{10, "refusals"};
 
   std::mutex broken_mu_;
   std::vector<std::pair<uint32_t, std::string>> broken_;

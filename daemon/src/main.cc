@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     return kExitBadConfig;
   }
   Batcher batcher(models.value(), registry.value(), std::move(policies.value()),
-                  int64_t{config.inline_max_us} * 1000);
+                  int64_t{config.inline_max_us} * 1000, config.request_memory_bytes);
   ControlLoop control(config, registry.value(), sessions, placement->node);
   if (auto listening = control.listen(); !listening.ok()) {
     spdlog::error("{}", listening.error().message);

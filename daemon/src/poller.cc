@@ -1,5 +1,6 @@
 #include "poller.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "completion.h"
@@ -119,8 +120,9 @@ void Poller::report_rejection(ClientSession& session, const Rejection& rejection
                   rejection.message);
     send_error(session, rejection.id, rejection.code, rejection.message);
   } else {
-    spdlog::warn("client {} (pid {}): unanswerable request dropped: {}", session.id(),
-                 session.pid(), rejection.message);
+    garbage_log_.warn(static_cast<uint64_t>(ring::monotonic_ns()) / 1'000'000,
+                      fmt::format("client {} (pid {}): unanswerable request dropped: {}",
+                                  session.id(), session.pid(), rejection.message));
   }
 }
 

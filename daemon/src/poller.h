@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "batcher.h"
+#include "log_limiter.h"
 #include "registry.h"
 #include "session_table.h"
 
@@ -53,6 +54,8 @@ class Poller {
   std::vector<std::shared_ptr<ClientSession>> snapshot_;  // poller thread only
   uint64_t snapshot_generation_ = ~uint64_t{0};
   std::vector<std::byte> slot_copy_;
+  // Any client can push garbage as fast as it likes: its warnings are rate-limited.
+  LogLimiter garbage_log_{10, "unanswerable requests"};
   Parsed parsed_;  // reused for every message
   // The current drain pass's requests, handed to the batcher together.
   std::vector<WorkItem> pass_;

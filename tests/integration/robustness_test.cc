@@ -75,6 +75,12 @@ TEST(Robustness, shouldAnswerMalformedRequestsWithErrorsWhileOtherClientsCarryOn
        static_cast<int>(fb::Status::InvalidArgument), "'x'"},
       {"generate kind", make_request(11, 0, 0, 64, {1, 16}, 64, 64, 1, /*kind=*/1),
        static_cast<int>(fb::Status::Unsupported), "not supported"},
+      // Found by fuzz_request: the output was memcpy'd over the input it overlapped.
+      {"output overlapping its input", make_request(12, 0, 0, 64, {1, 16}, 32, 64),
+       static_cast<int>(fb::Status::InvalidArgument), "output 'y' overlaps input 'x'"},
+      // Found by fuzz_request: 2^31 * 2^9 * 2^31 elements wrapped to 0 = bytes.
+      {"element count wrapping", make_request(13, 0, 0, 0, {1ll << 31, 1ll << 9, 1ll << 31}, 64, 64),
+       static_cast<int>(fb::Status::InvalidArgument), "more than 2^40 elements"},
   };
   // Garbage first: not a flatbuffer at all, so not even the id can be read.
   std::vector<uint8_t> garbage(200, 0xAB);
@@ -100,6 +106,31 @@ TEST(Robustness, shouldAnswerMalformedRequestsWithErrorsWhileOtherClientsCarryOn
   healthy.join();
   EXPECT_EQ(healthy_exit.load(), 0);
   EXPECT_EQ(daemon.wait_exit(0), -1) << "daemon died: " << daemon.log();
+}
+
+TEST(Robustness, shouldRateLimitTheWarningsAboutGarbageRequests) {
+  DaemonProcess daemon(standard_models());
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  RawClient raw(daemon.socket_path());
+  ASSERT_TRUE(raw.connected());
+  const std::vector<uint8_t> garbage(64, 0xCD);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(raw.push(garbage)) << i;
+  // Let the daemon read them, then start a new second so the count is reported.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ASSERT_TRUE(raw.push(garbage));
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (daemon.log().find("unanswerable requests not logged") == std::string::npos &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const std::string& log = daemon.log();
+  std::size_t lines = 0;
+  for (std::size_t at = 0; (at = log.find("unanswerable request dropped", at)) != std::string::npos;
+       ++at) {
+    ++lines;
+  }
+  EXPECT_LE(lines, 21u) << log;  // 10 a second, over at most two seconds, plus the last
+  EXPECT_NE(log.find("more unanswerable requests not logged"), std::string::npos) << log;
 }
 
 TEST(Robustness, shouldDisconnectClientWhoseRingIndicesAreCorruptAndKeepServingOthers) {

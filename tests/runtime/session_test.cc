@@ -47,6 +47,37 @@ TEST(SessionTest, shouldReturnTheSamePlanForTheSameShapes) {
   EXPECT_EQ((*other)->output_shape(0), shape({3, 16}));
 }
 
+TEST(SessionTest, shouldKeepAtMostMaxPlansDroppingTheLeastRecentlyUsed) {
+  Session session(load("mlp.onnx"), SessionLimits{.max_plans = 3});
+  const Shape b1 = shape({1, 256}), b2 = shape({2, 256}), b3 = shape({3, 256}),
+              b4 = shape({4, 256});
+  const Plan* p1 = *session.prepare({&b1, 1});
+  ASSERT_TRUE(session.prepare({&b2, 1}).ok());
+  ASSERT_TRUE(session.prepare({&b3, 1}).ok());
+  EXPECT_EQ(*session.prepare({&b1, 1}), p1);  // a hit: b1 is now the most recent
+  ASSERT_TRUE(session.prepare({&b4, 1}).ok());  // full: drops b2, the least recently used
+  EXPECT_EQ(*session.prepare({&b1, 1}), p1);
+  auto rebuilt = session.prepare({&b2, 1});
+  ASSERT_TRUE(rebuilt.ok());
+  // Results after evictions match a session that never evicted.
+  Session reference(load("mlp.onnx"));
+  const auto cases = load_cases("mlp");
+  ASSERT_FALSE(cases.empty());
+  for (const auto& c : cases) EXPECT_EQ(run_mlp(session, c), run_mlp(reference, c)) << c.id;
+}
+
+TEST(SessionTest, shouldRefuseShapesWhoseMemoryExceedsTheLimitBeforeAllocatingIt) {
+  Session unlimited(load("mlp.onnx"));
+  const Shape small = shape({1, 256}), big = shape({4096, 256});
+  const std::size_t small_peak = (*unlimited.prepare({&small, 1}))->peak_bytes();
+  Session session(load("mlp.onnx"), SessionLimits{.max_peak_bytes = small_peak});
+  EXPECT_TRUE(session.prepare({&small, 1}).ok());
+  auto plan = session.prepare({&big, 1});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.error().code, ErrorCode::kResourceExhausted);
+  EXPECT_THAT(plan.error().message, HasSubstr("over the limit of " + std::to_string(small_peak)));
+}
+
 TEST(SessionTest, shouldRefuseWrongInputRankNamingTheInput) {
   Session session(load("mlp.onnx"));
   const Shape s = shape({8, 256, 1});
