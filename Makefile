@@ -1,13 +1,14 @@
 # The two commands a new user needs:
 #   make demo   install deps, build, run the transport comparison, print the table
 #   make test   install deps, build, run every test (release suite, then the ring suite and
-#               the integration suite under ThreadSanitizer, and the integration suite under
-#               AddressSanitizer + UndefinedBehaviorSanitizer)
+#               the integration and stress suites under ThreadSanitizer, the integration and
+#               stress suites under AddressSanitizer + UndefinedBehaviorSanitizer, and a short
+#               run of each libFuzzer target)
 # and `make build` for just the build. Binaries land in build/bin/.
 
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo tsan-ring tsan-integration asan-integration asan fuzz clean
+.PHONY: all deps build test demo tsan-ring tsan-integration asan-integration asan fuzz-build fuzz clean
 
 all: build
 
@@ -18,12 +19,13 @@ build: deps
 	cmake --preset release
 	cmake --build build -j $(JOBS)
 
-test: build tsan-ring tsan-integration asan-integration
+test: build tsan-ring tsan-integration asan-integration fuzz-build
 	ctest --test-dir build --output-on-failure
 	ctest --test-dir build/tsan-ring --output-on-failure
 	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" ctest --test-dir build/tsan -L 'integration|stress' --output-on-failure
 	ASAN_OPTIONS="abort_on_error=1 detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
 	  ctest --test-dir build/asan -L 'integration|stress' --output-on-failure
+	ctest --test-dir build/fuzz -L fuzz --output-on-failure
 
 # The ring library and its tests under ThreadSanitizer.
 tsan-ring: deps
@@ -42,12 +44,14 @@ asan-integration: deps
 	cmake --preset asan
 	cmake --build build/asan -j $(JOBS) --target coprocd integration_test c_api_test stress_test
 
-# libFuzzer targets (clang, ASan + UBSan): replay the seed corpora, fuzz each target for
-# COPROC_FUZZ_SECONDS (20) seconds, and check the open-bug reproducers (tests/fuzz/README.md).
-# Not yet part of `make test`.
-fuzz: deps
+# libFuzzer targets (clang, ASan + UBSan): replay the seed corpora and past crashes, fuzz each
+# target for COPROC_FUZZ_SECONDS (20) seconds, and check any open-bug reproducers
+# (tests/fuzz/README.md). `make test` runs the same tests.
+fuzz-build: deps
 	cmake --preset fuzz
 	cmake --build build/fuzz -j $(JOBS) --target fuzz
+
+fuzz: fuzz-build
 	ctest --test-dir build/fuzz -L fuzz --output-on-failure
 
 demo: build
