@@ -37,7 +37,7 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string& path,
     if (options.fuse) detail::fuse_patterns(graph);
     detail::remove_dead_nodes(graph);
     detail::mark_value_inputs(graph);
-    if (options.pack_weights) detail::pack_gemm_weights(graph);
+    if (options.pack_weights) detail::pack_gemm_weights(graph, options.keep_unpacked);
   } catch (const std::bad_alloc&) {
     return make_error(ErrorCode::kResourceExhausted,
                       fmt::format("model '{}': cannot allocate its weights", path));

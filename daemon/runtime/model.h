@@ -93,6 +93,9 @@ struct LoadOptions {
   // kernels' gemm_packed (the weight is then held only packed). false: every GEMM runs on
   // OpenBLAS, which repacks B on every call (kept to compare the two).
   bool pack_weights = true;
+  // Keep each packed weight's original bytes as well: the OpenCL device reads those (a model that
+  // may run there, with device gpu or auto, holds its GEMM weights twice).
+  bool keep_unpacked = false;
   // Rewrite common subgraphs into fused kernels at load (passes.h): decomposed LayerNorm, GELU
   // via Erf, MatMul + bias (+ activation), attention. false keeps the graph as written (tests
   // compare the two).
@@ -125,6 +128,8 @@ class Model {
 
  private:
   friend class detail::Planner;
+  friend class ClModel;
+  friend class ClSession;
   Model(std::string path, std::unique_ptr<const detail::Graph> graph,
         std::vector<TensorSpec> inputs, std::vector<TensorSpec> outputs);
 
@@ -156,6 +161,7 @@ class Plan {
 
  private:
   friend class Session;
+  friend class ClSession;
   friend class detail::Planner;
   Plan();
 
@@ -166,6 +172,7 @@ class Plan {
   std::vector<std::size_t> output_bytes_;
   std::vector<detail::Step> steps_;
   std::vector<detail::Ref> refs_;
+  std::vector<std::size_t> ref_bytes_;  // per ref: its tensor's bytes (the OpenCL device's uploads)
   std::vector<std::unique_ptr<detail::Kernel>> kernels_;
   std::vector<std::unique_ptr<detail::HostTensor>> folded_;  // values known when planning
   std::vector<detail::OutputCopy> copies_;

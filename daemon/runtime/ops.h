@@ -31,6 +31,10 @@
 #include "common/result.h"
 #include "runtime/graph.h"
 
+namespace coproc::kernels::opencl {
+class Device;
+}
+
 namespace coproc::runtime::detail {
 
 // What the planner knows of one tensor.
@@ -87,6 +91,10 @@ struct PlanContext {
   const Node& node;
   std::span<const TensorInfo> in;  // one per node input
   std::vector<TensorInfo>& out;    // one per node output, to fill (dtype and shape)
+  // The device the kernel is for: nullptr for the CPU. For the OpenCL device, plan() checks and
+  // sizes exactly as for the CPU and returns a kernel from cl_kernels.h, whose KernelIO pointers
+  // are kernels::opencl::Mem; an operator the device does not run fails kUnsupported.
+  kernels::opencl::Device* cl = nullptr;
 
   const TensorInfo& input(std::size_t k) const;  // an absent info past the node's inputs
   bool has_input(std::size_t k) const { return k < in.size() && in[k].present(); }

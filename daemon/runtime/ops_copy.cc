@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/cl_kernels.h"
 #include "runtime/ops.h"
 
 namespace coproc::runtime::detail {
@@ -80,6 +81,32 @@ class StridedCopy {
   }
 
   bool empty() const { return run_bytes_ == 0; }
+
+  // The same copy for the OpenCL device, in elements: the loop dims, then the contiguous run as
+  // the innermost dim when it holds more than one element.
+  ClCopy to_cl(std::size_t input) const {
+    ClCopy c;
+    c.input = input;
+    c.src_offset = src_offset_ / element_bytes_;
+    c.dst_offset = dst_offset_ / element_bytes_;
+    if (empty()) {
+      c.layout.rank = 1;  // dims[0] = 0: nothing to copy
+      return c;
+    }
+    for (int32_t d = 0; d < rank_; ++d) {
+      c.layout.dims[d] = dims_[at(d)];
+      c.layout.a[d] = src_[at(d)] / element_bytes_;
+      c.layout.out[d] = dst_[at(d)] / element_bytes_;
+    }
+    c.layout.rank = rank_;
+    if (run_bytes_ > element_bytes_) {
+      c.layout.dims[rank_] = run_bytes_ / element_bytes_;
+      c.layout.a[rank_] = 1;
+      c.layout.out[rank_] = 1;
+      ++c.layout.rank;
+    }
+    return c;
+  }
 
   void run(const void* src, void* dst) const {
     if (empty()) return;
@@ -191,7 +218,9 @@ class StridedCopy {
   int64_t run_bytes_ = 0;  // bytes per memcpy; 0: the box is empty
 };
 
-std::unique_ptr<Kernel> copy_kernel(const StridedCopy& copy) {
+std::unique_ptr<Kernel> copy_kernel(const PlanContext& ctx, DType dtype,
+                                    const StridedCopy& copy) {
+  if (ctx.cl != nullptr) return cl_copies(*ctx.cl, dtype, {copy.to_cl(0)});
   return make_kernel(
       [copy](const KernelIO& io) { copy.run(io.input<std::byte>(0), io.output<std::byte>(0)); });
 }
@@ -224,7 +253,8 @@ Result<std::unique_ptr<Kernel>> plan_transpose(PlanContext& ctx) {
     src[at(d)] = in_strides[at(perm[at(d)])];
   }
   ctx.output(0) = {x.dtype, out};
-  return copy_kernel(StridedCopy(out, src, dense_strides(out), 0, 0, dtype_bytes(x.dtype)));
+  return copy_kernel(ctx, x.dtype,
+                     StridedCopy(out, src, dense_strides(out), 0, 0, dtype_bytes(x.dtype)));
 }
 
 struct SliceArgs {
@@ -305,7 +335,8 @@ Result<std::unique_ptr<Kernel>> plan_slice(PlanContext& ctx) {
     offset += start * in_strides[a];
   }
   ctx.output(0) = {x.dtype, out};
-  return copy_kernel(StridedCopy(out, src, dense_strides(out), offset, 0, dtype_bytes(x.dtype)));
+  return copy_kernel(ctx, x.dtype,
+                     StridedCopy(out, src, dense_strides(out), offset, 0, dtype_bytes(x.dtype)));
 }
 
 // Every input is copied to its place along axis; inputs with no elements are skipped.
@@ -342,6 +373,11 @@ Result<std::unique_ptr<Kernel>> plan_concat(PlanContext& ctx) {
     offset += s.dims[a];
   }
   ctx.output(0) = {first.dtype, out};
+  if (ctx.cl != nullptr) {
+    std::vector<ClCopy> cl;
+    for (const auto& [k, copy] : copies) cl.push_back(copy.to_cl(k));
+    return cl_copies(*ctx.cl, first.dtype, std::move(cl));
+  }
   return make_kernel([copies = std::move(copies)](const KernelIO& io) {
     for (const auto& [k, copy] : copies) copy.run(io.in[k], io.output<std::byte>(0));
   });
@@ -367,7 +403,8 @@ Result<std::unique_ptr<Kernel>> plan_expand(PlanContext& ctx) {
   }
   if (Status ok = check_bounded(ctx, layout.out); !ok) return ok.error();
   ctx.output(0) = {x.dtype, layout.out};
-  return copy_kernel(StridedCopy(layout.out, layout.strides[0], dense_strides(layout.out), 0, 0,
+  return copy_kernel(ctx, x.dtype,
+                     StridedCopy(layout.out, layout.strides[0], dense_strides(layout.out), 0, 0,
                                  dtype_bytes(x.dtype)));
 }
 

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "coproc/kernels/cpu.h"
+#include "runtime/cl_kernels.h"
 #include "runtime/ops.h"
 
 namespace coproc::runtime::detail {
@@ -54,6 +55,20 @@ T apply_integer(cpu::BinaryOp op, T a, T b) {
   return a;
 }
 
+constexpr ocl::Elementwise cl_binary(cpu::BinaryOp op) {
+  switch (op) {
+    case cpu::BinaryOp::kAdd:
+      return ocl::Elementwise::kAdd;
+    case cpu::BinaryOp::kSub:
+      return ocl::Elementwise::kSub;
+    case cpu::BinaryOp::kMul:
+      return ocl::Elementwise::kMul;
+    case cpu::BinaryOp::kDiv:
+      return ocl::Elementwise::kDiv;
+  }
+  return ocl::Elementwise::kAdd;
+}
+
 template <cpu::BinaryOp kOp>
 Result<std::unique_ptr<Kernel>> plan_arithmetic(PlanContext& ctx) {
   const TensorInfo& a = ctx.input(0);
@@ -67,6 +82,7 @@ Result<std::unique_ptr<Kernel>> plan_arithmetic(PlanContext& ctx) {
     }
     ctx.output(0) = {DType::kFloat32,
                      Shape::of({layout.out_dims, static_cast<std::size_t>(layout.out_rank)})};
+    if (ctx.cl != nullptr) return cl_elementwise(ctx, cl_binary(kOp), a.dtype, ctx.output(0).shape);
     return make_kernel([layout](const KernelIO& io) {
       cpu::binary(kOp, io.input<float>(0), io.input<float>(1), io.output<float>(0), layout);
     });
@@ -77,6 +93,7 @@ Result<std::unique_ptr<Kernel>> plan_arithmetic(PlanContext& ctx) {
   MultiBroadcast layout;
   if (!make_multi_broadcast(shapes, &layout)) return broadcast_failure(ctx, shapes);
   ctx.output(0) = {a.dtype, layout.out};
+  if (ctx.cl != nullptr) return cl_elementwise(ctx, cl_binary(kOp), a.dtype, layout.out);
   std::unique_ptr<Kernel> kernel;
   dispatch_dtype(a.dtype, [&]<class T>() {
     if constexpr (kIsInteger<T>) {
@@ -176,6 +193,13 @@ Result<std::unique_ptr<Kernel>> plan_pow(PlanContext& ctx) {
   MultiBroadcast layout;
   if (!make_multi_broadcast(shapes, &layout)) return broadcast_failure(ctx, shapes);
   ctx.output(0) = {base.dtype, layout.out};
+  if (ctx.cl != nullptr) {
+    if (base.dtype != DType::kFloat32 || exponent.dtype != DType::kFloat32) {
+      return ctx.unsupported(fmt::format("{} to a {} power on the OpenCL device",
+                                         dtype_name(base.dtype), dtype_name(exponent.dtype)));
+    }
+    return cl_elementwise(ctx, ocl::Elementwise::kPow, base.dtype, layout.out);
+  }
   const int64_t n = layout.out.elements();
   if (base.dtype == DType::kFloat32 && exponent.dtype == DType::kFloat32 &&
       exponent.shape.elements() == 1 && base.shape.elements() == n) {
@@ -219,6 +243,7 @@ Result<std::unique_ptr<Kernel>> plan_equal(PlanContext& ctx) {
   MultiBroadcast layout;
   if (!make_multi_broadcast(shapes, &layout)) return broadcast_failure(ctx, shapes);
   ctx.output(0) = {DType::kBool, layout.out};
+  if (ctx.cl != nullptr) return cl_elementwise(ctx, ocl::Elementwise::kEqual, a.dtype, layout.out);
   std::unique_ptr<Kernel> kernel;
   const bool known = dispatch_dtype(a.dtype, [&]<class T>() {
     kernel = make_kernel([layout](const KernelIO& io) {
@@ -258,6 +283,7 @@ Result<std::unique_ptr<Kernel>> plan_where(PlanContext& ctx) {
   MultiBroadcast layout;
   if (!make_multi_broadcast(shapes, &layout)) return broadcast_failure(ctx, shapes);
   ctx.output(0) = {x.dtype, layout.out};
+  if (ctx.cl != nullptr) return cl_elementwise(ctx, ocl::Elementwise::kWhere, x.dtype, layout.out);
   // Operands with the output's element count have its shape (up to leading 1s): one flat loop.
   const int64_t n = layout.out.elements();
   const bool flat =
@@ -286,24 +312,26 @@ Result<std::unique_ptr<Kernel>> plan_where(PlanContext& ctx) {
 
 using UnaryFn = void (*)(const float* x, float* y, int64_t n);
 
-template <UnaryFn kFn>
+template <UnaryFn kFn, ocl::Elementwise kClOp>
 Result<std::unique_ptr<Kernel>> plan_unary_float(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   if (x.dtype != DType::kFloat32) {
     return ctx.unsupported(fmt::format("{} input is not supported", dtype_name(x.dtype)));
   }
   ctx.output(0) = {DType::kFloat32, x.shape};
+  if (ctx.cl != nullptr) return cl_elementwise(ctx, kClOp, x.dtype, x.shape);
   const int64_t n = x.shape.elements();
   return make_kernel([n](const KernelIO& io) { kFn(io.input<float>(0), io.output<float>(0), n); });
 }
 
 Result<std::unique_ptr<Kernel>> plan_neg(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
-  if (x.dtype == DType::kFloat32) return plan_unary_float<cpu::neg>(ctx);
+  if (x.dtype == DType::kFloat32) return plan_unary_float<cpu::neg, ocl::Elementwise::kNeg>(ctx);
   if (!is_integer(x.dtype)) {
     return ctx.unsupported(fmt::format("{} input is not supported", dtype_name(x.dtype)));
   }
   ctx.output(0) = {x.dtype, x.shape};
+  if (ctx.cl != nullptr) return cl_elementwise(ctx, ocl::Elementwise::kNeg, x.dtype, x.shape);
   const int64_t n = x.shape.elements();
   std::unique_ptr<Kernel> kernel;
   dispatch_dtype(x.dtype, [&]<class T>() {
@@ -329,13 +357,13 @@ constexpr OpDef kOps[] = {
     {"Equal", plan_equal, Aliasing::kElementwise},
     {"Where", plan_where, Aliasing::kElementwise},
     {"Neg", plan_neg, Aliasing::kElementwise},
-    {"Erf", plan_unary_float<cpu::erf>, Aliasing::kElementwise},
-    {"Exp", plan_unary_float<cpu::exp>, Aliasing::kElementwise},
-    {"Sqrt", plan_unary_float<cpu::sqrt>, Aliasing::kElementwise},
-    {"Reciprocal", plan_unary_float<cpu::reciprocal>, Aliasing::kElementwise},
-    {"Relu", plan_unary_float<cpu::relu>, Aliasing::kElementwise},
-    {"Sigmoid", plan_unary_float<cpu::sigmoid>, Aliasing::kElementwise},
-    {"Tanh", plan_unary_float<cpu::tanh>, Aliasing::kElementwise},
+    {"Erf", plan_unary_float<cpu::erf, ocl::Elementwise::kErf>, Aliasing::kElementwise},
+    {"Exp", plan_unary_float<cpu::exp, ocl::Elementwise::kExp>, Aliasing::kElementwise},
+    {"Sqrt", plan_unary_float<cpu::sqrt, ocl::Elementwise::kSqrt>, Aliasing::kElementwise},
+    {"Reciprocal", plan_unary_float<cpu::reciprocal, ocl::Elementwise::kReciprocal>, Aliasing::kElementwise},
+    {"Relu", plan_unary_float<cpu::relu, ocl::Elementwise::kRelu>, Aliasing::kElementwise},
+    {"Sigmoid", plan_unary_float<cpu::sigmoid, ocl::Elementwise::kSigmoid>, Aliasing::kElementwise},
+    {"Tanh", plan_unary_float<cpu::tanh, ocl::Elementwise::kTanh>, Aliasing::kElementwise},
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "coproc/kernels/cpu.h"
+#include "runtime/cl_kernels.h"
 #include "runtime/ops.h"
 
 namespace coproc::runtime::detail {
@@ -96,6 +97,33 @@ Result<std::unique_ptr<Kernel>> plan_gemm(PlanContext& ctx) {
       g.beta = beta;
     }
   }
+  if (ctx.cl != nullptr) {
+    ClGemm cl;
+    cl.trans_a = g.trans_a;
+    cl.trans_b = g.trans_b;
+    cl.m = g.m;
+    cl.n = g.n;
+    cl.k = g.k;
+    cl.lda = g.lda;
+    cl.ldb = g.ldb;
+    cl.ldc = std::max<int64_t>(1, g.n);
+    cl.alpha = g.alpha;
+    // C broadcast into the output, then scaled by beta in the GEMM (the packed bias is the CPU's).
+    cl.copy_c = ctx.has_input(2) && beta != 0.0f;
+    cl.beta = cl.copy_c ? beta : 0.0f;
+    if (cl.copy_c) {
+      MultiBroadcast c_into_out;
+      const Shape shapes[2] = {ctx.input(2).shape, out};
+      make_multi_broadcast(shapes, &c_into_out);  // checked above
+      cl.c_layout.rank = out.rank;
+      for (int32_t d = 0; d < out.rank; ++d) {
+        cl.c_layout.dims[d] = out.dims[at(d)];
+        cl.c_layout.a[d] = c_into_out.strides[0][at(d)];
+        cl.c_layout.out[d] = c_into_out.strides[1][at(d)];
+      }
+    }
+    return cl_gemm(ctx, cl);
+  }
   return make_kernel([g](const KernelIO& io) {
     g.run(io.input<float>(0), io.input<float>(1), g.copy_c ? io.input<float>(2) : nullptr,
           io.output<float>(0));
@@ -150,9 +178,46 @@ Result<std::unique_ptr<Kernel>> plan_matmul(PlanContext& ctx) {
     if (packed != nullptr) g.packed = &packed->b;
     // An lhs batch of 1s broadcast against more rhs batches cannot happen here (rhs has 1).
     if (bb.out.elements() != a_batch.elements()) return ctx.fail("internal: batch mismatch");
+    if (ctx.cl != nullptr) {
+      ClGemm cl;
+      cl.m = g.m;
+      cl.n = n;
+      cl.k = k;
+      cl.lda = g.lda;
+      cl.ldb = cl.ldc = g.ldb;
+      return cl_gemm(ctx, cl);
+    }
     return make_kernel([g](const KernelIO& io) {
       g.run(io.input<float>(0), io.input<float>(1), nullptr, io.output<float>(0));
     });
+  }
+  if (ctx.cl != nullptr) {
+    // One batched GEMM when each operand is either one matrix for all or one per output batch;
+    // otherwise one GEMM per output matrix.
+    const int64_t out_batches = bb.out.elements();
+    const auto stride = [&](const Shape& batch, int64_t matrix) -> int64_t {
+      if (batch.elements() == 1) return 0;
+      return batch.elements() == out_batches ? matrix : -1;
+    };
+    const int64_t stride_a = stride(a_batch, m * k), stride_b = stride(b_batch, k * n);
+    if (stride_a >= 0 && stride_b >= 0) {
+      ClGemm cl;
+      cl.m = m;
+      cl.n = n;
+      cl.k = k;
+      cl.lda = std::max<int64_t>(1, k);
+      cl.ldb = cl.ldc = std::max<int64_t>(1, n);
+      cl.batch = out_batches;
+      cl.stride_a = stride_a;
+      cl.stride_b = stride_b;
+      cl.stride_c = m * n;
+      return cl_gemm(ctx, cl);
+    }
+    ClGemmList list{m, n, k, {}};
+    for_each_broadcast(bb, [&](int64_t i, const std::array<int64_t, 4>& off) {
+      list.offsets.push_back({off[0] * m * k, off[1] * k * n, i * m * n});
+    });
+    return cl_gemm_list(ctx, list);
   }
   // One GEMM per output batch, each operand's matrix found by its broadcast strides.
   struct Batched {
@@ -187,6 +252,7 @@ Result<std::unique_ptr<Kernel>> plan_softmax(PlanContext& ctx) {
     inner = 1;
   }
   ctx.output(0) = {DType::kFloat32, x};
+  if (ctx.cl != nullptr) return cl_softmax(*ctx.cl, ocl::SoftmaxCall{outer, n, inner});
   return make_kernel([outer, n, inner](const KernelIO& io) {
     cpu::softmax_strided(io.input<float>(0), io.output<float>(0), outer, n, inner);
   });

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "coproc/kernels/cpu.h"
+#include "runtime/cl_kernels.h"
 #include "runtime/ops.h"
 
 namespace coproc::runtime::detail {
@@ -225,6 +226,40 @@ Result<std::array<bool, kMaxRank>> reduced_axes(const PlanContext& ctx, int64_t 
   return reduced;
 }
 
+// The OpenCL device's reduction of x over the marked dims: one output element per kept index.
+ocl::ReduceCall cl_reduce_call(ocl::Reduce op, DType dtype, const Shape& x,
+                               const std::array<bool, kMaxRank>& reduced) {
+  ocl::ReduceCall call;
+  call.op = op;
+  call.dtype = cl_dtype(dtype);
+  int64_t strides[kMaxRank] = {};
+  cl_dense_strides(x, x.rank, strides);
+  for (int32_t d = 0; d < x.rank; ++d) {
+    if (reduced[at(d)]) {
+      call.reduced_dims[call.reduced_rank] = x.dims[at(d)];
+      call.reduced_strides[call.reduced_rank++] = strides[d];
+    } else {
+      call.out_dims[call.out_rank] = x.dims[at(d)];
+      call.in_strides[call.out_rank++] = strides[d];
+    }
+  }
+  return call;
+}
+
+ocl::Reduce cl_reduce_op(Reduction r) {
+  switch (r) {
+    case Reduction::kSumSquare:
+      return ocl::Reduce::kSumSquare;
+    case Reduction::kMean:
+      return ocl::Reduce::kMean;
+    case Reduction::kMax:
+      return ocl::Reduce::kMax;
+    case Reduction::kSum:
+      break;
+  }
+  return ocl::Reduce::kSum;
+}
+
 template <Reduction kReduction, int64_t kAxesInputOpset>
 Result<std::unique_ptr<Kernel>> plan_reduce(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
@@ -245,6 +280,9 @@ Result<std::unique_ptr<Kernel>> plan_reduce(PlanContext& ctx) {
     }
   }
   ctx.output(0) = {x.dtype, out};
+  if (ctx.cl != nullptr) {
+    return cl_reduce(*ctx.cl, cl_reduce_call(cl_reduce_op(kReduction), x.dtype, x.shape, *reduced));
+  }
   const ReduceLayout layout = make_reduce_layout(x.shape, *reduced);
   std::unique_ptr<Kernel> kernel;
   dispatch_dtype(x.dtype, [&]<class T>() {
@@ -286,6 +324,12 @@ Result<std::unique_ptr<Kernel>> plan_argmax(PlanContext& ctx) {
     out.dims[static_cast<std::size_t>(--out.rank)] = 0;
   }
   ctx.output(0) = {DType::kInt64, out};
+  if (ctx.cl != nullptr) {
+    std::array<bool, kMaxRank> reduced{};
+    reduced[at(a)] = true;
+    return cl_reduce(*ctx.cl, cl_reduce_call(last ? ocl::Reduce::kArgMaxLast : ocl::Reduce::kArgMax,
+                                             x.dtype, x.shape, reduced));
+  }
   const int64_t outer = product(x.shape, 0, a);
   const int64_t inner = product(x.shape, a + 1, x.shape.rank);
   std::unique_ptr<Kernel> kernel;
@@ -389,6 +433,12 @@ Result<std::unique_ptr<Kernel>> plan_layer_norm(PlanContext& ctx) {
   call.want_inv_std_dev = ctx.node.has_output(2);
   if (call.want_mean) ctx.output(1) = {DType::kFloat32, stats};
   if (call.want_inv_std_dev) ctx.output(2) = {DType::kFloat32, stats};
+  if (ctx.cl != nullptr) {
+    if (!call.fuse_scale || (call.has_bias && !call.fuse_bias)) {
+      return ctx.unsupported("a Scale or B that broadcasts over the rows, on the OpenCL device");
+    }
+    return cl_layer_norm(*ctx.cl, ocl::LayerNormCall{call.rows, call.n, call.epsilon});
+  }
   return make_kernel([call](const KernelIO& io) {
     const float* scale = io.input<float>(1);
     const float* bias = call.has_bias ? io.input<float>(2) : nullptr;

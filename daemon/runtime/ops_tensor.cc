@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "runtime/onnx_tensor.h"
+#include "runtime/cl_kernels.h"
 #include "runtime/ops.h"
 
 namespace coproc::runtime::detail {
@@ -214,6 +215,7 @@ Result<std::unique_ptr<Kernel>> plan_constant_of_shape(PlanContext& ctx) {
   }
   ctx.output(0) = {dtype, s};
   const int64_t n = s.elements();
+  if (ctx.cl != nullptr) return cl_fill(*ctx.cl, dtype, &pattern, n);
   const std::size_t size = dtype_bytes(dtype);
   return make_kernel([n, size, pattern](const KernelIO& io) {
     const auto fill = [&]<class T>(T* out) {
@@ -305,6 +307,16 @@ Result<std::unique_ptr<Kernel>> plan_gather(PlanContext& ctx) {
             out.dims.begin() + a + indices.shape.rank);
   if (Status ok = check_bounded(ctx, out); !ok) return ok.error();
   ctx.output(0) = {data.dtype, out};
+  if (ctx.cl != nullptr) {
+    ocl::GatherCall call;
+    call.outer = g.outer;
+    call.axis_dim = g.axis_dim;
+    call.indices = g.indices;
+    call.inner_bytes = static_cast<int64_t>(g.row_bytes);
+    call.index_dtype = cl_dtype(indices.dtype);
+    call.tag = static_cast<int32_t>(&ctx.node - ctx.graph.nodes.data());  // names it in errors
+    return cl_gather(*ctx.cl, call);
+  }
   if (indices.dtype == DType::kInt32) {
     return make_kernel([g](const KernelIO& io) {
       return gather(g, io.input<int32_t>(1), io.input<std::byte>(0), io.output<std::byte>(0));
@@ -351,6 +363,7 @@ Result<std::unique_ptr<Kernel>> plan_cast(PlanContext& ctx) {
   }
   ctx.output(0) = {to, x.shape};
   const int64_t n = x.shape.elements();
+  if (ctx.cl != nullptr && computable(x.dtype)) return cl_cast(*ctx.cl, x.dtype, to, n);
   std::unique_ptr<Kernel> kernel;
   dispatch_dtype(x.dtype, [&]<class From>() {
     dispatch_dtype(to, [&]<class To>() {

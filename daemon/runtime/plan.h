@@ -49,10 +49,27 @@ struct OutputCopy {
 
 class Planner {
  public:
+  // What Session and ClSession share. check_shapes: ranks in [0, kMaxRank] (shapes come off the
+  // wire). matches: whether `plan` was made for these shapes (and value-input values).
+  // build_within: build(), refusing a plan over limits.max_peak_bytes with kResourceExhausted
+  // before its memory is allocated. check_buffers: run()'s argument checks.
+  static Status check_shapes(std::span<const Shape> input_shapes);
+  static bool matches(const Plan& plan, const Model& model, std::span<const Shape> input_shapes,
+                      std::span<const void* const> input_values);
+  static Result<std::unique_ptr<Plan>> build_within(const Model& model,
+                                                    std::span<const Shape> input_shapes,
+                                                    std::span<const void* const> input_values,
+                                                    const SessionLimits& limits,
+                                                    kernels::opencl::Device* cl = nullptr);
+  static Status check_buffers(const Plan& plan, const Model& model,
+                              std::span<const void* const> inputs, std::span<void* const> outputs);
+
   // input_values: per graph input, its data or nullptr; read only for Graph::value_inputs.
+  // cl: the OpenCL device the kernels are for; nullptr for the CPU.
   static Result<std::unique_ptr<Plan>> build(const Model& model,
                                              std::span<const Shape> input_shapes,
-                                             std::span<const void* const> input_values);
+                                             std::span<const void* const> input_values,
+                                             kernels::opencl::Device* cl = nullptr);
 };
 
 // Plans one node: fills `out` (one info per node output) and returns its kernel (nullptr for a
@@ -60,7 +77,8 @@ class Planner {
 // shape.
 Result<std::unique_ptr<Kernel>> plan_node(const Graph& graph, const Node& node,
                                           std::span<const TensorInfo> in,
-                                          std::vector<TensorInfo>* out);
+                                          std::vector<TensorInfo>* out,
+                                          kernels::opencl::Device* cl = nullptr);
 
 // Runs a planned node on host memory: inputs known, outputs allocated here.
 Result<std::vector<HostTensor>> run_on_host(const Node& node, const Kernel* kernel,

@@ -25,9 +25,10 @@ namespace detail {
 
 Result<std::unique_ptr<Kernel>> plan_node(const Graph& graph, const Node& node,
                                           std::span<const TensorInfo> in,
-                                          std::vector<TensorInfo>* out) {
+                                          std::vector<TensorInfo>* out,
+                                          kernels::opencl::Device* cl) {
   out->assign(node.outputs.size(), TensorInfo{});
-  PlanContext ctx{graph, node, in, *out};
+  PlanContext ctx{graph, node, in, *out, cl};
   for (std::size_t k = 0; k < in.size(); ++k) {
     if ((node.def->value_operands >> k & 1u) == 0 || !in[k].present()) continue;
     if (in[k].value == nullptr) {
@@ -103,6 +104,7 @@ struct PlanParts {
   std::vector<std::size_t> output_bytes;
   std::vector<Step> steps;
   std::vector<Ref> refs;
+  std::vector<std::size_t> ref_bytes;
   std::vector<std::unique_ptr<Kernel>> kernels;
   std::vector<std::unique_ptr<HostTensor>> folded;
   std::vector<OutputCopy> copies;
@@ -112,10 +114,11 @@ struct PlanParts {
 class Builder {
  public:
   Builder(const Graph& graph, std::span<const Shape> input_shapes,
-          std::span<const void* const> input_values)
+          std::span<const void* const> input_values, kernels::opencl::Device* cl)
       : graph_(graph),
         input_shapes_(input_shapes),
         input_values_(input_values),
+        cl_(cl),
         infos_(graph.values.size()) {}
 
   Result<PlanParts> build() {
@@ -175,6 +178,13 @@ class Builder {
         }
       } else {
         executed.push_back(static_cast<int32_t>(n));
+        // Folding runs on the host, so the node was planned for the CPU; a node that runs on
+        // the OpenCL device is planned again for it (same checks, same shapes).
+        if (cl_ != nullptr && kernel.value() != nullptr) {
+          std::vector<TensorInfo> device_out;
+          kernel = plan_node(graph_, node, in, &device_out, cl_);
+          if (!kernel) return kernel.error();
+        }
         if (kernel.value() != nullptr) parts.kernels.push_back(std::move(kernel).value());
       }
       for (std::size_t o = 0; o < out.size(); ++o) {
@@ -197,6 +207,7 @@ class Builder {
         for (const int32_t v : *ids) {
           parts.refs.push_back(v >= 0 ? storage.refs[static_cast<std::size_t>(v)]
                                       : Ref{Ref::Loc::kNone});
+          parts.ref_bytes.push_back(v >= 0 ? tensor_bytes(infos_[static_cast<std::size_t>(v)]) : 0);
         }
       }
       parts.steps.push_back(step);
@@ -260,6 +271,7 @@ class Builder {
   const Graph& graph_;
   std::span<const Shape> input_shapes_;
   std::span<const void* const> input_values_;
+  kernels::opencl::Device* cl_;
   std::vector<TensorInfo> infos_;
 };
 
@@ -267,8 +279,9 @@ class Builder {
 
 Result<std::unique_ptr<Plan>> Planner::build(const Model& model,
                                              std::span<const Shape> input_shapes,
-                                             std::span<const void* const> input_values) {
-  auto parts = Builder(*model.graph_, input_shapes, input_values).build();
+                                             std::span<const void* const> input_values,
+                                             kernels::opencl::Device* cl) {
+  auto parts = Builder(*model.graph_, input_shapes, input_values, cl).build();
   if (!parts) return parts.error();
   std::unique_ptr<Plan> plan(new Plan());
   plan->input_shapes_.assign(input_shapes.begin(), input_shapes.end());
@@ -288,6 +301,7 @@ Result<std::unique_ptr<Plan>> Planner::build(const Model& model,
   plan->output_bytes_ = std::move(parts->output_bytes);
   plan->steps_ = std::move(parts->steps);
   plan->refs_ = std::move(parts->refs);
+  plan->ref_bytes_ = std::move(parts->ref_bytes);
   plan->kernels_ = std::move(parts->kernels);
   plan->folded_ = std::move(parts->folded);
   plan->copies_ = std::move(parts->copies);

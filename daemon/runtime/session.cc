@@ -73,44 +73,17 @@ Session::~Session() = default;
 
 Result<const Plan*> Session::prepare(std::span<const Shape> input_shapes,
                                      std::span<const void* const> input_values) {
-  // Shapes come off the wire: a rank outside the array would make comparing them read past it.
-  for (std::size_t i = 0; i < input_shapes.size(); ++i) {
-    if (input_shapes[i].rank < 0 || input_shapes[i].rank > kMaxRank) {
-      return invalid(fmt::format("input {} has rank {}; ranks go from 0 to {}", i,
-                                 input_shapes[i].rank, kMaxRank));
-    }
-  }
-  const std::vector<std::size_t>& value_inputs = model_->value_inputs();
-  const auto same_values = [&](const Plan& plan) {
-    for (std::size_t k = 0; k < value_inputs.size(); ++k) {
-      const std::size_t i = value_inputs[k];
-      const std::vector<std::byte>& have = plan.input_values_[k];
-      if (i >= input_values.size() || (input_values[i] == nullptr && !have.empty()) ||
-          (!have.empty() && std::memcmp(have.data(), input_values[i], have.size()) != 0)) {
-        return false;
-      }
-    }
-    return true;
-  };
+  if (Status s = detail::Planner::check_shapes(input_shapes); !s) return s.error();
   for (auto it = plans_.rbegin(); it != plans_.rend(); ++it) {
-    const Plan& plan = **it;
-    if (std::equal(plan.input_shapes_.begin(), plan.input_shapes_.end(), input_shapes.begin(),
-                   input_shapes.end()) &&
-        same_values(plan)) {
+    if (detail::Planner::matches(**it, *model_, input_shapes, input_values)) {
       // The most recently used goes last; from the back this is usually the first look.
       std::rotate(it.base() - 1, it.base(), plans_.end());
       return static_cast<const Plan*>(plans_.back().get());
     }
   }
-  auto built = detail::Planner::build(*model_, input_shapes, input_values);
+  auto built = detail::Planner::build_within(*model_, input_shapes, input_values, limits_);
   if (!built) return built.error();
   std::unique_ptr<Plan> plan = std::move(built).value();
-  if (limits_.max_peak_bytes != 0 && plan->peak_bytes() > limits_.max_peak_bytes) {
-    return make_error(ErrorCode::kResourceExhausted,
-                      fmt::format("running these shapes takes {} bytes of memory (inputs, outputs "
-                                  "and scratch), over the limit of {}",
-                                  plan->peak_bytes(), limits_.max_peak_bytes));
-  }
   if (limits_.max_plans != 0 && plans_.size() >= limits_.max_plans) {
     plans_.erase(plans_.begin());  // the least recently used
   }
@@ -134,21 +107,7 @@ Result<const Plan*> Session::prepare(std::span<const Shape> input_shapes,
 
 Status Session::run(const Plan& plan, std::span<const void* const> inputs,
                     std::span<void* const> outputs) {
-  if (inputs.size() != plan.num_inputs() || outputs.size() != plan.num_outputs()) {
-    return invalid(fmt::format("the plan takes {} inputs and {} outputs, got {} and {}",
-                               plan.num_inputs(), plan.num_outputs(), inputs.size(),
-                               outputs.size()));
-  }
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i] == nullptr && plan.input_shape(i).elements() > 0) {
-      return invalid(fmt::format("input {} ('{}') is null", i, model_->inputs()[i].name));
-    }
-  }
-  for (std::size_t j = 0; j < outputs.size(); ++j) {
-    if (outputs[j] == nullptr && plan.output_bytes(j) > 0) {
-      return invalid(fmt::format("output {} ('{}') is null", j, model_->outputs()[j].name));
-    }
-  }
+  if (Status s = detail::Planner::check_buffers(plan, *model_, inputs, outputs); !s) return s;
   // A plan from another session would index past our scratch.
   COPROC_CHECK(plan.scratch_bytes_ <= scratch_capacity_bytes_);
   COPROC_CHECK(plan.max_step_tensors_ <= io_.size());
@@ -173,4 +132,74 @@ Status Session::run(const Plan& plan, std::span<const void* const> inputs,
   return {};
 }
 
+namespace detail {
+
+Status Planner::check_shapes(std::span<const Shape> input_shapes) {
+  // Shapes come off the wire: a rank outside the array would make comparing them read past it.
+  for (std::size_t i = 0; i < input_shapes.size(); ++i) {
+    if (input_shapes[i].rank < 0 || input_shapes[i].rank > kMaxRank) {
+      return invalid(fmt::format("input {} has rank {}; ranks go from 0 to {}", i,
+                                 input_shapes[i].rank, kMaxRank));
+    }
+  }
+  return {};
+}
+
+bool Planner::matches(const Plan& plan, const Model& model, std::span<const Shape> input_shapes,
+                      std::span<const void* const> input_values) {
+  if (!std::equal(plan.input_shapes_.begin(), plan.input_shapes_.end(), input_shapes.begin(),
+                  input_shapes.end())) {
+    return false;
+  }
+  const std::vector<std::size_t>& value_inputs = model.value_inputs();
+  for (std::size_t k = 0; k < value_inputs.size(); ++k) {
+    const std::size_t i = value_inputs[k];
+    const std::vector<std::byte>& have = plan.input_values_[k];
+    if (i >= input_values.size() || (input_values[i] == nullptr && !have.empty()) ||
+        (!have.empty() && std::memcmp(have.data(), input_values[i], have.size()) != 0)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Result<std::unique_ptr<Plan>> Planner::build_within(const Model& model,
+                                                    std::span<const Shape> input_shapes,
+                                                    std::span<const void* const> input_values,
+                                                    const SessionLimits& limits,
+                                                    kernels::opencl::Device* cl) {
+  auto built = build(model, input_shapes, input_values, cl);
+  if (!built) return built.error();
+  const std::size_t peak = (*built)->peak_bytes();
+  if (limits.max_peak_bytes != 0 && peak > limits.max_peak_bytes) {
+    return make_error(ErrorCode::kResourceExhausted,
+                      fmt::format("running these shapes takes {} bytes of memory (inputs, outputs "
+                                  "and scratch), over the limit of {}",
+                                  peak, limits.max_peak_bytes));
+  }
+  return built;
+}
+
+Status Planner::check_buffers(const Plan& plan, const Model& model,
+                              std::span<const void* const> inputs,
+                              std::span<void* const> outputs) {
+  if (inputs.size() != plan.num_inputs() || outputs.size() != plan.num_outputs()) {
+    return invalid(fmt::format("the plan takes {} inputs and {} outputs, got {} and {}",
+                               plan.num_inputs(), plan.num_outputs(), inputs.size(),
+                               outputs.size()));
+  }
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i] == nullptr && plan.input_shape(i).elements() > 0) {
+      return invalid(fmt::format("input {} ('{}') is null", i, model.inputs()[i].name));
+    }
+  }
+  for (std::size_t j = 0; j < outputs.size(); ++j) {
+    if (outputs[j] == nullptr && plan.output_bytes(j) > 0) {
+      return invalid(fmt::format("output {} ('{}') is null", j, model.outputs()[j].name));
+    }
+  }
+  return {};
+}
+
+}  // namespace detail
 }  // namespace coproc::runtime

@@ -22,7 +22,7 @@ bool is_row_of(const Shape& shape, int64_t n) {
 
 }  // namespace
 
-void pack_gemm_weights(Graph* graph) {
+void pack_gemm_weights(Graph* graph, bool keep_unpacked) {
   // Per weight: reads that still need its data in its original layout, and whether it was packed.
   std::vector<int> reads(graph->weights.size(), 0);
   std::vector<bool> packed(graph->weights.size(), false);
@@ -73,7 +73,7 @@ void pack_gemm_weights(Graph* graph) {
   }
 
   for (std::size_t w = 0; w < graph->weights.size(); ++w) {
-    if (packed[w] && reads[w] == 0) {
+    if (packed[w] && reads[w] == 0 && !keep_unpacked) {
       graph->weights[w].bytes.clear();
       graph->weights[w].bytes.shrink_to_fit();
     }

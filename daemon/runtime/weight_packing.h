@@ -14,6 +14,7 @@ namespace coproc::runtime::detail {
 // portable one: on the MLP its SSE2 tiles beat OpenBLAS's SSE kernels from batch 2 up
 // (OPENBLAS_CORETYPE=Nehalem, batch 32: 2130 against 2830 us) and tie at batch 1. Throws
 // std::bad_alloc when out of memory.
-void pack_gemm_weights(Graph* graph);
+// keep_unpacked: leave the packed weights' original bytes in place too (for the OpenCL device).
+void pack_gemm_weights(Graph* graph, bool keep_unpacked);
 
 }  // namespace coproc::runtime::detail

@@ -1,6 +1,9 @@
 #include "onnx_test_model.h"
 
+#include <onnx/shape_inference/implementation.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cstdio>
 #include <fstream>
@@ -72,6 +75,13 @@ ModelBuilder& ModelBuilder::output(const std::string& name, DType dtype,
   return *this;
 }
 
+ModelBuilder& ModelBuilder::output(const std::string& name, DType dtype) {
+  onnx::ValueInfoProto* info = model_.mutable_graph()->add_output();
+  info->set_name(name);
+  info->mutable_type()->mutable_tensor_type()->set_elem_type(onnx_type(dtype));
+  return *this;
+}
+
 ModelBuilder& ModelBuilder::weight(const std::string& name, const Tensor& t) {
   onnx::TensorProto* w = model_.mutable_graph()->add_initializer();
   w->set_name(name);
@@ -92,8 +102,19 @@ onnx::NodeProto& ModelBuilder::node(const std::string& op, const std::vector<std
 }
 
 void ModelBuilder::save(const std::string& path) const {
+  onnx::ModelProto model = model_;
+  // Outputs declared without a shape get the one ONNX infers: the checker wants one.
+  const auto& outputs = model.graph().output();
+  if (std::any_of(outputs.begin(), outputs.end(),
+                  [](const onnx::ValueInfoProto& o) { return !o.type().tensor_type().has_shape(); })) {
+    try {
+      onnx::shape_inference::InferShapes(model);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "shape inference of the test model: " << e.what();
+    }
+  }
   std::ofstream file(path, std::ios::binary);
-  EXPECT_TRUE(model_.SerializeToOstream(&file)) << path;
+  EXPECT_TRUE(model.SerializeToOstream(&file)) << path;
 }
 
 Result<std::shared_ptr<const Model>> ModelBuilder::load() const {

@@ -57,6 +57,8 @@ class ModelBuilder {
 
   ModelBuilder& input(const std::string& name, DType dtype, const std::vector<int64_t>& dims);
   ModelBuilder& output(const std::string& name, DType dtype, const std::vector<int64_t>& dims);
+  // An output whose shape ONNX shape inference fills in.
+  ModelBuilder& output(const std::string& name, DType dtype);
   // An initializer, stored as raw_data.
   ModelBuilder& weight(const std::string& name, const Tensor& t);
   // A node named "<op>_<first output>", for set_int() and the like to add attributes to.
