@@ -88,6 +88,15 @@ struct Batcher::ModelState {
 // staging buffers for gathered inputs and batch outputs.
 struct Batcher::ThreadState {
   std::vector<std::unique_ptr<runtime::Session>> sessions;
+  std::vector<std::unique_ptr<runtime::ClSession>> cl_sessions;  // null for models on the CPU only
+
+  // The session that runs `rows` rows of the model, on the device LoadedModel::on_gpu picks.
+  // prepare() and run() are the same on both.
+  template <class F>
+  auto with_session(const LoadedModel& model, int64_t rows, F&& f) {
+    if (model.on_gpu(rows)) return f(*cl_sessions[model.id]);
+    return f(*sessions[model.id]);
+  }
   std::vector<std::vector<std::byte>> inputs;
   std::vector<std::vector<std::byte>> outputs;
   uint32_t writer = 0;  // which ModelStats block this thread writes
@@ -130,6 +139,7 @@ Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::
       if (input_dim1[i]) state->length_input = static_cast<int>(i);
     }
     states_.push_back(std::move(state));
+    stats(m.id, 0).gpu_from_batch.store(m.gpu_from_batch, std::memory_order_relaxed);
   }
   poller_state_ = make_thread_state(0);
 }
@@ -139,8 +149,10 @@ Batcher::~Batcher() { stop(); }
 std::unique_ptr<Batcher::ThreadState> Batcher::make_thread_state(uint32_t writer) const {
   auto state = std::make_unique<ThreadState>();
   for (const auto& m : models_.all()) {
-    state->sessions.push_back(std::make_unique<runtime::Session>(
-        m.model, runtime::SessionLimits{kMaxPlansPerSession, request_memory_bytes_}));
+    const runtime::SessionLimits limits{kMaxPlansPerSession, request_memory_bytes_};
+    state->sessions.push_back(std::make_unique<runtime::Session>(m.model, limits));
+    state->cl_sessions.push_back(m.cl != nullptr ? std::make_unique<runtime::ClSession>(m.cl, limits)
+                                                 : nullptr);
   }
   state->writer = writer;
   return state;
@@ -235,7 +247,9 @@ bool Batcher::fast_path_allowed_locked(const WorkItem& item) const {
       rows >= static_cast<int64_t>(p.max_batch) ||
       (p.mode == sched::Mode::kDynamic && rows >= static_cast<int64_t>(p.min_batch)) ||
       (p.mode == sched::Mode::kAdaptive && p.target == sched::Target::kLatency);
-  const bool cheap = item.model->batch1_exec_ns * std::max<int64_t>(rows, 1) <= inline_max_ns_;
+  // Only CPU runs stay on the poller: the OpenCL device is the worker's.
+  const bool cheap = item.model->batch1_exec_ns * std::max<int64_t>(rows, 1) <= inline_max_ns_ &&
+                     !item.model->on_gpu(rows);
   return alone_at_once && cheap && !device_busy_ && state.scheduler.queued() == 0 &&
          p.length_buckets.empty();
 }
@@ -446,9 +460,11 @@ uint64_t Batcher::run_single(WorkItem& item, ThreadState& state) {
     answer(item, ErrorCode::kDeadlineExceeded, "deadline passed before execution", state.writer);
     return 0;
   }
-  runtime::Session& session = *state.sessions[model_id];
+  const int64_t item_rows = request_rows(item);
   auto plan = without_bad_alloc("planning a request", [&] {
-    return session.prepare({item.input_shapes.data(), item.n_inputs});
+    return state.with_session(*item.model, item_rows, [&](auto& session) {
+      return session.prepare({item.input_shapes.data(), item.n_inputs});
+    });
   });
   if (!plan.ok()) {
     answer(item, plan.error().code, plan.error().message, state.writer);
@@ -468,7 +484,10 @@ uint64_t Batcher::run_single(WorkItem& item, ThreadState& state) {
   }
   const uint64_t start = CycleClock::now();
   // One request, no padding: the model reads and writes the client's arena.
-  Status run = session.run(**plan, {item.inputs.data(), item.n_inputs}, {item.outputs.data(), item.n_outputs});
+  Status run = state.with_session(*item.model, item_rows, [&](auto& session) {
+    return session.run(**plan, {item.inputs.data(), item.n_inputs},
+                       {item.outputs.data(), item.n_outputs});
+  });
   const uint64_t end = CycleClock::now();
   if (!run.ok()) {
     answer(item, run.error().code, run.error().message, state.writer);
@@ -483,6 +502,7 @@ uint64_t Batcher::run_single(WorkItem& item, ThreadState& state) {
   }
   bump(st.completed[0]);
   bump(st.batches);
+  if (item.model->on_gpu(rows)) bump(st.batches_on_gpu);
   bump(st.batch_rows, rows);
   bump(st.batch_size_histogram[wire::log2_bucket(rows, wire::kBatchSizeBuckets)]);
   bump(st.queue_ns_histogram[wire::log2_bucket(queue_ns, wire::kLatencyBuckets)]);
@@ -527,24 +547,39 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
   std::array<runtime::Shape, kMaxTensorsPerRequest> shapes;
   std::array<const void*, kMaxTensorsPerRequest> ins;
   std::array<void*, kMaxTensorsPerRequest> outs;
-  runtime::Session& session = *state.sessions[model_id];
   // Staging and planning allocate: a batch too big for the memory left fails, the daemon lives.
+  // A batch for the OpenCL device is gathered into its session's pinned staging, and its outputs
+  // come back there, so the transfers are DMA from and to pinned memory.
+  const bool on_gpu = model.on_gpu(rows);
   auto plan = without_bad_alloc("staging a batch", [&]() -> Result<const runtime::Plan*> {
-    state.inputs.resize(std::max(state.inputs.size(), in_specs.size()));
-    state.outputs.resize(std::max(state.outputs.size(), out_specs.size()));
     for (uint32_t i = 0; i < in_specs.size(); ++i) {
       shapes[i] = batched_shape(live[0]->input_shapes[i], rows, ms.input_dim1[i], padded);
-      const std::size_t elem = runtime::dtype_bytes(in_specs[i].dtype);
-      auto& buffer = state.inputs[i];
-      buffer.resize(static_cast<std::size_t>(shapes[i].elements()) * elem);
-      gather_input(live, i, ms.input_dim1[i], padded, elem, buffer.data());
-      ins[i] = buffer.data();
     }
-    auto prepared = session.prepare({shapes.data(), in_specs.size()});
+    auto prepared = state.with_session(model, rows, [&](auto& session) {
+      return session.prepare({shapes.data(), in_specs.size()});
+    });
     if (!prepared.ok()) return prepared;
+    state.inputs.resize(std::max(state.inputs.size(), in_specs.size()));
+    state.outputs.resize(std::max(state.outputs.size(), out_specs.size()));
+    runtime::ClSession* cl = on_gpu ? state.cl_sessions[model_id].get() : nullptr;
+    for (uint32_t i = 0; i < in_specs.size(); ++i) {
+      const std::size_t elem = runtime::dtype_bytes(in_specs[i].dtype);
+      const auto bytes = static_cast<std::size_t>(shapes[i].elements()) * elem;
+      void* staging = cl != nullptr ? cl->input_staging(i) : nullptr;
+      if (staging == nullptr) {
+        state.inputs[i].resize(bytes);
+        staging = state.inputs[i].data();
+      }
+      gather_input(live, i, ms.input_dim1[i], padded, elem, static_cast<std::byte*>(staging));
+      ins[i] = staging;
+    }
     for (uint32_t j = 0; j < out_specs.size(); ++j) {
-      state.outputs[j].resize((*prepared)->output_bytes(j));
-      outs[j] = state.outputs[j].data();
+      if (cl != nullptr) {
+        outs[j] = cl->output_staging(j);
+      } else {
+        state.outputs[j].resize((*prepared)->output_bytes(j));
+        outs[j] = state.outputs[j].data();
+      }
     }
     return prepared;
   });
@@ -558,7 +593,9 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
     return;
   }
   const uint64_t start = CycleClock::now();
-  Status run = session.run(**plan, {ins.data(), in_specs.size()}, {outs.data(), out_specs.size()});
+  Status run = state.with_session(model, rows, [&](auto& session) {
+    return session.run(**plan, {ins.data(), in_specs.size()}, {outs.data(), out_specs.size()});
+  });
   const uint64_t end = CycleClock::now();
   if (!run.ok()) {
     // The model refused some request's data (a token id out of range): run each alone, so only
@@ -591,7 +628,7 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
       continue;
     }
     for (uint32_t j = 0; j < out_specs.size(); ++j) {
-      scatter_output(state.outputs[j].data(), (*plan)->output_shape(j), row_offset, r, ms.output_dim1[j], length,
+      scatter_output(static_cast<const std::byte*>(outs[j]), (*plan)->output_shape(j), row_offset, r, ms.output_dim1[j], length,
                      runtime::dtype_bytes(out_specs[j].dtype), static_cast<std::byte*>(w->outputs[j]));
     }
     const uint64_t queue_ns = CycleClock::to_ns(start - w->received_ticks);
@@ -613,6 +650,7 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
     if (!seen) live[i]->session->wake();
   }
   bump(st.batches);
+  if (model.on_gpu(rows)) bump(st.batches_on_gpu);
   bump(st.batch_rows, static_cast<uint64_t>(rows));
   bump(st.batch_size_histogram[wire::log2_bucket(static_cast<uint64_t>(rows), wire::kBatchSizeBuckets)]);
   bump(st.exec_ns_histogram[wire::log2_bucket(exec_ns, wire::kLatencyBuckets)]);

@@ -64,6 +64,7 @@ enum class Kind {
   kIdList,      // an array of at most `max_entries` integers in [min, max]; a flag: "1,2,3"
   kFileMode,    // permission bits in [min, max], written in octal: 0o660 or "0660"
   kGroup,       // a group name, or a gid in [min, max]; "" = unset
+  kText,        // a string of at most `max` bytes; "" = unset
 };
 
 struct KeySpec {
@@ -109,6 +110,13 @@ constexpr KeySpec kKeys[] = {
     {.key = "executor.intra_op_threads", .flag = "--intra-op-threads", .metavar = "N",
      .kind = Kind::kInteger, .min = 1, .max = 64, .u32 = &Config::intra_op_threads,
      .help = "Threads one model run may use in coproc's own kernels (packed GEMM, attention)"},
+    {.key = "opencl.platform", .flag = "--opencl-platform", .metavar = "NAME|INDEX",
+     .kind = Kind::kText, .max = 256, .text = &Config::opencl_platform,
+     .help = "OpenCL platform for models on gpu or auto: part of its name, or its index (\"\": any)"},
+    {.key = "opencl.device", .flag = "--opencl-device", .metavar = "NAME|INDEX",
+     .kind = Kind::kText, .max = 256, .text = &Config::opencl_device,
+     .help = "OpenCL device on that platform: part of its name, or its index (\"\": the first GPU, "
+             "else the first device)"},
     {.key = "limits.max_clients", .flag = "--max-clients", .metavar = "N", .kind = Kind::kInteger,
      .min = 1, .max = 4096, .u32 = &Config::max_clients,
      .help = "Clients connected at once"},
@@ -256,6 +264,8 @@ std::string allowed(const KeySpec& k) {
   switch (k.kind) {
     case Kind::kSocketPath:
       return fmt::format("a path of at most {} bytes", k.max);
+    case Kind::kText:
+      return fmt::format("a string of at most {} bytes", k.max);
     case Kind::kChoice:
       return fmt::format("one of {}", k.choices);
     case Kind::kNumaNode:
@@ -379,6 +389,11 @@ Status assign(const KeySpec& k, const Input& in, Config& c) {
       }
       c.*k.text = *in.text;
       return {};
+    case Kind::kText:
+      if (!in.text) return bad_value(in, "must be a string");
+      if (in.text->size() > k.max) return bad_value(in, "must be " + allowed(k));
+      c.*k.text = *in.text;
+      return {};
     case Kind::kChoice:
       if (!in.text || !is_choice(k.choices, *in.text)) {
         return bad_value(in, "must be " + allowed(k));
@@ -404,6 +419,7 @@ Status assign(const KeySpec& k, const Input& in, Config& c) {
 std::string render(const KeySpec& k, const Config& c) {
   switch (k.kind) {
     case Kind::kSocketPath:
+    case Kind::kText:
     case Kind::kChoice:
     case Kind::kGroup:
       return fmt::format("{:?}", c.*k.text);
@@ -604,6 +620,11 @@ Result<std::optional<Config>> parse_command_line(int argc, const char* const* ar
   app.add_option("--model", model_specs,
                  "Serve the model at PATH as NAME; replaces a [[model]] of that name (repeatable)")
       ->type_name("NAME=PATH");
+  std::vector<std::string> device_specs;
+  app.add_option("--model-device", device_specs,
+                 "Run model NAME on DEVICE: cpu, gpu (OpenCL) or auto (the faster per batch size) "
+                 "(repeatable)")
+      ->type_name("NAME=DEVICE");
 
   try {
     app.parse(argc, argv);
@@ -633,6 +654,9 @@ Result<std::optional<Config>> parse_command_line(int argc, const char* const* ar
   }
   for (const std::string& spec : model_specs) {
     if (Status s = apply_model_flag(spec, c); !s) return s.error();
+  }
+  for (const std::string& spec : device_specs) {
+    if (Status s = apply_model_device_flag(spec, c); !s) return s.error();
   }
   if (Status s = finish(c); !s) return s.error();
   return std::optional<Config>(std::move(c));

@@ -43,6 +43,9 @@ struct BatchingConfig {
 struct ModelConfig {
   std::string name;  // unique, 1-63 characters of [A-Za-z0-9_.-]
   std::string path;  // non-empty; a relative path in the file is resolved against the file's folder
+  // device: cpu | gpu (the OpenCL device) | auto (both, each batch on the one measured faster
+  // for its size at load). Changing it needs a restart.
+  std::string device = "cpu";
   BatchingConfig batching;
 };
 
@@ -57,6 +60,10 @@ struct Config {
   uint32_t inline_max_us = 200;    // executor.inline_max_us: shorter runs stay on the poller
   uint32_t cpu_threads = 1;        // executor.cpu_threads: OpenBLAS threads
   uint32_t intra_op_threads = 1;   // executor.intra_op_threads: coproc's own kernels
+  // opencl.platform, opencl.device: which OpenCL device serves models on gpu or auto; part of
+  // a name (case-insensitive) or an index; "" = any platform, the first GPU (else device).
+  std::string opencl_platform;
+  std::string opencl_device;
   uint32_t max_clients = 64;       // limits.max_clients
   // limits.arena_bytes; the file and flag also take "512KiB", "64MiB", "1GiB".
   uint64_t arena_bytes = uint64_t{64} << 20;

@@ -27,6 +27,8 @@ Status apply_models(const toml::node& node, std::string_view source,
                     const std::filesystem::path& base, Config& c);
 // --model NAME=PATH: replaces a model of the same name, else adds one.
 Status apply_model_flag(const std::string& spec, Config& c);
+// --model-device NAME=DEVICE: the device of a model named by --model or the file.
+Status apply_model_device_flag(const std::string& spec, Config& c);
 // One line per model and batching key, for describe().
 std::string describe_models(const Config& c);
 

@@ -18,6 +18,11 @@ namespace fs = std::filesystem;
 
 constexpr size_t kMaxModelNameChars = 63;
 constexpr std::string_view kModelNameRule = "1-63 characters of [A-Za-z0-9_.-]";
+constexpr std::string_view kDevices = "cpu|gpu|auto";
+
+bool valid_device(std::string_view device) {
+  return device == "cpu" || device == "gpu" || device == "auto";
+}
 
 enum class Type { kInteger, kSize, kChoice, kIntegerList };
 
@@ -188,6 +193,13 @@ Status apply_models(const toml::node& node, std::string_view source, const fs::p
         (key.str() == "name" ? m.name : m.path) = value.as_string()->get();
         continue;
       }
+      if (key.str() == "device") {
+        if (!value.is_string() || !valid_device(value.as_string()->get())) {
+          return invalid(fmt::format("{} = {} must be one of {}", name, shown(value), kDevices));
+        }
+        m.device = value.as_string()->get();
+        continue;
+      }
       const ModelKey* spec = find_model_key(key.str());
       if (spec == nullptr) {
         return invalid(fmt::format("unknown key '{}' in {}", name, location(source, key)));
@@ -228,15 +240,31 @@ Status apply_model_flag(const std::string& spec, Config& c) {
   return {};
 }
 
+Status apply_model_device_flag(const std::string& spec, Config& c) {
+  const size_t eq = spec.find('=');
+  const std::string name = spec.substr(0, eq);
+  const std::string device = eq == std::string::npos ? "" : spec.substr(eq + 1);
+  if (eq == std::string::npos || !valid_device(device)) {
+    return invalid(fmt::format("--model-device = {} must be NAME=DEVICE with DEVICE one of {}", spec,
+                               kDevices));
+  }
+  ModelConfig* m = find_model(c, name);
+  if (m == nullptr) {
+    return invalid(fmt::format("--model-device = {}: no model named '{}'", spec, name));
+  }
+  m->device = device;
+  return {};
+}
+
 std::string describe_models(const Config& c) {
   std::string text;
   for (const ModelConfig& m : c.models) {
     const BatchingConfig& b = m.batching;
     text += fmt::format(
-        "model.{} = {:?} (mode {}, max_batch {}, min_batch {}, max_wait_us {}, preferred [{}], "
+        "model.{} = {:?} (device {}, mode {}, max_batch {}, min_batch {}, max_wait_us {}, preferred [{}], "
         "target {}, p99_goal_us {}, queue_limit {}, timeout_ms {}, aging_ms {}, length_buckets "
         "[{}], memory_limit {})\n",
-        m.name, m.path, b.mode, b.max_batch, b.min_batch, b.max_wait_us,
+        m.name, m.path, m.device, b.mode, b.max_batch, b.min_batch, b.max_wait_us,
         fmt::join(b.preferred_batch_sizes, ", "), b.target, b.p99_goal_us, b.queue_limit,
         b.timeout_ms, b.aging_ms, fmt::join(b.length_buckets, ", "), b.memory_limit_bytes);
   }

@@ -49,12 +49,16 @@ int main(int argc, char** argv) {
   spdlog::info("starting with:\n{}", describe(config));
   ::signal(SIGPIPE, SIG_IGN);
 
-  auto placement = apply_numa_placement(config.numa_auto, config.numa_node);
+  const int gpu_node = config.numa_auto ? gpu_numa_node(config) : -1;
+  auto placement = apply_numa_placement(config.numa_auto, config.numa_node, gpu_node);
   if (!placement.ok()) {
     spdlog::error("{}", placement.error().message);
     return kExitBadConfig;
   }
-  spdlog::info("placement: {}", placement->describe());
+  spdlog::info("placement: {}{}", placement->describe(),
+               !config.numa_auto  ? ""
+               : gpu_node >= 0    ? " (auto: the OpenCL device's node)"
+                                  : " (auto: node 0; no OpenCL device in use reports its node)");
   coproc::kernels::cpu::set_threads(static_cast<int>(config.cpu_threads));
   coproc::kernels::cpu::set_intra_op_threads(static_cast<int>(config.intra_op_threads));
   CycleClock::calibrate();
@@ -62,7 +66,7 @@ int main(int argc, char** argv) {
                    ? fmt::format("TSC, {:.4f} ns per tick", CycleClock::ns_per_tick())
                    : std::string("CLOCK_MONOTONIC"));
 
-  auto models = ModelSet::load(config.models);
+  auto models = ModelSet::load(config);
   if (!models.ok()) {
     spdlog::error("{}", models.error().message);
     return kExitStartFailed;

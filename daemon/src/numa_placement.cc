@@ -9,7 +9,7 @@ namespace coproc::daemon {
 
 std::string Placement::describe() const { return fmt::format("node {} cpus [{}]", node, fmt::join(cpus, ",")); }
 
-Result<Placement> apply_numa_placement(bool automatic, int requested_node) {
+Result<Placement> apply_numa_placement(bool automatic, int requested_node, int gpu_node) {
   if (numa_available() < 0) {
     // The kernel has no NUMA support: the whole machine is one node.
     if (!automatic && requested_node != 0) {
@@ -20,8 +20,10 @@ Result<Placement> apply_numa_placement(bool automatic, int requested_node) {
     return Placement{0, {}};
   }
   int max_node = numa_max_node();
-  // auto: the GPU's node once a GPU device exists; until then node 0.
-  int node = automatic ? 0 : requested_node;
+  // auto: the GPU's node when the system reports one that exists here, else node 0.
+  const bool gpu_node_ok = gpu_node >= 0 && gpu_node <= max_node &&
+                           numa_bitmask_isbitset(numa_all_nodes_ptr, gpu_node);
+  int node = automatic ? (gpu_node_ok ? gpu_node : 0) : requested_node;
   if (node < 0 || node > max_node || !numa_bitmask_isbitset(numa_all_nodes_ptr, node)) {
     return make_error(ErrorCode::kInvalidArgument,
                       fmt::format("numa_node = {} does not exist on this machine (nodes 0..{})", node,

@@ -17,6 +17,8 @@ struct Placement {
   std::string describe() const;
 };
 
-Result<Placement> apply_numa_placement(bool automatic, int requested_node);
+// automatic: gpu_node when it is a node of this machine (the OpenCL device's, from its PCI
+// slot; -1 when no model uses it or the system does not say), else node 0.
+Result<Placement> apply_numa_placement(bool automatic, int requested_node, int gpu_node = -1);
 
 }  // namespace coproc::daemon

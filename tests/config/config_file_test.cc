@@ -551,6 +551,8 @@ TEST(ConfigFile, shouldDescribeEveryKeyAndModelOnItsOwnLine) {
             "executor.inline_max_us = 200\n"
             "executor.cpu_threads = 1\n"
             "executor.intra_op_threads = 1\n"
+            "opencl.platform = \"\"\n"
+            "opencl.device = \"\"\n"
             "limits.max_clients = 64\n"
             "limits.arena_bytes = 67108864\n"
             "limits.request_memory = 4294967296\n"
@@ -560,7 +562,7 @@ TEST(ConfigFile, shouldDescribeEveryKeyAndModelOnItsOwnLine) {
             "security.allowed_gids = []\n"
             "security.socket_mode = \"0660\"\n"
             "security.socket_group = \"\"\n"
-            "model.mlp = \"/m/mlp.onnx\" (mode dynamic, max_batch 32, min_batch 1, max_wait_us "
+            "model.mlp = \"/m/mlp.onnx\" (device cpu, mode dynamic, max_batch 32, min_batch 1, max_wait_us "
             "1000, preferred [], target balanced, p99_goal_us 5000, queue_limit 1024, timeout_ms 0, "
             "aging_ms 10, length_buckets [], memory_limit 0)\n");
 }

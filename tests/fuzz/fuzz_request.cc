@@ -87,11 +87,14 @@ Fixture* make_fixture() {
                                          SegmentGeometry{kRingSlots, kSlotBytes, kArenaBytes},
                                          /*numa_node=*/-1),
                    "cannot create a client session");
-  std::vector<ModelConfig> configs;
+  Config config;
   for (const char* name : kModelNames) {
-    configs.push_back(ModelConfig{name, std::string(COPROC_FUZZ_MODELS_DIR "/") + name + ".onnx"});
+    ModelConfig m;
+    m.name = name;
+    m.path = std::string(COPROC_FUZZ_MODELS_DIR "/") + name + ".onnx";
+    config.models.push_back(std::move(m));
   }
-  f->models = take(ModelSet::load(configs), "cannot load the models");
+  f->models = take(ModelSet::load(config), "cannot load the models");
   f->arena = f->client->arena_range(0, kArenaBytes);
   FUZZ_CHECK(f->arena != nullptr && f->client->arena_range(0, kArenaBytes + 1) == nullptr,
              "the arena is exactly kArenaBytes");

@@ -133,6 +133,11 @@ struct alignas(kCacheLineBytes) ModelStats {
   std::atomic<uint64_t> exec_ns_sum;
   std::atomic<uint64_t> padded_elements_wasted;          // length-bucket padding
   std::atomic<uint64_t> padded_elements_total;
+  std::atomic<uint64_t> batches_on_gpu;                  // of `batches`, run on the OpenCL device
+  // Where batches run, set once at start (writer block 0 only): batches of at least this many
+  // rows run on the OpenCL device, smaller ones on the CPU; 0: all on the CPU. device "gpu": 1;
+  // "auto": the crossover measured at load.
+  std::atomic<uint64_t> gpu_from_batch;
 };
 
 inline uint32_t log2_bucket(uint64_t v, uint32_t buckets) {

@@ -1,0 +1,100 @@
+// Through coprocd: one model file served three times, pinned to the CPU, pinned to the OpenCL
+// device (PoCL in CI) and on auto. The same requests give the same results within the cross-device
+// tolerance, the daemon says where each runs, and batches on the device are answered like the
+// CPU's. Label opencl.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../integration/daemon_process.h"
+#include "../integration/test_client.h"
+#include "coproc.h"
+
+namespace coproc::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<std::string> three_mlps() {
+  const std::string mlp = models_dir() + "/mlp.onnx";
+  return {"--model",         "mlp_cpu=" + mlp, "--model",     "mlp_gpu=" + mlp, "--model",
+          "mlp_auto=" + mlp, "--model-device", "mlp_gpu=gpu", "--model-device", "mlp_auto=auto"};
+}
+
+// One inference of `rows` rows of `input` on `model`; the output.
+std::vector<float> infer(ClientHandle& client, const char* model, const std::vector<float>& input,
+                         int64_t rows) {
+  coproc_tensor in = arena_tensor(client.c, {rows, 256}, input.data());
+  coproc_tensor out = arena_tensor(client.c, {rows, 16});
+  const coproc_status s =
+      coproc_infer(client.c, client.model(model), &in, 1, &out, 1, 30'000'000'000);
+  EXPECT_EQ(s, COPROC_OK) << model << ": " << coproc_last_error();
+  std::vector<float> result(static_cast<const float*>(out.data),
+                            static_cast<const float*>(out.data) + rows * 16);
+  coproc_free(client.c, in.data);
+  coproc_free(client.c, out.data);
+  return result;
+}
+
+double nmse(const std::vector<float>& got, const std::vector<float>& want) {
+  double err = 0.0, norm = 0.0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const double d = static_cast<double>(got[i]) - want[i];
+    err += d * d;
+    norm += static_cast<double>(want[i]) * want[i];
+  }
+  return err / std::max(norm, 1e-30);
+}
+
+TEST(DaemonOnOpenCl, shouldAnswerAModelPinnedToTheDeviceAsTheCpuDoes) {
+  DaemonProcess daemon(three_mlps());
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  EXPECT_THAT(daemon.log(), HasSubstr("OpenCL device: "));
+  EXPECT_THAT(daemon.log(), HasSubstr("model 'mlp_auto' on auto, measured at length 1: batch 1:"));
+  ClientHandle client(daemon.socket_path());
+  ASSERT_EQ(client.status, COPROC_OK) << coproc_last_error();
+
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (const int64_t rows : {1, 5, 32}) {
+    std::vector<float> input(static_cast<std::size_t>(rows * 256));
+    for (float& x : input) x = dist(rng);
+    const auto cpu = infer(client, "mlp_cpu", input, rows);
+    const auto gpu = infer(client, "mlp_gpu", input, rows);
+    const auto automatic = infer(client, "mlp_auto", input, rows);
+    EXPECT_LE(nmse(gpu, cpu), 1e-10) << rows << " rows";
+    EXPECT_LE(nmse(automatic, cpu), 1e-10) << rows << " rows";
+  }
+  EXPECT_EQ(daemon.wait_exit(0), -1) << "daemon died: " << daemon.log();
+}
+
+TEST(DaemonOnOpenCl, shouldRefuseToStartAModelOnGpuWhenNoDeviceMatches) {
+  auto args = three_mlps();
+  args.insert(args.end(), {"--opencl-device", "no-such-device-anywhere"});
+  DaemonProcess daemon(args);
+  const int status = daemon.wait_exit(60000);
+  EXPECT_FALSE(daemon.started());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << daemon.log();
+  EXPECT_THAT(daemon.log(), HasSubstr("device gpu, but no OpenCL device"));
+  EXPECT_THAT(daemon.log(), HasSubstr("no-such-device-anywhere"));
+}
+
+TEST(DaemonOnOpenCl, shouldRunAutoModelsOnTheCpuAloneWhenNoDeviceMatches) {
+  const std::string mlp = models_dir() + "/mlp.onnx";
+  DaemonProcess daemon({"--model", "mlp=" + mlp, "--model-device", "mlp=auto", "--opencl-device",
+                        "no-such-device-anywhere"});
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  EXPECT_THAT(daemon.log(), HasSubstr("no OpenCL device ("));
+  EXPECT_THAT(daemon.log(), HasSubstr("models on auto run on the CPU only"));
+  ClientHandle client(daemon.socket_path());
+  ASSERT_EQ(client.status, COPROC_OK) << coproc_last_error();
+  const auto out = infer(client, "mlp", std::vector<float>(256, 0.5f), 1);
+  EXPECT_EQ(out.size(), 16u);
+}
+
+}  // namespace
+}  // namespace coproc::test
