@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "devices.h"
 #include "load.h"
 #include "ort_bench.h"
 #include "private_daemon.h"
@@ -467,6 +468,38 @@ int main(int argc, char** argv) {
   ort->add_option("--ort-worker", ort_options.worker_script, "tools/ort_worker.py")
       ->capture_default_str();
   ort->add_flag("--json", ort_options.json, "print one JSON object");
+  coproc::bench::DevicesOptions devices_options;
+  auto* devices = app.add_subcommand(
+      "devices",
+      "the OpenCL device against the CPU on one model at one batch size (rows per second, "
+      "outputs compared first), and with --gemm N the device's N^3 SGEMM GFLOP/s against the "
+      "CPU's, in one run");
+  devices->add_option("--model", devices_options.model_path, "ONNX file (or a bundled model's name)")
+      ->required();
+  devices->add_option("--opencl-device", devices_options.opencl_device,
+                      "part of the device's name (default: the first GPU, else the first device)");
+  devices->add_option("--batch", devices_options.batch, "the first dynamic dim")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
+  devices->add_option("--seq", devices_options.seq, "the second dynamic dim")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
+  devices->add_option("--threads", devices_options.threads, "the CPU side's intra-op threads")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  devices->add_option("--rounds", devices_options.rounds, "the two sides take turns this many times")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  devices->add_option("--seconds", devices_options.round_s, "seconds per side per round")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  devices->add_option("--gemm", devices_options.gemm_n, "also time an N x N x N SGEMM (0: no)")
+      ->check(CLI::Range(int64_t{0}, int64_t{65536}))
+      ->capture_default_str();
+  devices->add_option("--peak-gflops", devices_options.peak_gflops,
+                      "the device's FP32 peak, to print the GEMM's share of it")
+      ->check(CLI::Range(0.0, 1e7));
+  devices->add_flag("--json", devices_options.json, "print one JSON object");
   coproc::bench::SoakOptions soak_options;
   std::string soak_model = "mlp";
   double soak_minutes = 0, soak_seconds = 120, soak_warmup_s = -1;
@@ -520,6 +553,16 @@ int main(int argc, char** argv) {
     soak_options.kill_every_ns = kill_every_ms * 1'000'000;
     soak_options.warmup_ns = soak_warmup_s < 0 ? -1 : static_cast<int64_t>(soak_warmup_s * 1e9);
     return run_soak_command(soak_model, socket, soak_options, cpu_threads);
+  }
+  if (devices->parsed()) {
+    ModelChoice choice;
+    std::string error;
+    if (!resolve_model(devices_options.model_path, &choice, &error)) {
+      std::fprintf(stderr, "coproc-bench: %s\n", error.c_str());
+      return 2;
+    }
+    devices_options.model_path = choice.path;
+    return coproc::bench::run_devices(devices_options);
   }
   if (ort->parsed()) {
     ModelChoice choice;

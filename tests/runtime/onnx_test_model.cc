@@ -117,12 +117,12 @@ void ModelBuilder::save(const std::string& path) const {
   EXPECT_TRUE(model.SerializeToOstream(&file)) << path;
 }
 
-Result<std::shared_ptr<const Model>> ModelBuilder::load() const {
+Result<std::shared_ptr<const Model>> ModelBuilder::load(const LoadOptions& options) const {
   static int count = 0;
   const std::string path = ::testing::TempDir() + "onnx_test_model_" + std::to_string(::getpid()) +
                            "_" + std::to_string(count++) + ".onnx";
   save(path);
-  auto model = Model::load(path);
+  auto model = Model::load(path, options);
   std::remove(path.c_str());
   return model;
 }

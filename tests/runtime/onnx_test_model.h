@@ -67,8 +67,8 @@ class ModelBuilder {
 
   // Writes the model to `path` (a failed expectation when it cannot).
   void save(const std::string& path) const;
-  // Writes the model to a temporary file, loads it with default options and removes the file.
-  Result<std::shared_ptr<const Model>> load() const;
+  // Writes the model to a temporary file, loads it and removes the file.
+  Result<std::shared_ptr<const Model>> load(const LoadOptions& options = {}) const;
 
  private:
   onnx::ModelProto model_;
