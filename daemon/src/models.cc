@@ -1,6 +1,7 @@
 #include "models.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -141,6 +142,7 @@ Result<ModelSet> ModelSet::load(const Config& config) {
   ModelSet set;
   bool device_tried = false;
   std::string device_error;
+  std::vector<std::string> on_cpu_instead;  // models configured for the device, without one
   for (const auto& cfg : config.models) {
     const auto fail = [&](const Error& e, const std::string& what) {
       return make_error(e.code, fmt::format("model '{}' ({}){}: {}", cfg.name, cfg.path, what,
@@ -178,15 +180,9 @@ Result<ModelSet> ModelSet::load(const Config& config) {
                        info.global_memory_bytes >> 20);
         } else {
           device_error = opened.error().message;
-          spdlog::warn("no OpenCL device ({}): models on auto run on the CPU only",
-                       device_error);
         }
       }
-      if (set.cl_device_ == nullptr && cfg.device == "gpu") {
-        return make_error(ErrorCode::kUnavailable,
-                          fmt::format("model '{}' ({}): device gpu, but no OpenCL device: {}",
-                                      cfg.name, cfg.path, device_error));
-      }
+      if (set.cl_device_ == nullptr) on_cpu_instead.push_back(fmt::format("'{}' ({})", cfg.name, cfg.device));
     }
     if (set.cl_device_ != nullptr && cfg.device != "cpu") {
       auto uploaded = runtime::ClModel::upload(loaded.model, set.cl_device_);
@@ -212,6 +208,10 @@ Result<ModelSet> ModelSet::load(const Config& config) {
                  loaded.model->outputs().size(), loaded.model->weight_bytes(),
                  loaded.batch1_exec_ns, loaded.cl != nullptr ? cfg.device : std::string("cpu"));
     set.models_.push_back(std::move(loaded));
+  }
+  if (!on_cpu_instead.empty()) {
+    spdlog::warn("no OpenCL device ({}): models {} run on the CPU only", device_error,
+                 fmt::join(on_cpu_instead, ", "));
   }
   return set;
 }
