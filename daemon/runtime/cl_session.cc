@@ -58,11 +58,14 @@ ocl::Mem ClModel::find(const std::byte* data) const {
 }
 
 // A plan and what it needs on the device besides the session's buffers: the constants it folded,
-// and each constant operand's device location.
+// each constant operand's device location, and, for a batch that run_rows may split, the plans
+// of its two halves.
 struct ClSession::Prepared {
   std::unique_ptr<Plan> plan;
   ocl::Buffer folded;                // the plan's own constants, packed
   std::vector<ocl::Mem> const_mems;  // per ref of the plan: its Mem when the ref is kConst
+  int64_t rows = 0;                  // dim 0 of every input and output; 0: not splittable
+  std::unique_ptr<Prepared> halves[2];
 };
 
 ClSession::ClSession(std::shared_ptr<const ClModel> model, SessionLimits limits)
@@ -118,6 +121,37 @@ Result<const Plan*> ClSession::prepare(std::span<const Shape> input_shapes,
       return static_cast<const Plan*>(plans_.back()->plan.get());
     }
   }
+  auto prepared = prepare_plan(input_shapes, input_values);
+  if (!prepared) return prepared.error();
+  Prepared& p = **prepared;
+  // A batch every input and output of which has the same dim 0 of two rows or more may run as
+  // two halves (run_rows): their plans are made now, so that run_rows allocates nothing.
+  const Plan& plan = *p.plan;
+  const int64_t rows = input_shapes.empty() || input_shapes[0].rank == 0 ? 0 : input_shapes[0].dims[0];
+  bool splittable = rows >= 2 && plan.num_outputs() > 0;
+  for (const Shape& s : input_shapes) splittable &= s.rank > 0 && s.dims[0] == rows;
+  for (std::size_t j = 0; j < plan.num_outputs(); ++j) {
+    splittable &= plan.output_shape(j).rank > 0 && plan.output_shape(j).dims[0] == rows;
+  }
+  if (splittable && model().value_inputs().empty()) {
+    // A model whose dim 0 is fixed plans no halves: it runs whole.
+    std::vector<Shape> half(input_shapes.begin(), input_shapes.end());
+    bool planned = true;
+    for (int h = 0; h < 2 && planned; ++h) {
+      for (Shape& s : half) s.dims[0] = h == 0 ? rows / 2 : rows - rows / 2;
+      auto made = prepare_plan(half, {});
+      planned = made.ok();
+      if (planned) p.halves[h] = std::move(made).value();
+    }
+    p.rows = planned ? rows : 0;
+  }
+  if (limits_.max_plans != 0 && plans_.size() >= limits_.max_plans) plans_.erase(plans_.begin());
+  plans_.push_back(std::move(prepared).value());
+  return static_cast<const Plan*>(plans_.back()->plan.get());
+}
+
+Result<std::unique_ptr<ClSession::Prepared>> ClSession::prepare_plan(
+    std::span<const Shape> input_shapes, std::span<const void* const> input_values) {
   ClDevice& cl = model_->device();
   const std::lock_guard lock(cl.mutex());
   ocl::Device& device = cl.device();
@@ -191,32 +225,109 @@ Result<const Plan*> ClSession::prepare(std::span<const Shape> input_shapes,
     in_ptrs_.resize(plan.max_step_tensors_);
     out_ptrs_.resize(plan.max_step_tensors_);
   }
-  if (limits_.max_plans != 0 && plans_.size() >= limits_.max_plans) plans_.erase(plans_.begin());
-  plans_.push_back(std::move(prepared));
-  return static_cast<const Plan*>(plans_.back()->plan.get());
+  return prepared;
+}
+
+bool ClSession::constant_output(const Plan& plan, std::size_t j) {
+  return std::any_of(plan.copies_.begin(), plan.copies_.end(), [&](const detail::OutputCopy& c) {
+    return c.output == j && c.src.loc == Ref::Loc::kConst;
+  });
+}
+
+const ClSession::Prepared& ClSession::prepared_of(const Plan& plan) const {
+  const auto found = std::find_if(plans_.begin(), plans_.end(),
+                                  [&](const auto& p) { return p->plan.get() == &plan; });
+  COPROC_CHECK(found != plans_.end());  // a plan of this session's, still cached
+  return **found;
 }
 
 Status ClSession::run(const Plan& plan, std::span<const void* const> inputs,
                       std::span<void* const> outputs) {
   if (Status s = detail::Planner::check_buffers(plan, model(), inputs, outputs); !s) return s;
-  const auto found = std::find_if(plans_.begin(), plans_.end(),
-                                  [&](const auto& p) { return p->plan.get() == &plan; });
-  COPROC_CHECK(found != plans_.end());  // a plan of this session's, still cached
-  const Prepared& prepared = **found;
+  const Prepared& prepared = prepared_of(plan);
   ClDevice& cl = model_->device();
   const std::lock_guard lock(cl.mutex());
   ocl::Device& device = cl.device();
-
+  Bases bases;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
+    bases.inputs.push_back(inputs_[i].at());
     if (plan.input_bytes_[i] > 0) device.write(inputs_[i].at(), inputs[i], plan.input_bytes_[i]);
   }
-  const auto mem = [&](std::size_t r) -> ocl::Mem {
-    const Ref& ref = plan.refs_[r];
+  for (std::size_t j = 0; j < outputs.size(); ++j) bases.outputs.push_back(outputs_[j].at());
+  if (Status s = enqueue_steps(prepared, bases, outputs); !s) return s;
+  for (std::size_t j = 0; j < outputs.size(); ++j) {
+    if (plan.output_bytes_[j] > 0 && !constant_output(plan, j)) {
+      device.read(outputs[j], outputs_[j].at(), plan.output_bytes_[j]);
+    }
+  }
+  return finish_run();
+}
+
+Status ClSession::run_rows(const Plan& plan, std::span<const void* const> inputs,
+                           std::span<void* const> outputs) {
+  if (Status s = detail::Planner::check_buffers(plan, model(), inputs, outputs); !s) return s;
+  const Prepared& prepared = prepared_of(plan);
+  std::size_t transfer_bytes = 0;
+  for (const std::size_t b : plan.input_bytes_) transfer_bytes += b;
+  for (const std::size_t b : plan.output_bytes_) transfer_bytes += b;
+  if (prepared.rows == 0 || transfer_bytes < overlap_min_bytes_) return run(plan, inputs, outputs);
+  ++split_runs_;
+  return run_halves(prepared, inputs, outputs);
+}
+
+Status ClSession::run_halves(const Prepared& prepared, std::span<const void* const> inputs,
+                             std::span<void* const> outputs) {
+  const Plan& plan = *prepared.plan;
+  ClDevice& cl = model_->device();
+  const std::lock_guard lock(cl.mutex());
+  ocl::Device& device = cl.device();
+  // Every input and output is [rows, ...] and dense: half h is a contiguous byte range of each.
+  const auto rows = static_cast<std::size_t>(prepared.rows);
+  const std::size_t first_rows = rows / 2;
+  ocl::Event uploaded[2];
+  Bases bases[2];
+  std::vector<void*> host_outputs[2];
+  for (int h = 0; h < 2; ++h) {
+    const std::size_t begin = h == 0 ? 0 : first_rows;
+    const std::size_t count = h == 0 ? first_rows : rows - first_rows;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const std::size_t row = plan.input_bytes_[i] / rows;
+      const ocl::Mem at = inputs_[i].at(begin * row);
+      bases[h].inputs.push_back(at);
+      ocl::Event e = device.upload(at, static_cast<const std::byte*>(inputs[i]) + begin * row,
+                                   count * row);
+      if (e.get() != nullptr) uploaded[h] = std::move(e);  // the queue is in order: the last
+    }
+    for (std::size_t j = 0; j < outputs.size(); ++j) {
+      const std::size_t row = plan.output_bytes_[j] / rows;
+      bases[h].outputs.push_back(outputs_[j].at(begin * row));
+      host_outputs[h].push_back(static_cast<std::byte*>(outputs[j]) + begin * row);
+    }
+  }
+  for (int h = 0; h < 2; ++h) {
+    device.compute_after(uploaded[h]);
+    if (Status s = enqueue_steps(*prepared.halves[h], bases[h], host_outputs[h]); !s) return s;
+    const ocl::Event computed = device.compute_marker();
+    const Plan& half = *prepared.halves[h]->plan;
+    for (std::size_t j = 0; j < outputs.size(); ++j) {
+      if (constant_output(half, j)) continue;
+      device.download_after(host_outputs[h][j], bases[h].outputs[j], half.output_bytes_[j],
+                            computed);
+    }
+  }
+  return finish_run();
+}
+
+Status ClSession::enqueue_steps(const Prepared& prepared, const Bases& bases,
+                                std::span<void* const> host_outputs) {
+  const Plan& plan = *prepared.plan;
+  ocl::Device& device = model_->device().device();
+  const auto mem = [&](const Ref& ref, std::size_t r) -> ocl::Mem {
     switch (ref.loc) {
       case Ref::Loc::kInput:
-        return inputs_[ref.index].at();
+        return bases.inputs[ref.index];
       case Ref::Loc::kOutput:
-        return outputs_[ref.index].at();
+        return bases.outputs[ref.index];
       case Ref::Loc::kScratch:
         return scratch_.at(ref.offset);
       case Ref::Loc::kConst:
@@ -229,7 +340,7 @@ Status ClSession::run(const Plan& plan, std::span<const void* const> inputs,
   for (const Step& step : plan.steps_) {
     const std::size_t n = std::size_t{step.inputs} + step.outputs;
     for (std::size_t k = 0; k < n; ++k) {
-      mems_[k] = mem(step.first + k);
+      mems_[k] = mem(plan.refs_[step.first + k], step.first + k);
       void* p = mems_[k].present() ? &mems_[k] : nullptr;
       if (k < step.inputs) {
         in_ptrs_[k] = p;
@@ -239,39 +350,25 @@ Status ClSession::run(const Plan& plan, std::span<const void* const> inputs,
     }
     const detail::KernelIO io{{in_ptrs_.data(), step.inputs}, {out_ptrs_.data(), step.outputs}};
     if (Status s = step.kernel->run(io); !s) {
-      (void)device.finish();  // leave the queue empty for the next run
+      (void)device.finish();  // leave the queues empty for the next run
       return make_error(s.error().code, fmt::format("node '{}' ({}): {}", step.node->name,
                                                     step.node->op, s.error().message));
     }
   }
   for (const detail::OutputCopy& copy : plan.copies_) {
     if (copy.bytes == 0) continue;
-    ocl::Mem src;
-    switch (copy.src.loc) {
-      case Ref::Loc::kInput:
-        src = inputs_[copy.src.index].at();
-        break;
-      case Ref::Loc::kOutput:
-        src = outputs_[copy.src.index].at();
-        break;
-      case Ref::Loc::kScratch:
-        src = scratch_.at(copy.src.offset);
-        break;
-      default:  // a constant: straight from the host
-        std::memcpy(outputs[copy.output], copy.src.data, copy.bytes);
-        continue;
+    if (copy.src.loc == Ref::Loc::kConst) {
+      // A constant output: straight from the host, and nothing on the device to download.
+      std::memcpy(host_outputs[copy.output], copy.src.data, copy.bytes);
+      continue;
     }
-    device.copy(outputs_[copy.output].at(), src, copy.bytes);
+    device.copy(bases.outputs[copy.output], mem(copy.src, 0), copy.bytes);
   }
-  for (std::size_t j = 0; j < outputs.size(); ++j) {
-    if (plan.output_bytes_[j] == 0) continue;
-    // A constant output was written above; the device holds nothing for it.
-    const bool constant = std::any_of(plan.copies_.begin(), plan.copies_.end(), [&](const auto& c) {
-      return c.output == j && c.src.loc == Ref::Loc::kConst;
-    });
-    if (!constant) device.read(outputs[j], outputs_[j].at(), plan.output_bytes_[j]);
-  }
-  const ocl::Failure failure = device.finish();
+  return {};
+}
+
+Status ClSession::finish_run() {
+  const ocl::Failure failure = model_->device().device().finish();
   if (!failure.failed) return {};
   if (failure.bad_index) {
     const auto& nodes = model_->model().graph_->nodes;

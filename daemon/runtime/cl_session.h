@@ -85,6 +85,18 @@ class ClSession {
   // kInvalidArgument naming the node, as on the CPU; a device failure with kInternal.
   Status run(const Plan& plan, std::span<const void* const> inputs,
              std::span<void* const> outputs);
+  // run(), where the caller vouches that the rows along dim 0 of every input and output are
+  // independent (a batch of requests: the batcher's contract with the models it batches). A
+  // batch of at least two rows whose transfers reach overlap_min_bytes then runs as two halves
+  // on plans prepare() made alongside: the second half uploads while the first computes, and the
+  // first downloads while the second computes (Device::upload, compute_after, download_after).
+  Status run_rows(const Plan& plan, std::span<const void* const> inputs,
+                  std::span<void* const> outputs);
+  // The transfers (inputs and outputs) from which run_rows splits a batch; tests set 0.
+  void set_overlap_min_bytes(std::size_t bytes) { overlap_min_bytes_ = bytes; }
+  // How many run_rows calls ran as two halves.
+  uint64_t split_runs() const { return split_runs_; }
+  static constexpr std::size_t kOverlapMinBytes = std::size_t{1} << 20;
 
   // Pinned host memory (mapped for the host, reached by the device's DMA) for input i and output
   // j of the plans prepare() returned, at least as large as theirs: a caller that gathers a batch
@@ -94,6 +106,22 @@ class ClSession {
 
  private:
   struct Prepared;
+  // Where a run's inputs and outputs are on the device: the session's buffers, or a row range of
+  // them for one half of a split batch.
+  struct Bases {
+    std::vector<kernels::opencl::Mem> inputs;
+    std::vector<kernels::opencl::Mem> outputs;
+  };
+  Result<std::unique_ptr<Prepared>> prepare_plan(std::span<const Shape> input_shapes,
+                                                 std::span<const void* const> input_values);
+  Status enqueue_steps(const Prepared& prepared, const Bases& bases,
+                       std::span<void* const> host_outputs);
+  Status finish_run();
+  Status run_halves(const Prepared& prepared, std::span<const void* const> inputs,
+                    std::span<void* const> outputs);
+  const Prepared& prepared_of(const Plan& plan) const;
+  // Whether output j is a constant of the plan, written on the host: nothing to download.
+  static bool constant_output(const Plan& plan, std::size_t j);
   struct Pinned {
     kernels::opencl::Buffer buffer;
     void* host = nullptr;
@@ -111,6 +139,8 @@ class ClSession {
   std::vector<kernels::opencl::Buffer> outputs_;
   std::vector<Pinned> input_pins_;
   std::vector<Pinned> output_pins_;
+  std::size_t overlap_min_bytes_ = kOverlapMinBytes;
+  uint64_t split_runs_ = 0;
   // One step's operands, and pointers to them for its KernelIO.
   std::vector<kernels::opencl::Mem> mems_;
   std::vector<const void*> in_ptrs_;

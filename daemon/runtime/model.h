@@ -216,6 +216,12 @@ class Session {
   // the worst case is a garbage result or kInvalidArgument (an index out of range, naming the
   // node), never an access out of bounds. plan must come from this Session's prepare().
   Status run(const Plan& plan, std::span<const void* const> inputs, std::span<void* const> outputs);
+  // run() for a batch whose rows along dim 0 are independent; the CPU has no transfers to overlap
+  // (ClSession::run_rows does), so it is run().
+  Status run_rows(const Plan& plan, std::span<const void* const> inputs,
+                  std::span<void* const> outputs) {
+    return run(plan, inputs, outputs);
+  }
 
  private:
   std::shared_ptr<const Model> model_;

@@ -45,9 +45,11 @@ std::shared_ptr<const Model> load_for_both(const ModelBuilder& builder) {
   return model.ok() ? model.value() : nullptr;
 }
 
-// Runs a session (Session or ClSession) on the inputs; outputs as Tensors.
+// Runs a session (Session or ClSession) on the inputs; outputs as Tensors. rows: through
+// run_rows, the batch path that may split the rows in two halves.
 template <class SessionT>
-Result<std::vector<Tensor>> run_on(SessionT& session, const std::vector<Tensor>& inputs) {
+Result<std::vector<Tensor>> run_on(SessionT& session, const std::vector<Tensor>& inputs,
+                                   bool rows = false) {
   std::vector<Shape> shapes;
   std::vector<const void*> in;
   for (const Tensor& t : inputs) {
@@ -64,7 +66,9 @@ Result<std::vector<Tensor>> run_on(SessionT& session, const std::vector<Tensor>&
                        std::vector<std::byte>((*plan)->output_bytes(j), std::byte{0xAB})});
   }
   for (Tensor& t : outputs) out.push_back(t.bytes.data());
-  if (Status s = session.run(**plan, in, out); !s) return s.error();
+  if (Status s = rows ? session.run_rows(**plan, in, out) : session.run(**plan, in, out); !s) {
+    return s.error();
+  }
   return outputs;
 }
 
@@ -87,9 +91,10 @@ double nmse(const std::vector<float>& got, const std::vector<float>& want, std::
   return err / std::max(norm, 1e-30);
 }
 
-// Runs `model` on both devices and compares every output.
+// Runs `model` on both devices and compares every output. split: the device runs the batch as
+// two halves with overlapped transfers (ClSession::run_rows), and must have done so.
 void expect_same(const std::shared_ptr<const Model>& model, const std::vector<Tensor>& inputs,
-                 double tolerance, const std::string& what) {
+                 double tolerance, const std::string& what, bool split = false) {
   ASSERT_NE(model, nullptr) << what;
   auto dev = device();
   ASSERT_NE(dev, nullptr);
@@ -97,9 +102,13 @@ void expect_same(const std::shared_ptr<const Model>& model, const std::vector<Te
   auto uploaded = ClModel::upload(model, dev);
   ASSERT_TRUE(uploaded.ok()) << what << ": " << uploaded.error().message;
   ClSession gpu(uploaded.value());
+  if (split) gpu.set_overlap_min_bytes(0);
   auto want = run_on(cpu, inputs);
   ASSERT_TRUE(want.ok()) << what << " (cpu): " << want.error().message;
-  auto got = run_on(gpu, inputs);
+  auto got = run_on(gpu, inputs, split);
+  if (split) {
+    EXPECT_EQ(gpu.split_runs(), 1u) << what << ": the batch did not run as two halves";
+  }
   ASSERT_TRUE(got.ok()) << what << " (gpu): " << got.error().message;
   ASSERT_EQ(got->size(), want->size());
   for (std::size_t j = 0; j < want->size(); ++j) {
@@ -661,6 +670,20 @@ TEST(CrossDeviceModels, shouldRunTheMlpAsTheCpuDoesAtSeveralBatchSizes) {
   }
 }
 
+TEST(CrossDeviceModels, shouldGiveTheSameResultsWhenABatchRunsAsTwoOverlappedHalves) {
+  auto mlp = load_file("mlp.onnx");
+  for (const int64_t batch : {2, 7, 32}) {
+    expect_same(mlp, {random_f32({batch, 256})}, kSums, "mlp halves " + std::to_string(batch),
+                /*split=*/true);
+  }
+  // A model whose output is its input: the halves' output copies move row ranges.
+  ModelBuilder identity(kOpset);
+  identity.input("x", DType::kInt64, {-1, 3}).output("y", DType::kInt64);
+  identity.node("Identity", {"x"}, {"y"});
+  expect_same(load_for_both(identity), {random_i64({5, 3}, -9, 9)}, kExact, "identity halves",
+              /*split=*/true);
+}
+
 TEST(CrossDeviceModels, shouldRunMiniLmAsTheCpuDoesWithPaddingInTheMask) {
   auto model = load_file("all-MiniLM-L6-v2.onnx");
   ASSERT_NE(model, nullptr);
@@ -680,6 +703,7 @@ TEST(CrossDeviceModels, shouldRunMiniLmAsTheCpuDoesWithPaddingInTheMask) {
     }
   }
   expect_same(model, inputs, kSums, "all-MiniLM-L6-v2 [2, 17]");
+  expect_same(model, inputs, kSums, "all-MiniLM-L6-v2 [2, 17] in halves", /*split=*/true);
 }
 
 }  // namespace

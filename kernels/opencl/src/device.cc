@@ -171,12 +171,14 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
 Device::Impl::~Impl() {
   // Commands still queued may read host memory their callers are about to free.
   if (queue != nullptr) clFinish(queue);
+  if (transfer != nullptr) clFinish(transfer);
   for (cl_kernel k : kernels) {
     if (k != nullptr) clReleaseKernel(k);
   }
   if (program != nullptr) clReleaseProgram(program);
   if (gather_record != nullptr) clReleaseMemObject(gather_record);
   if (gemm_temp != nullptr) clReleaseMemObject(gemm_temp);
+  if (transfer != nullptr) clReleaseCommandQueue(transfer);
   if (queue != nullptr) clReleaseCommandQueue(queue);
   if (context != nullptr) clReleaseContext(context);
 }
@@ -266,6 +268,11 @@ bool Device::Impl::create(std::string* message) {
   queue = clCreateCommandQueue(context, device, 0, &status);
   if (status != CL_SUCCESS) {
     report(message, "clCreateCommandQueue: " + detail::cl_error_name(status));
+    return false;
+  }
+  transfer = clCreateCommandQueue(context, device, 0, &status);
+  if (status != CL_SUCCESS) {
+    report(message, "clCreateCommandQueue (transfers): " + detail::cl_error_name(status));
     return false;
   }
   if (!build_program(message)) return false;
@@ -396,9 +403,56 @@ void Device::fill(Mem dst, const void* value, std::size_t element_bytes, int64_t
       "Device::fill", "clEnqueueFillBuffer");
 }
 
+Event::~Event() {
+  if (event_ != nullptr) clReleaseEvent(event_);
+}
+
+Event::Event(Event&& other) noexcept : event_(std::exchange(other.event_, nullptr)) {}
+
+Event& Event::operator=(Event&& other) noexcept {
+  if (this != &other) {
+    if (event_ != nullptr) clReleaseEvent(event_);
+    event_ = std::exchange(other.event_, nullptr);
+  }
+  return *this;
+}
+
+Event Device::upload(Mem dst, const void* src, std::size_t bytes) {
+  cl_event event = nullptr;
+  if (bytes == 0) return Event();
+  impl_->check(clEnqueueWriteBuffer(impl_->transfer, dst.buffer, CL_FALSE, dst.offset, bytes, src,
+                                    0, nullptr, &event),
+               "Device::upload", "clEnqueueWriteBuffer");
+  return Event(event);
+}
+
+void Device::compute_after(const Event& e) {
+  if (e.get() == nullptr) return;
+  const cl_event wait = e.get();
+  impl_->check(clEnqueueBarrierWithWaitList(impl_->queue, 1, &wait, nullptr),
+               "Device::compute_after", "clEnqueueBarrierWithWaitList");
+}
+
+Event Device::compute_marker() {
+  cl_event event = nullptr;
+  impl_->check(clEnqueueMarkerWithWaitList(impl_->queue, 0, nullptr, &event),
+               "Device::compute_marker", "clEnqueueMarkerWithWaitList");
+  return Event(event);
+}
+
+void Device::download_after(void* dst, Mem src, std::size_t bytes, const Event& after) {
+  if (bytes == 0) return;
+  const cl_event wait = after.get();
+  impl_->check(clEnqueueReadBuffer(impl_->transfer, src.buffer, CL_FALSE, src.offset, bytes, dst,
+                                   wait != nullptr ? 1 : 0, wait != nullptr ? &wait : nullptr,
+                                   nullptr),
+               "Device::download_after", "clEnqueueReadBuffer");
+}
+
 Failure Device::finish() {
   Impl& d = *impl_;
   d.check(clFinish(d.queue), "Device::finish", "clFinish");
+  d.check(clFinish(d.transfer), "Device::finish", "clFinish (transfers)");
   Failure bad;
   if (d.gather_pending) {
     d.gather_pending = false;

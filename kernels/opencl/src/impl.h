@@ -108,7 +108,8 @@ struct Device::Impl {
   DeviceInfo info;
   cl_device_id device = nullptr;
   cl_context context = nullptr;
-  cl_command_queue queue = nullptr;
+  cl_command_queue queue = nullptr;     // kernels, GEMMs, and write/read/copy/fill
+  cl_command_queue transfer = nullptr;  // upload and download_after: transfers that overlap
   cl_program program = nullptr;
   std::array<cl_kernel, detail::kKernelCount> kernels{};
   // Each kernel's work-group size: a power of two, at most kGroupSize (device.cc).

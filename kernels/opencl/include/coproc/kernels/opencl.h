@@ -71,6 +71,23 @@ struct Mem {
   bool present() const { return buffer != nullptr; }
 };
 
+// An event of one of the device's queues, released on destruction.
+class Event {
+ public:
+  Event() = default;
+  explicit Event(cl_event event) : event_(event) {}
+  ~Event();
+  Event(Event&& other) noexcept;
+  Event& operator=(Event&& other) noexcept;
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+
+  cl_event get() const { return event_; }
+
+ private:
+  cl_event event_ = nullptr;
+};
+
 // A device buffer, released on destruction.
 class Buffer {
  public:
@@ -219,6 +236,7 @@ class Device {
   Buffer alloc_pinned(std::size_t bytes, void** host, std::string* error);
 
   // Copies, enqueued without blocking. The host memory must stay valid until finish().
+  // write, read and copy go on the compute queue, in order with the kernels.
   void write(Mem dst, const void* src, std::size_t bytes);
   void read(void* dst, Mem src, std::size_t bytes);
   void copy(Mem dst, Mem src, std::size_t bytes);
@@ -252,7 +270,20 @@ class Device {
   bool reserve_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, int64_t lda,
                     int64_t ldb, int64_t ldc, std::string* error);
 
-  // Waits for everything enqueued and reports the first failure since the last finish().
+  // Transfers that overlap execution: the device has a second in-order queue for copies.
+  // upload() enqueues a host-to-device copy there and returns its event; compute_after(e) makes
+  // what is enqueued on the compute queue from then on wait for e; compute_marker() is an event
+  // for all that is enqueued on the compute queue so far; download_after() enqueues a
+  // device-to-host copy on the transfer queue that starts once `after` has completed. So a run
+  // split in parts can upload part i + 1 and download part i - 1 while part i computes. A failed
+  // enqueue returns an empty Event (waiting on it waits for nothing) and is reported by finish().
+  Event upload(Mem dst, const void* src, std::size_t bytes);
+  void compute_after(const Event& e);
+  Event compute_marker();
+  void download_after(void* dst, Mem src, std::size_t bytes, const Event& after);
+
+  // Waits for everything enqueued on both queues and reports the first failure since the last
+  // finish().
   Failure finish();
 
  private:
