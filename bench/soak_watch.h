@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "coproc/segment.h"
+#include "registry_view.h"
 
 namespace coproc::bench {
 
@@ -51,7 +52,6 @@ struct ProcSample {
 class DaemonWatch {
  public:
   DaemonWatch() = default;
-  ~DaemonWatch();
   DaemonWatch(const DaemonWatch&) = delete;
   DaemonWatch& operator=(const DaemonWatch&) = delete;
 
@@ -67,13 +67,8 @@ class DaemonWatch {
   ProcSample sample() const;
 
  private:
-  bool read_model_names();
-
-  const std::byte* registry_ = nullptr;
-  std::size_t registry_bytes_ = 0;
+  observer::RegistryView view_;
   pid_t pid_ = -1;
-  std::vector<std::string> model_names_;
-  uint32_t blocks_per_model_ = 1;
   std::string error_;
 };
 

@@ -17,6 +17,7 @@
 
 #include "client_impl.h"
 #include "coproc/coproc_generated.h"
+#include "coproc/socket_path.h"
 
 namespace {
 
@@ -26,14 +27,6 @@ using coproc::wire::HelloRequest;
 constexpr int kHelloTimeoutMs = 5000;
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
-
-std::string default_socket_path() {
-  if (const char* env = std::getenv("COPROC_SOCKET"); env && *env) return env;
-  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) {
-    return std::string(xdg) + "/coproc/coprocd.sock";
-  }
-  return "/tmp/coproc-" + std::to_string(::getuid()) + "/coprocd.sock";
-}
 
 // The uid named by $COPROC_DAEMON_UID, or -1 when it is unset; an unparsable
 // value is an error rather than silently no expected uid.
@@ -147,7 +140,7 @@ void* map_fd(int fd, size_t bytes, int prot) {
 
 coproc_status coproc_client::connect(const coproc_connect_options& options, coproc_client** out,
                                      std::string* message) {
-  std::string path = options.socket_path ? options.socket_path : default_socket_path();
+  std::string path = options.socket_path ? options.socket_path : coproc::wire::default_socket_path();
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) {

@@ -168,6 +168,7 @@ Result<ModelSet> ModelSet::load(const Config& config) {
     loaded.model = std::move(model.value());
     loaded.batch1_exec_ns = cost.value();
     loaded.device = cfg.device;
+    loaded.max_batch = cfg.batching.max_batch;
     if (cfg.device != "cpu") {
       if (!device_tried) {
         device_tried = true;
@@ -232,7 +233,7 @@ std::vector<uint8_t> ModelSet::model_table() const {
     auto name = fbb.CreateString(m.name);
     auto inputs = infos(m.model->inputs());
     auto outputs = infos(m.model->outputs());
-    models.push_back(fb::CreateModelInfo(fbb, m.id, name, inputs, outputs, /*max_batch=*/0));
+    models.push_back(fb::CreateModelInfo(fbb, m.id, name, inputs, outputs, m.max_batch));
   }
   fbb.Finish(fb::CreateModelTable(fbb, fbb.CreateVector(models)));
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};

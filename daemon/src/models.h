@@ -28,6 +28,7 @@ struct LoadedModel {
   std::shared_ptr<const runtime::Model> model;
   int64_t batch1_exec_ns = 0;  // on the CPU, measured at load (best of a few runs)
   std::string device = "cpu";  // as configured: cpu, gpu or auto
+  uint32_t max_batch = 0;      // batching.max_batch as configured at start (model table)
   // The weights on the OpenCL device (gpu and auto, when there is a device), else null.
   std::shared_ptr<const runtime::ClModel> cl;
   // Batches of at least this many rows run on the OpenCL device; 0: none do.
