@@ -45,33 +45,6 @@ std::shared_ptr<const Model> load_for_both(const ModelBuilder& builder) {
   return model.ok() ? model.value() : nullptr;
 }
 
-// Runs a session (Session or ClSession) on the inputs; outputs as Tensors. rows: through
-// run_rows, the batch path that may split the rows in two halves.
-template <class SessionT>
-Result<std::vector<Tensor>> run_on(SessionT& session, const std::vector<Tensor>& inputs,
-                                   bool rows = false) {
-  std::vector<Shape> shapes;
-  std::vector<const void*> in;
-  for (const Tensor& t : inputs) {
-    shapes.push_back(t.shape);
-    in.push_back(t.bytes.data());
-  }
-  auto plan = session.prepare(shapes, in);
-  if (!plan.ok()) return plan.error();
-  std::vector<Tensor> outputs;
-  std::vector<void*> out;
-  const Model& model = session.model();
-  for (std::size_t j = 0; j < model.outputs().size(); ++j) {
-    outputs.push_back({model.outputs()[j].dtype, (*plan)->output_shape(j),
-                       std::vector<std::byte>((*plan)->output_bytes(j), std::byte{0xAB})});
-  }
-  for (Tensor& t : outputs) out.push_back(t.bytes.data());
-  if (Status s = rows ? session.run_rows(**plan, in, out) : session.run(**plan, in, out); !s) {
-    return s.error();
-  }
-  return outputs;
-}
-
 // sum((got - want)^2) / sum(want^2), over finite pairs; a NaN or inf must match exactly.
 double nmse(const std::vector<float>& got, const std::vector<float>& want, std::string* mismatch) {
   double err = 0.0, norm = 0.0;
@@ -103,9 +76,9 @@ void expect_same(const std::shared_ptr<const Model>& model, const std::vector<Te
   ASSERT_TRUE(uploaded.ok()) << what << ": " << uploaded.error().message;
   ClSession gpu(uploaded.value());
   if (split) gpu.set_overlap_min_bytes(0);
-  auto want = run_on(cpu, inputs);
+  auto want = run(cpu, inputs);
   ASSERT_TRUE(want.ok()) << what << " (cpu): " << want.error().message;
-  auto got = run_on(gpu, inputs, split);
+  auto got = run(gpu, inputs, split);
   if (split) {
     EXPECT_EQ(gpu.split_runs(), 1u) << what << ": the batch did not run as two halves";
   }
@@ -638,14 +611,14 @@ TEST(CrossDeviceErrors, shouldRefuseAGatherIndexOutOfRangeNamingTheNodeAsTheCpuD
   ClSession gpu(uploaded.value());
   Session cpu(model);
   const std::vector<Tensor> in = {random_f32({10, 4}), i64({3}, {1, 10, 2})};
-  auto on_gpu = run_on(gpu, in);
-  auto on_cpu = run_on(cpu, in);
+  auto on_gpu = run(gpu, in);
+  auto on_cpu = run(cpu, in);
   ASSERT_FALSE(on_gpu.ok());
   ASSERT_FALSE(on_cpu.ok());
   EXPECT_EQ(on_gpu.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(on_gpu.error().message, on_cpu.error().message);
   // The session still works after the refusal.
-  auto fine = run_on(gpu, {random_f32({10, 4}), i64({3}, {1, 9, -10})});
+  auto fine = run(gpu, {random_f32({10, 4}), i64({3}, {1, 9, -10})});
   EXPECT_TRUE(fine.ok()) << fine.error().message;
 }
 

@@ -154,26 +154,6 @@ std::shared_ptr<const Model> load(const ModelBuilder& builder) {
   return model.ok() ? *model : nullptr;
 }
 
-Result<std::vector<Tensor>> run(Session& session, const std::vector<Tensor>& inputs) {
-  std::vector<Shape> shapes;
-  std::vector<const void*> in;
-  for (const Tensor& t : inputs) {
-    shapes.push_back(t.shape);
-    in.push_back(t.bytes.data());
-  }
-  auto plan = session.prepare(shapes, in);
-  if (!plan) return plan.error();
-  std::vector<Tensor> outputs;
-  std::vector<void*> out;
-  for (std::size_t j = 0; j < (*plan)->num_outputs(); ++j) {
-    outputs.push_back({session.model().outputs()[j].dtype, (*plan)->output_shape(j),
-                       std::vector<std::byte>((*plan)->output_bytes(j), std::byte{0xAB})});
-  }
-  for (Tensor& t : outputs) out.push_back(t.bytes.data());
-  if (Status s = session.run(**plan, in, out); !s) return s.error();
-  return outputs;
-}
-
 Result<std::vector<Tensor>> run(const std::shared_ptr<const Model>& model,
                                 const std::vector<Tensor>& inputs) {
   if (model == nullptr) return make_error(ErrorCode::kInternal, "no model");

@@ -82,8 +82,33 @@ void set_ints(onnx::NodeProto& node, const std::string& name, const std::vector<
 std::shared_ptr<const Model> load(const ModelBuilder& builder);
 
 // Plans and runs the model once on `inputs` (their values given to prepare() too, for inputs
-// that set shapes or axes); returns the outputs. Output buffers start as 0xAB garbage.
-Result<std::vector<Tensor>> run(Session& session, const std::vector<Tensor>& inputs);
+// that set shapes or axes); returns the outputs. Output buffers start as 0xAB garbage. SessionT:
+// Session, or the OpenCL device's ClSession. rows: through run_rows (a batch of independent
+// rows, which the device may run as two halves).
+template <class SessionT>
+  requires requires(SessionT& s) { s.model(); }
+Result<std::vector<Tensor>> run(SessionT& session, const std::vector<Tensor>& inputs,
+                                bool rows = false) {
+  std::vector<Shape> shapes;
+  std::vector<const void*> in;
+  for (const Tensor& t : inputs) {
+    shapes.push_back(t.shape);
+    in.push_back(t.bytes.data());
+  }
+  auto plan = session.prepare(shapes, in);
+  if (!plan.ok()) return plan.error();
+  std::vector<Tensor> outputs;
+  std::vector<void*> out;
+  for (std::size_t j = 0; j < (*plan)->num_outputs(); ++j) {
+    outputs.push_back({session.model().outputs()[j].dtype, (*plan)->output_shape(j),
+                       std::vector<std::byte>((*plan)->output_bytes(j), std::byte{0xAB})});
+  }
+  for (Tensor& t : outputs) out.push_back(t.bytes.data());
+  if (Status s = rows ? session.run_rows(**plan, in, out) : session.run(**plan, in, out); !s) {
+    return s.error();
+  }
+  return outputs;
+}
 // The same on a session of its own; a kInternal error for a null model.
 Result<std::vector<Tensor>> run(const std::shared_ptr<const Model>& model,
                                 const std::vector<Tensor>& inputs);
