@@ -117,19 +117,5 @@ std::string machine_json() {
 
 std::string fmt_us(int64_t ns) { return fmt::format("{:.2f}", static_cast<double>(ns) / 1000.0); }
 
-std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 }  // namespace coproc::bench

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json_text.h"
 #include "inputs.h"
 #include "runtime/model.h"
 
@@ -93,6 +94,6 @@ std::string machine_json();
 
 std::string fmt_us(int64_t ns);
 // `text` as a JSON string literal, quotes included.
-std::string json_string(std::string_view text);
+
 
 }  // namespace coproc::bench

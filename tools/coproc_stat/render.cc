@@ -4,6 +4,8 @@
 
 #include <iterator>
 
+#include "common/json_text.h"
+
 namespace coproc::stat {
 
 namespace {
@@ -17,21 +19,6 @@ void put(std::string& out, fmt::format_string<Args...> format, Args&&... args) {
   fmt::format_to(std::back_inserter(out), format, std::forward<Args>(args)...);
 }
 
-// JSON string escaping for model names (quotes, backslashes, control bytes).
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 // Prometheus label values escape backslash, quote and newline.
 std::string label(const std::string& s) {
