@@ -93,7 +93,5 @@ std::string machine_text();
 std::string machine_json();
 
 std::string fmt_us(int64_t ns);
-// `text` as a JSON string literal, quotes included.
-
 
 }  // namespace coproc::bench
