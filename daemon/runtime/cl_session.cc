@@ -248,7 +248,9 @@ Status ClSession::run(const Plan& plan, std::span<const void* const> inputs,
   ClDevice& cl = model_->device();
   const std::lock_guard lock(cl.mutex());
   ocl::Device& device = cl.device();
-  Bases bases;
+  Bases& bases = bases_[0];
+  bases.inputs.clear();
+  bases.outputs.clear();
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     bases.inputs.push_back(inputs_[i].at());
     if (plan.input_bytes_[i] > 0) device.write(inputs_[i].at(), inputs[i], plan.input_bytes_[i]);
@@ -285,9 +287,12 @@ Status ClSession::run_halves(const Prepared& prepared, std::span<const void* con
   const auto rows = static_cast<std::size_t>(prepared.rows);
   const std::size_t first_rows = rows / 2;
   ocl::Event uploaded[2];
-  Bases bases[2];
-  std::vector<void*> host_outputs[2];
+  Bases* const bases = bases_;
+  std::vector<void*>* const host_outputs = host_outputs_;
   for (int h = 0; h < 2; ++h) {
+    bases[h].inputs.clear();
+    bases[h].outputs.clear();
+    host_outputs[h].clear();
     const std::size_t begin = h == 0 ? 0 : first_rows;
     const std::size_t count = h == 0 ? first_rows : rows - first_rows;
     for (std::size_t i = 0; i < inputs.size(); ++i) {

@@ -139,6 +139,10 @@ class ClSession {
   std::vector<kernels::opencl::Buffer> outputs_;
   std::vector<Pinned> input_pins_;
   std::vector<Pinned> output_pins_;
+  // Reused by every run, so that a run allocates nothing: where each half's (or the whole
+  // run's, in [0]) inputs and outputs are, and its outputs' host addresses.
+  Bases bases_[2];
+  std::vector<void*> host_outputs_[2];
   std::size_t overlap_min_bytes_ = kOverlapMinBytes;
   uint64_t split_runs_ = 0;
   // One step's operands, and pointers to them for its KernelIO.
