@@ -118,6 +118,12 @@ Result<std::unique_ptr<Kernel>> plan_matmul_bias(PlanContext& ctx) {
     g.lda = std::max<int64_t>(1, k);
     g.ldb = g.ldc = std::max<int64_t>(1, n);
     g.bias = true;
+    // The two devices number their activations alike (checked here at compile time).
+    static_assert(static_cast<int>(ocl::Activation::kRelu) == static_cast<int>(cpu::Activation::kRelu) &&
+                  static_cast<int>(ocl::Activation::kGelu) == static_cast<int>(cpu::Activation::kGelu) &&
+                  static_cast<int>(ocl::Activation::kTanh) == static_cast<int>(cpu::Activation::kTanh) &&
+                  static_cast<int>(ocl::Activation::kSigmoid) ==
+                      static_cast<int>(cpu::Activation::kSigmoid));
     g.activation = static_cast<ocl::Activation>(activation.value());
     return cl_gemm(ctx, g);
   }
