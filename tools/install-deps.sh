@@ -17,6 +17,7 @@ debian_packages=(
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev
   libonnx-testdata
+  systemd  # tests/ops verifies the unit in tools/systemd with systemd-analyze
   tmux  # tests/ops drives coproc-stat --watch in a detached tmux session
 )
 
