@@ -14,9 +14,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "client_impl.h"
 #include "coproc/coproc_generated.h"
+#include "coproc/hello_io.h"
 #include "coproc/socket_path.h"
 
 namespace {
@@ -89,48 +91,6 @@ coproc_status check_daemon_identity(int fd, const std::string& path, int64_t exp
   return COPROC_ERR_PERMISSION_DENIED;
 }
 
-// Receives exactly sizeof(reply) bytes, collecting the fds of SCM_RIGHTS.
-bool receive_reply(int fd, HelloReply* reply, int fds[], int* n_fds, std::string* message) {
-  auto* out = reinterpret_cast<char*>(reply);
-  size_t got = 0;
-  *n_fds = 0;
-  while (got < sizeof(*reply)) {
-    pollfd pfd{fd, POLLIN, 0};
-    if (::poll(&pfd, 1, kHelloTimeoutMs) <= 0) {
-      *message = "no hello reply from the daemon within 5 s";
-      return false;
-    }
-    iovec iov{out + got, sizeof(*reply) - got};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * coproc::wire::kHelloFdCount)];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      *message = n == 0 ? "the daemon closed the connection during hello" : errno_text("recvmsg");
-      return false;
-    }
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      for (int i = 0; i < count; ++i) {
-        int received;
-        std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (*n_fds < coproc::wire::kHelloFdCount) {
-          fds[(*n_fds)++] = received;
-        } else {
-          ::close(received);
-        }
-      }
-    }
-    got += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 void* map_fd(int fd, size_t bytes, int prot) {
   void* p = ::mmap(nullptr, bytes, prot, MAP_SHARED, fd, 0);
   return p == MAP_FAILED ? nullptr : p;
@@ -179,11 +139,11 @@ coproc_status coproc_client::connect(const coproc_connect_options& options, copr
     return COPROC_ERR_CONNECT;
   }
   HelloReply reply{};
-  int fds[coproc::wire::kHelloFdCount] = {-1, -1, -1, -1};
-  int n_fds = 0;
-  bool received = receive_reply(client->socket_fd_, &reply, fds, &n_fds, message);
+  std::vector<int> fds;
+  const bool received = coproc::wire::receive_hello_reply(client->socket_fd_, &reply, &fds,
+                                                          kHelloTimeoutMs, message);
   auto close_fds = [&] {
-    for (int i = 0; i < n_fds; ++i) ::close(fds[i]);
+    for (const int fd : fds) ::close(fd);
   };
   if (!received) {
     close_fds();
@@ -207,15 +167,15 @@ coproc_status coproc_client::connect(const coproc_connect_options& options, copr
     *message = std::string("the daemon refused the connection: ") + reply.message;
     return static_cast<coproc_status>(reply.status);
   }
-  if (n_fds != coproc::wire::kHelloFdCount) {
+  if (fds.size() != static_cast<std::size_t>(coproc::wire::kHelloFdCount)) {
     close_fds();
-    *message = "hello reply carried " + std::to_string(n_fds) + " descriptors, expected 4";
+    *message = "hello reply carried " + std::to_string(fds.size()) + " descriptors, expected 4";
     return COPROC_ERR_CONNECT;
   }
   client->client_id_ = reply.client_id;
   client->segment_bytes_ = reply.segment_bytes;
   client->registry_bytes_ = reply.registry_bytes;
-  coproc_status status = client->map_segments(fds, message);
+  coproc_status status = client->map_segments(fds.data(), message);
   close_fds();  // the mappings and the dup'ed eventfd keep what we need
   if (status != COPROC_OK) return status;
   status = client->read_model_table(message);

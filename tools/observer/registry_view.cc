@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "coproc/coproc_generated.h"
+#include "coproc/hello_io.h"
 
 namespace coproc::observer {
 
@@ -20,43 +21,6 @@ constexpr int kHelloTimeoutMs = 5000;
 constexpr int kRegistryFdIndex = 1;
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-// Receives the whole reply and the descriptors that came with it.
-bool receive_reply(int fd, wire::HelloReply* reply, std::vector<int>* fds, std::string* error) {
-  auto* out = reinterpret_cast<char*>(reply);
-  std::size_t got = 0;
-  while (got < sizeof(*reply)) {
-    pollfd pfd{fd, POLLIN, 0};
-    if (::poll(&pfd, 1, kHelloTimeoutMs) <= 0) {
-      *error = "no hello reply from the daemon within 5 s";
-      return false;
-    }
-    iovec iov{out + got, sizeof(*reply) - got};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * wire::kHelloFdCount)];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      *error = n == 0 ? "the daemon closed the connection during hello" : errno_text("recvmsg");
-      return false;
-    }
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (std::size_t i = 0; i < count; ++i) {
-        int received;
-        std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        fds->push_back(received);
-      }
-    }
-    got += static_cast<std::size_t>(n);
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -90,7 +54,7 @@ bool RegistryView::open(const std::string& socket_path) {
   std::string error;
   bool ok = ::send(fd, &hello, sizeof(hello), MSG_NOSIGNAL) == sizeof(hello);
   if (!ok) error = errno_text("send hello");
-  ok = ok && receive_reply(fd, &reply, &fds, &error);
+  ok = ok && wire::receive_hello_reply(fd, &reply, &fds, kHelloTimeoutMs, &error);
   ::close(fd);  // the daemon reclaims the session; our registry mapping stays valid
   if (ok && (reply.magic != wire::kHelloMagic || reply.status != 0)) {
     reply.message[sizeof(reply.message) - 1] = '\0';
