@@ -60,6 +60,7 @@ PrivateDaemon::PrivateDaemon(const std::vector<ServedModel>& models, int cpu_thr
   std::vector<std::string> args = {daemon,
                                    "--config", config,
                                    "--socket", socket_path_,
+                                   "--http-listen", "127.0.0.1:0",
                                    "--cpu-threads", std::to_string(cpu_threads),
                                    "--intra-op-threads", std::to_string(intra_op_threads),
                                    "--log-level", "warn"};

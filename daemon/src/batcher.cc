@@ -139,7 +139,12 @@ Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::
       if (input_dim1[i]) state->length_input = static_cast<int>(i);
     }
     states_.push_back(std::move(state));
-    stats(m.id, 0).gpu_from_batch.store(m.gpu_from_batch, std::memory_order_relaxed);
+    wire::ModelStats& settings = stats(m.id, 0);
+    settings.gpu_from_batch.store(m.gpu_from_batch, std::memory_order_relaxed);
+    const wire::DeviceMode mode = m.device == "gpu"    ? wire::DeviceMode::kGpu
+                                  : m.device == "auto" ? wire::DeviceMode::kAuto
+                                                       : wire::DeviceMode::kCpu;
+    settings.device_mode.store(static_cast<uint64_t>(mode), std::memory_order_relaxed);
   }
   poller_state_ = make_thread_state(0);
 }
@@ -500,16 +505,27 @@ uint64_t Batcher::run_single(WorkItem& item, ThreadState& state) {
                        {queue_ns, exec_ns, rows})) {
     report_overflow(client);
   }
+  const uint64_t e2e_ns = CycleClock::to_ns(CycleClock::now() - item.received_ticks);
   bump(st.completed[0]);
-  bump(st.batches);
-  if (item.model->on_gpu(rows)) bump(st.batches_on_gpu);
-  bump(st.batch_rows, rows);
-  bump(st.batch_size_histogram[wire::log2_bucket(rows, wire::kBatchSizeBuckets)]);
-  bump(st.queue_ns_histogram[wire::log2_bucket(queue_ns, wire::kLatencyBuckets)]);
-  bump(st.exec_ns_histogram[wire::log2_bucket(exec_ns, wire::kLatencyBuckets)]);
+  bump(st.queue_ns_histogram[wire::histogram_bucket(queue_ns, wire::kLatencyBuckets)]);
   bump(st.queue_ns_sum, queue_ns);
-  bump(st.exec_ns_sum, exec_ns);
+  bump(st.e2e_ns_histogram[wire::histogram_bucket(e2e_ns, wire::kLatencyBuckets)]);
+  bump(st.e2e_ns_sum, e2e_ns);
+  count_run(st, state.writer, item.model->on_gpu(rows), rows, exec_ns);
   return exec_ns;
+}
+
+void Batcher::count_run(wire::ModelStats& st, uint32_t writer, bool on_gpu, uint64_t rows,
+                        uint64_t exec_ns) const {
+  bump(st.batches);
+  if (on_gpu) bump(st.batches_on_gpu);
+  bump(st.batch_rows, rows);
+  bump(st.batch_size_histogram[wire::histogram_bucket(rows, wire::kBatchSizeBuckets)]);
+  bump(st.exec_ns_histogram[wire::histogram_bucket(exec_ns, wire::kLatencyBuckets)]);
+  bump(st.exec_ns_sum, exec_ns);
+  wire::DeviceStats::Busy& device = registry_.device_stats(on_gpu ? 1 : 0).by_writer[writer];
+  bump(device.busy_ns, exec_ns);
+  bump(device.batches);
 }
 
 void Batcher::run_batch(Formed& formed, ThreadState& state) {
@@ -639,9 +655,12 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
                          {queue_ns, exec_ns, static_cast<uint32_t>(rows)}, /*wake=*/false)) {
       report_overflow(*w->session);
     }
+    const uint64_t e2e_ns = CycleClock::to_ns(CycleClock::now() - w->received_ticks);
     bump(st.completed[0]);
-    bump(st.queue_ns_histogram[wire::log2_bucket(queue_ns, wire::kLatencyBuckets)]);
+    bump(st.queue_ns_histogram[wire::histogram_bucket(queue_ns, wire::kLatencyBuckets)]);
     bump(st.queue_ns_sum, queue_ns);
+    bump(st.e2e_ns_histogram[wire::histogram_bucket(e2e_ns, wire::kLatencyBuckets)]);
+    bump(st.e2e_ns_sum, e2e_ns);
     row_offset += r;
   }
   // One wake-up per client of the batch, not one per completion: a client
@@ -651,12 +670,7 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
     for (std::size_t k = 0; k < i && !seen; ++k) seen = live[k]->session == live[i]->session;
     if (!seen) live[i]->session->wake();
   }
-  bump(st.batches);
-  if (model.on_gpu(rows)) bump(st.batches_on_gpu);
-  bump(st.batch_rows, static_cast<uint64_t>(rows));
-  bump(st.batch_size_histogram[wire::log2_bucket(static_cast<uint64_t>(rows), wire::kBatchSizeBuckets)]);
-  bump(st.exec_ns_histogram[wire::log2_bucket(exec_ns, wire::kLatencyBuckets)]);
-  bump(st.exec_ns_sum, exec_ns);
+  count_run(st, state.writer, on_gpu, static_cast<uint64_t>(rows), exec_ns);
   bump(st.padded_elements_wasted, formed.batch.padded_elements_wasted);
   if (ms.length_input >= 0) bump(st.padded_elements_total, static_cast<uint64_t>(rows * padded));
   std::lock_guard lock(mu_);

@@ -38,7 +38,7 @@
 namespace coproc::daemon {
 
 // ModelStats blocks per model: one per writing thread (0 poller, 1 worker).
-inline constexpr uint32_t kStatsWriters = 2;
+inline constexpr uint32_t kStatsWriters = wire::kStatsWriters;
 
 // Plans each executing thread keeps per model (least recently used dropped):
 // one per batch size and padded length in practice, so a client cycling
@@ -103,6 +103,9 @@ class Batcher {
   wire::ModelStats& stats(uint32_t model_id, uint32_t writer) const {
     return registry_.model_stats(model_id * kStatsWriters + writer);
   }
+  // A run finished: its counters in the model's block and on the device that ran it.
+  void count_run(wire::ModelStats& st, uint32_t writer, bool on_gpu, uint64_t rows,
+                 uint64_t exec_ns) const;
 
   const ModelSet& models_;
   Registry& registry_;

@@ -67,6 +67,7 @@ Result<std::shared_ptr<ClientSession>> ClientSession::create(uint32_t id, pid_t 
 
 ClientSession::~ClientSession() {
   if (event_fd_ >= 0) ::close(event_fd_);
+  if (release_stats_) release_stats_();
 }
 
 std::byte* ClientSession::arena_range(uint64_t offset, uint64_t bytes) const {
@@ -74,10 +75,14 @@ std::byte* ClientSession::arena_range(uint64_t offset, uint64_t bytes) const {
   return arena_ + offset;
 }
 
-bool ClientSession::push_completion(std::span<const uint8_t> completion, bool wake_client) {
+bool ClientSession::push_completion(std::span<const uint8_t> completion, bool ok,
+                                    bool wake_client) {
   if (closed()) return false;
   {
     std::lock_guard lock(completion_mu_);
+    // Under completion_mu_: the producers of this client take turns, so each counter has one
+    // writer at a time and the mutex orders them.
+    if (stats_ != nullptr) bump(ok ? stats_->completed_ok : stats_->completed_error);
     if (!completions_.try_push(completion.data(), static_cast<uint32_t>(completion.size()))) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       overflowed_.store(true, std::memory_order_relaxed);

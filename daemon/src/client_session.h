@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -59,10 +60,22 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // overflowed, and the poller disconnects it (a stuck client must not cost
   // the daemon anything, and that client would wait forever for the lost
   // completion anyway).
-  bool push_completion(std::span<const uint8_t> completion, bool wake = true);
+  // `ok`: the completion's status is OK (counted in the client's stats slot).
+  bool push_completion(std::span<const uint8_t> completion, bool ok, bool wake = true);
   // Wakes the client if it sleeps (futex, eventfd): after a batch pushed
   // several completions with wake = false, one wake-up instead of one each.
   void wake();
+
+  // Control loop, before the session is shared: the client's slot in the stats page (null when
+  // every slot was taken). `release` runs in the destructor, when nothing can count into it.
+  void attach_stats(wire::ClientStats* stats, std::function<void()> release) {
+    stats_ = stats;
+    release_stats_ = std::move(release);
+  }
+  // Poller thread: a request read off the submission ring (its only writer).
+  void count_request() {
+    if (stats_ != nullptr) bump(stats_->requests);
+  }
 
   void close() { closed_.store(true, std::memory_order_relaxed); }
   bool closed() const { return closed_.load(std::memory_order_relaxed); }
@@ -73,6 +86,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
  private:
   ClientSession() = default;
+  // One writer per counter (see attach_stats, push_completion): a relaxed load and store.
+  static void bump(std::atomic<uint64_t>& counter) {
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
 
   uint32_t id_ = 0;
   pid_t pid_ = 0;
@@ -90,6 +107,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> dropped_{0};
   std::atomic<bool> overflowed_{false};
+  wire::ClientStats* stats_ = nullptr;
+  std::function<void()> release_stats_;
 };
 
 }  // namespace coproc::daemon

@@ -67,7 +67,8 @@ bool send_completion(ClientSession& session, uint64_t id, ErrorCode code, std::s
   }();
   thread_local CompletionTemplate cached;
   if (code != ErrorCode::kOk || !message.empty() || output_shapes.size() > kMaxShapes) {
-    return session.push_completion(build(fbb, id, code, message, output_shapes, timing), wake);
+    return session.push_completion(build(fbb, id, code, message, output_shapes, timing),
+                                   code == ErrorCode::kOk, wake);
   }
   if (!cached.matches(output_shapes)) {
     auto bytes = build(fbb, id, code, message, output_shapes, timing);
@@ -82,7 +83,7 @@ bool send_completion(ClientSession& session, uint64_t id, ErrorCode code, std::s
   t->mutate_queue_ns(timing.queue_ns);
   t->mutate_exec_ns(timing.exec_ns);
   t->mutate_batch_size(timing.batch_size);
-  return session.push_completion(cached.bytes, wake);
+  return session.push_completion(cached.bytes, code == ErrorCode::kOk, wake);
 }
 
 }  // namespace coproc::daemon

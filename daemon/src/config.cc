@@ -7,6 +7,7 @@
 // code at the end of the file.
 #include "config.h"
 #include "config_detail.h"
+#include "listen_address.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -65,6 +66,7 @@ enum class Kind {
   kFileMode,    // permission bits in [min, max], written in octal: 0o660 or "0660"
   kGroup,       // a group name, or a gid in [min, max]; "" = unset
   kText,        // a string of at most `max` bytes; "" = unset
+  kListen,      // "off", or a numeric ADDRESS:PORT (listen_address.h)
 };
 
 struct KeySpec {
@@ -117,6 +119,9 @@ constexpr KeySpec kKeys[] = {
      .kind = Kind::kText, .max = 256, .text = &Config::opencl_device,
      .help = "OpenCL device on that platform: part of its name, or its index (\"\": the first GPU, "
              "else the first device)"},
+    {.key = "http.listen", .flag = "--http-listen", .metavar = "ADDR:PORT|off",
+     .kind = Kind::kListen, .text = &Config::http_listen,
+     .help = "HTTP endpoint for /metrics and /health (port 0: any free port; off: none)"},
     {.key = "limits.max_clients", .flag = "--max-clients", .metavar = "N", .kind = Kind::kInteger,
      .min = 1, .max = 4096, .u32 = &Config::max_clients,
      .help = "Clients connected at once"},
@@ -280,6 +285,8 @@ std::string allowed(const KeySpec& k) {
       return fmt::format(
           "a group name (1-{} characters of [A-Za-z0-9_.-], not starting with '-') or a gid in {}",
           kMaxGroupNameChars, range(k));
+    case Kind::kListen:
+      return "\"off\" or a numeric ADDRESS:PORT such as \"127.0.0.1:9470\" or \"[::1]:9470\"";
     case Kind::kInteger:
       break;
   }
@@ -394,6 +401,15 @@ Status assign(const KeySpec& k, const Input& in, Config& c) {
       if (in.text->size() > k.max) return bad_value(in, "must be " + allowed(k));
       c.*k.text = *in.text;
       return {};
+    case Kind::kListen: {
+      if (!in.text) return bad_value(in, "must be " + allowed(k));
+      bool valid = false;
+      std::string problem;
+      parse_listen_address(*in.text, &valid, &problem);
+      if (!valid) return bad_value(in, problem + "; it must be " + allowed(k));
+      c.*k.text = *in.text;
+      return {};
+    }
     case Kind::kChoice:
       if (!in.text || !is_choice(k.choices, *in.text)) {
         return bad_value(in, "must be " + allowed(k));
@@ -422,6 +438,7 @@ std::string render(const KeySpec& k, const Config& c) {
     case Kind::kText:
     case Kind::kChoice:
     case Kind::kGroup:
+    case Kind::kListen:
       return fmt::format("{:?}", c.*k.text);
     case Kind::kIdList:
       return fmt::format("[{}]", fmt::join(c.*k.u32_list, ", "));

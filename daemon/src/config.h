@@ -64,6 +64,10 @@ struct Config {
   // a name (case-insensitive) or an index; "" = any platform, the first GPU (else device).
   std::string opencl_platform;
   std::string opencl_device;
+  // http.listen: the HTTP endpoint (/metrics, /health/live, /health/ready): "off", or
+  // "ADDRESS:PORT" with a numeric address, "[v6]:PORT" for IPv6 (listen_address.h); port 0 picks
+  // a free one. Loopback by default: the metrics name models and client pids.
+  std::string http_listen = "127.0.0.1:9470";
   uint32_t max_clients = 64;       // limits.max_clients
   // limits.arena_bytes; the file and flag also take "512KiB", "64MiB", "1GiB".
   uint64_t arena_bytes = uint64_t{64} << 20;

@@ -17,6 +17,11 @@
 #include <filesystem>
 #include <optional>
 
+#include "coproc/ring/wait.h"
+#include "exposition.h"
+#include "listen_address.h"
+#include "snapshot.h"
+
 namespace coproc::daemon {
 
 namespace {
@@ -128,6 +133,14 @@ std::vector<gid_t> peer_groups(int fd) {
   }
 }
 
+// The smallest valid segment (limits.ring_slots, slot_bytes and arena_bytes minimums).
+constexpr SegmentGeometry kObserverGeometry{8, 256, 64 * 1024};
+
+// The control loop is the only writer of the daemon's client gauges (relaxed: standalone values).
+void bump_gauge(std::atomic<uint64_t>& gauge, uint64_t by) {
+  gauge.store(gauge.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
 bool contains(const std::vector<uint32_t>& ids, uint32_t id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
@@ -149,22 +162,26 @@ struct ControlLoop::Connection {
   std::size_t hello_bytes = 0;
   char read_buffer[256];
   std::shared_ptr<ClientSession> session;
+  int stats_slot = -1;  // the client's slot in the stats page, -1: none
+  bool observer = false;  // said hello as HelloKind::kObserver
   bool closing = false;
 };
 
 ControlLoop::ControlLoop(const Config& config, Registry& registry, SessionTable& sessions,
-                         int numa_node)
+                         int numa_node, StatsSampler& sampler)
     : config_(config),
       registry_(registry),
       sessions_(sessions),
       numa_node_(numa_node),
-      daemon_uid_(::geteuid()) {
+      daemon_uid_(::geteuid()),
+      sampler_(sampler) {
   uv_loop_init(&loop_);
   loop_.data = this;
 }
 
 ControlLoop::~ControlLoop() {
   if (listening_) ::unlink(config_.socket_path.c_str());
+  if (http_) http_->close();
   // A start that failed after listen() began leaves handles open (signal watchers, the server
   // pipe); close them and let their close callbacks run, or the loop cannot be closed and its
   // memory leaks. After a normal run() every handle is closed already and this finds none.
@@ -237,7 +254,48 @@ Status ControlLoop::listen() {
                       "cannot listen on " + config_.socket_path + ": " + uv_strerror(rc));
   }
   listening_ = true;
+  return listen_http();
+}
+
+Status ControlLoop::listen_http() {
+  bool valid = false;
+  std::string problem;
+  const auto address = parse_listen_address(config_.http_listen, &valid, &problem);
+  COPROC_CHECK(valid);  // config.cc accepted it
+  if (!address) return {};
+  http_ = std::make_unique<HttpServer>(&loop_, [this](std::string_view path) {
+    return serve_http(path);
+  });
+  if (Status s = http_->listen(address->host, address->port); !s) {
+    return make_error(s.error().code,
+                      fmt::format("http.listen = \"{}\": {} (another port, \"off\", or port 0 for "
+                                  "any free one)",
+                                  config_.http_listen, s.error().message));
+  }
+  // relaxed: a standalone value for readers of the stats page.
+  registry_.daemon_info().http_port.store(http_->port(), std::memory_order_relaxed);
+  const bool v6 = address->host.find(':') != std::string::npos;
+  spdlog::info("http: /metrics, /health/live, /health/ready on {}{}{}:{}", v6 ? "[" : "",
+               address->host, v6 ? "]" : "", http_->port());
   return {};
+}
+
+HttpResponse ControlLoop::serve_http(std::string_view path) {
+  constexpr const char* kText = "text/plain; charset=utf-8";
+  if (path == "/metrics") {
+    return {200, stats::kExpositionContentType,
+            stats::render_prometheus(stats::read_snapshot(sampler_.page()))};
+  }
+  // Answered by this loop, so the loop turns: the daemon is alive.
+  if (path == "/health/live") return {200, kText, "live\n"};
+  if (path == "/health/ready") {
+    // acquire: pairs with set_state's release.
+    const uint32_t state = registry_.header().state.load(std::memory_order_acquire);
+    if (state == static_cast<uint32_t>(wire::DaemonState::kReady)) return {200, kText, "ready\n"};
+    return {503, kText, fmt::format("not ready: {}\n", stats::state_name(state))};
+  }
+  if (path == "/") return {200, kText, "coprocd: /metrics /health/live /health/ready\n"};
+  return {404, kText, "not found: try /metrics, /health/live or /health/ready\n"};
 }
 
 // Installed before the socket exists: once a client (or a test) can reach the
@@ -268,6 +326,7 @@ void ControlLoop::run(Poller& poller, Batcher& batcher) {
   uv_timer_start(&heartbeat_, [](uv_timer_t* t) {
     auto* self = static_cast<ControlLoop*>(t->loop->data);
     self->registry_.heartbeat();
+    self->sampler_.sample(static_cast<uint64_t>(ring::monotonic_ns()));
     self->expire_hellos();
     self->refusal_log_.flush(uv_now(&self->loop_));
   }, kHeartbeatMs, kHeartbeatMs);
@@ -288,6 +347,7 @@ void ControlLoop::run(Poller& poller, Batcher& batcher) {
     }
   });
 
+  sampler_.sample(static_cast<uint64_t>(ring::monotonic_ns()));  // threads and RSS from the start
   registry_.set_state(wire::DaemonState::kReady);
   spdlog::info("coprocd ready on {} (pid {})", config_.socket_path, ::getpid());
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -443,13 +503,28 @@ void ControlLoop::handle_hello(Connection& c) {
            "too many clients (limits.max_clients = " + std::to_string(config_.max_clients) + ")");
     return;
   }
-  SegmentGeometry geometry{config_.ring_slots, config_.slot_bytes, config_.arena_bytes};
+  // An observer (coproc-stat) only maps the registry and hangs up: it gets the smallest segment,
+  // no stats slot, and does not count as a client.
+  c.observer = c.hello.kind == HelloKind::kObserver;
+  SegmentGeometry geometry = c.observer ? kObserverGeometry
+                                        : SegmentGeometry{config_.ring_slots, config_.slot_bytes,
+                                                          config_.arena_bytes};
   auto session = ClientSession::create(c.id, c.pid, c.uid, geometry, numa_node_);
   if (!session.ok()) {
     refuse(c, session.error().code, "cannot create the client segment: " + session.error().message);
     return;
   }
   c.session = session.value();
+  wire::DaemonInfo& info = registry_.daemon_info();
+  c.stats_slot = c.observer ? -1 : registry_.acquire_client_slot(c.id, c.pid, c.uid);
+  if (c.stats_slot >= 0) {
+    c.session->attach_stats(&registry_.client_stats(c.stats_slot),
+                            [registry = &registry_, slot = c.stats_slot] {
+                              registry->release_client_slot(slot);
+                            });
+  } else if (!c.observer) {
+    bump_gauge(info.clients_untracked, 1);
+  }
   // Into the poller's table before the reply: once the client has its fds it
   // may push and ring at once, and the poller must already know its ring.
   sessions_.add(c.session);
@@ -482,6 +557,12 @@ void ControlLoop::handle_hello(Connection& c) {
     close_connection(c, "hello reply failed");
     return;
   }
+  if (c.observer) {
+    spdlog::debug("observer {} connected: pid {}, uid {}", c.id, c.pid, c.uid);
+    return;
+  }
+  bump_gauge(info.clients_total, 1);
+  info.clients_connected.store(++clients_connected_, std::memory_order_relaxed);
   spdlog::info("client {} connected: pid {}, uid {}, gid {}, segment {} bytes", c.id, c.pid,
                c.uid, c.gid, c.session->segment_bytes());
 }
@@ -496,10 +577,19 @@ void ControlLoop::close_connection(Connection& c, const char* why) {
   if (c.session) {
     c.session->close();
     sessions_.remove(c.id);
+    if (c.stats_slot >= 0) registry_.clear_client_slot(c.stats_slot);
+    if (!c.observer) {
+      registry_.daemon_info().clients_connected.store(--clients_connected_,
+                                                      std::memory_order_relaxed);
+    }
     // Wake the poller so it drops its snapshot's reference now: the segment
     // is unmapped when the last reference (queued work included) goes.
     registry_.ring_doorbell();
-    spdlog::info("client {} (pid {}) {}: reclaimed", c.id, c.pid, why);
+    if (c.observer) {
+      spdlog::debug("observer {} (pid {}) {}", c.id, c.pid, why);
+    } else {
+      spdlog::info("client {} (pid {}) {}: reclaimed", c.id, c.pid, why);
+    }
     c.session.reset();
   }
   connections_.erase(c.id);
@@ -530,6 +620,7 @@ void ControlLoop::check_drained() {
   for (auto& [id, c] : connections_) all.push_back(c);
   for (Connection* c : all) close_connection(*c, "closed at shutdown");
   registry_.set_state(wire::DaemonState::kStopped);
+  if (http_) http_->close();
   auto close = [](auto* handle) { uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr); };
   close(&sigterm_);
   close(&sigint_);

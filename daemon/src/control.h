@@ -14,6 +14,14 @@
 // client: the session is marked closed (queued work is dropped and late
 // results discarded), removed from the poller's table, and its segment is
 // unmapped when the last reference goes.
+//
+// Observability (docs/operations.md): each hello takes a client slot in the
+// stats page and each disconnect clears it; once a second the heartbeat
+// refreshes the sampled gauges (StatsSampler). The HTTP endpoint (http.listen)
+// runs on this loop too: /metrics renders the stats page read as any tool
+// reads it, /health/live answers while this loop turns, /health/ready while
+// the daemon is ready (not starting, not draining). It is closed last, after
+// the drain, so a load balancer sees "draining" until the daemon is gone.
 #pragma once
 
 #include <sys/types.h>
@@ -29,16 +37,19 @@
 
 #include "batcher.h"
 #include "config.h"
+#include "http_server.h"
 #include "log_limiter.h"
 #include "poller.h"
 #include "registry.h"
 #include "session_table.h"
+#include "stats_sampler.h"
 
 namespace coproc::daemon {
 
 class ControlLoop {
  public:
-  ControlLoop(const Config& config, Registry& registry, SessionTable& sessions, int numa_node);
+  ControlLoop(const Config& config, Registry& registry, SessionTable& sessions, int numa_node,
+              StatsSampler& sampler);
   ~ControlLoop();
   ControlLoop(const ControlLoop&) = delete;
   ControlLoop& operator=(const ControlLoop&) = delete;
@@ -46,7 +57,8 @@ class ControlLoop {
   // Binds the socket, sets its mode and group, then listens. Refuses to take
   // over a socket a live daemon answers on, and a socket directory that
   // another user owns or may write to. Raises RLIMIT_NOFILE (soft) to what
-  // limits.max_clients needs, up to the hard limit.
+  // limits.max_clients needs, up to the hard limit. Then the HTTP endpoint,
+  // unless http.listen is "off"; an address it cannot bind fails the start.
   Status listen();
   // Runs until SIGTERM/SIGINT, then drains: stops accepting, lets the poller
   // and executor finish every request already submitted, and only then
@@ -71,6 +83,8 @@ class ControlLoop {
   void begin_shutdown(const char* signal_name);
   void install_signal_handlers();
   void check_drained();
+  Status listen_http();
+  HttpResponse serve_http(std::string_view path);
 
   const Config& config_;
   Registry& registry_;
@@ -80,6 +94,8 @@ class ControlLoop {
   Poller* poller_ = nullptr;
   Batcher* batcher_ = nullptr;
   std::function<void()> reload_;
+  StatsSampler& sampler_;
+  std::unique_ptr<HttpServer> http_;
 
   uv_loop_t loop_{};
   uv_pipe_t server_{};
@@ -91,6 +107,7 @@ class ControlLoop {
   uint32_t next_client_id_ = 1;
   std::unordered_map<uint32_t, Connection*> connections_;
   uint32_t pending_hellos_ = 0;  // connections that have not said hello yet
+  uint64_t clients_connected_ = 0;  // sessions of clients, observers not counted
 
   // Refusal log rate limit (loop thread only).
   LogLimiter refusal_log_{10, "refusals"};

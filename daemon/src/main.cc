@@ -21,7 +21,9 @@
 #include "numa_placement.h"
 #include "poller.h"
 #include "registry.h"
+#include "listen_address.h"
 #include "session_table.h"
+#include "stats_sampler.h"
 
 namespace {
 constexpr int kExitBadConfig = 2;
@@ -71,9 +73,29 @@ int main(int argc, char** argv) {
     spdlog::error("{}", models.error().message);
     return kExitStartFailed;
   }
+  RegistryInfo info;
+  info.version = COPROC_VERSION;
+  const std::vector<int> cpus = allowed_cpus();
+  info.cpus = cpu_ranges(cpus);
+  info.cpu_count = static_cast<uint32_t>(cpus.size());
+  info.max_clients = config.max_clients;
+  // Sessions of clients that just left may hold their slot a moment longer.
+  info.client_slots = 2 * config.max_clients;
+  bool listen_valid = false;
+  std::string listen_problem;
+  if (auto http = parse_listen_address(config.http_listen, &listen_valid, &listen_problem)) {
+    info.http_address = http->host;
+  }
+  info.device_names[0] = fmt::format("{}, OpenBLAS, {} threads", cpu_model_name(), config.cpu_threads);
+  if (models->cl_device()) {
+    const auto& cl = models->cl_device()->info();
+    info.device_names[1] = fmt::format("{} ({})", cl.name, cl.platform);
+  }
+  uint64_t weight_bytes = 0;
+  for (const auto& m : models->all()) weight_bytes += m.model->weight_bytes();
   auto registry = Registry::create(models->model_table(),
                                    static_cast<uint32_t>(models->size()) * kStatsWriters,
-                                   placement->node);
+                                   placement->node, info);
   if (!registry.ok()) {
     spdlog::error("registry: {}", registry.error().message);
     return kExitStartFailed;
@@ -87,7 +109,8 @@ int main(int argc, char** argv) {
   }
   Batcher batcher(models.value(), registry.value(), std::move(policies.value()),
                   int64_t{config.inline_max_us} * 1000, config.request_memory_bytes);
-  ControlLoop control(config, registry.value(), sessions, placement->node);
+  StatsSampler sampler(registry.value(), weight_bytes);
+  ControlLoop control(config, registry.value(), sessions, placement->node, sampler);
   if (auto listening = control.listen(); !listening.ok()) {
     spdlog::error("{}", listening.error().message);
     return kExitStartFailed;

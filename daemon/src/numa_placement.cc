@@ -1,13 +1,50 @@
 #include "numa_placement.h"
 
 #include <numa.h>
+#include <sched.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <fstream>
+
 namespace coproc::daemon {
 
 std::string Placement::describe() const { return fmt::format("node {} cpus [{}]", node, fmt::join(cpus, ",")); }
+
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (int i = 0; i < CPU_SETSIZE; ++i) {
+    if (CPU_ISSET(i, &set)) cpus.push_back(i);
+  }
+  return cpus;
+}
+
+std::string cpu_ranges(const std::vector<int>& cpus) {
+  std::string out;
+  for (std::size_t i = 0; i < cpus.size();) {
+    std::size_t j = i;
+    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
+    out += fmt::format("{}{}", out.empty() ? "" : ",", cpus[i]);
+    if (j > i) out += fmt::format("-{}", cpus[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string cpu_model_name() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  const std::string key = "model name";
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.compare(0, key.size(), key) != 0) continue;
+    const std::size_t colon = line.find(':');
+    if (colon != std::string::npos && colon + 2 <= line.size()) return line.substr(colon + 2);
+  }
+  return "cpu";
+}
 
 Result<Placement> apply_numa_placement(bool automatic, int requested_node, int gpu_node) {
   if (numa_available() < 0) {

@@ -17,6 +17,14 @@ struct Placement {
   std::string describe() const;
 };
 
+// The CPUs this thread may run on now (sched_getaffinity), after placement.
+std::vector<int> allowed_cpus();
+// CPUs as ranges: {0,1,2,3,8} -> "0-3,8".
+std::string cpu_ranges(const std::vector<int>& cpus);
+
+// The CPU's model name from /proc/cpuinfo ("AMD EPYC 7B13"); "cpu" when it does not say.
+std::string cpu_model_name();
+
 // automatic: gpu_node when it is a node of this machine (the OpenCL device's, from its PCI
 // slot; -1 when no model uses it or the system does not say), else node 0.
 Result<Placement> apply_numa_placement(bool automatic, int requested_node, int gpu_node = -1);

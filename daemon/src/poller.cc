@@ -92,6 +92,7 @@ bool Poller::drain_once() {
       switch (parse_request({slot_copy_.data(), bytes}, *session, models_, now, &parsed_,
                             &pass_[pass_size_])) {
         case ParseKind::kWork:
+          session->count_request();
           ++pass_size_;
           break;
         case ParseKind::kCancel:
@@ -116,6 +117,7 @@ void Poller::flush_pass() {
 
 void Poller::report_rejection(ClientSession& session, const Rejection& rejection) {
   if (rejection.id_known) {
+    session.count_request();  // it is answered, so it counts as the client's request
     spdlog::debug("client {}: request {} rejected: {}", session.id(), rejection.id,
                   rejection.message);
     send_error(session, rejection.id, rejection.code, rejection.message);

@@ -231,6 +231,21 @@ INSTANTIATE_TEST_SUITE_P(
                 "config: executor.intra_op_threads = 65 is out of range [1, 64]"},
         Refusal{"shouldRefuseCpuThreadsAboveMax", "executor.cpu_threads = 257",
                 "config: executor.cpu_threads = 257 is out of range [1, 256]"},
+        Refusal{"shouldRefuseAHostNameForHttpListen", "http.listen = \"localhost:9470\"",
+                "config: http.listen = \"localhost:9470\" needs a numeric address: an IPv4 address "
+                "(127.0.0.1:9470) or an IPv6 one in brackets ([::1]:9470); it must be \"off\" or "
+                "a numeric ADDRESS:PORT such as \"127.0.0.1:9470\" or \"[::1]:9470\""},
+        Refusal{"shouldRefuseAnHttpPortAbove65535", "http.listen = \"127.0.0.1:65536\"",
+                "config: http.listen = \"127.0.0.1:65536\" has a port outside [0, 65535]; it must "
+                "be \"off\" or a numeric ADDRESS:PORT such as \"127.0.0.1:9470\" or "
+                "\"[::1]:9470\""},
+        Refusal{"shouldRefuseHttpListenWithoutAPort", "http.listen = \"127.0.0.1\"",
+                "config: http.listen = \"127.0.0.1\" has no :PORT; it must be \"off\" or a "
+                "numeric ADDRESS:PORT such as \"127.0.0.1:9470\" or \"[::1]:9470\""},
+        Refusal{"shouldRefuseAnUnbracketedIpv6HttpListen", "http.listen = \"::1:9470\"",
+                "config: http.listen = \"::1:9470\" needs a numeric address: an IPv4 address "
+                "(127.0.0.1:9470) or an IPv6 one in brackets ([::1]:9470); it must be \"off\" or "
+                "a numeric ADDRESS:PORT such as \"127.0.0.1:9470\" or \"[::1]:9470\""},
         Refusal{"shouldRefuseZeroMaxClients", "limits.max_clients = 0",
                 "config: limits.max_clients = 0 is out of range [1, 4096]"},
         Refusal{"shouldRefuseMaxClientsAboveMax", "limits.max_clients = 4097",
@@ -553,6 +568,7 @@ TEST(ConfigFile, shouldDescribeEveryKeyAndModelOnItsOwnLine) {
             "executor.intra_op_threads = 1\n"
             "opencl.platform = \"\"\n"
             "opencl.device = \"\"\n"
+            "http.listen = \"127.0.0.1:9470\"\n"
             "limits.max_clients = 64\n"
             "limits.arena_bytes = 67108864\n"
             "limits.request_memory = 4294967296\n"
@@ -567,10 +583,19 @@ TEST(ConfigFile, shouldDescribeEveryKeyAndModelOnItsOwnLine) {
             "aging_ms 10, length_buckets [], memory_limit 0)\n");
 }
 
+TEST(ConfigFile, shouldAcceptHttpListenOffIpv4AndBracketedIpv6) {
+  for (const char* value : {"off", "0.0.0.0:0", "127.0.0.1:9470", "[::1]:65535"}) {
+    const Result<Config> config = parse(std::string("http.listen = \"") + value + "\"\n");
+    ASSERT_TRUE(config.ok()) << value << ": " << config.error().message;
+    EXPECT_EQ(config->http_listen, value);
+  }
+}
+
 TEST(ConfigFile, shouldDescribeScalarKeysAsTomlThatParsesBack) {
   const Result<Config> first = parse(R"(
     daemon = { socket = "/run/c.sock", numa_node = 5, log_level = "warn" }
     limits = { arena_bytes = "1GiB", ring_slots = 1024 }
+    http = { listen = "[::1]:9100" }
     security = { allowed_uids = [1000, 1001], allowed_gids = [998], socket_mode = 0o600, socket_group = "coproc" }
   )");
   ASSERT_TRUE(first.ok()) << first.error().message;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -41,6 +42,10 @@ DaemonProcess::DaemonProcess(std::vector<std::string> args) {
   dir_ = ::mkdtemp(tmpl);
   socket_path_ = dir_ + "/coprocd.sock";
   log_path_ = dir_ + "/coprocd.log";
+  // Tests run daemons side by side: the HTTP endpoint on any free port unless a test picks one.
+  if (std::find(args.begin(), args.end(), "--http-listen") == args.end()) {
+    args.insert(args.begin(), {"--http-listen", "127.0.0.1:0"});
+  }
   args.insert(args.begin(), {coprocd_path(), "--socket", socket_path_});
   pid_ = ::fork();
   if (pid_ == 0) {

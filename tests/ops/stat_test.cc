@@ -120,7 +120,15 @@ DaemonProcess* CoprocStat::daemon_ = nullptr;
 TEST_F(CoprocStat, shouldPrintATableNamingEveryModelWithItsCounts) {
   const ChildRun r = stat(socket(), "");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("state ready"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  ready  up "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("numa node "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("http 127.0.0.1:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\ndevices\n  cpu  busy"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  gpu  not in use"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("end to end, per request"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nclients\n  none connected"), std::string::npos)
+      << "coproc-stat's own hello is not a client\n"
+      << r.out;
   EXPECT_NE(r.out.find("model noop"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("model mlp"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("accepted 20  completed 20"), std::string::npos) << r.out;
@@ -142,15 +150,18 @@ TEST_F(CoprocStat, shouldPrintJsonWithTheExactCounters) {
           "d = json.load(open(sys.argv[1]))\n"
           "m = {x[\"name\"]: x for x in d[\"models\"]}\n"
           "n = m[\"noop\"]\n"
-          "print(d[\"state\"], n[\"accepted\"], n[\"completed\"][\"ok\"], n[\"completed_total\"],"
+          "print(d[\"daemon\"][\"state\"], n[\"accepted\"], n[\"completed\"][\"ok\"], n[\"completed_total\"],"
           " n[\"max_batch\"], sum(n[\"queue_ns_histogram\"]), sum(n[\"batch_size_histogram\"]) =="
           " n[\"batches\"], n[\"queue_depth\"], m[\"mlp\"][\"accepted\"], "
           "m[\"mlp\"][\"completed\"][\"ok\"],"
-          " len(n[\"exec_ns_histogram\"]), type(d[\"suggestions\"]).__name__)' " +
+          " len(n[\"exec_ns_histogram\"]), sum(n[\"e2e_ns_histogram\"]), n[\"device\"],"
+          " d[\"daemon\"][\"clients_total\"], d[\"devices\"][0][\"device\"], d[\"devices\"][0][\"present\"],"
+          " d[\"daemon\"][\"http_port\"] > 0, d[\"daemon\"][\"rss_bytes\"] > 0, d[\"daemon\"][\"threads\"] >= 3,"
+          " type(d[\"suggestions\"]).__name__)' " +
           path);
   std::remove(path.c_str());
   EXPECT_EQ(check.exit_code, 0) << check.out;
-  EXPECT_EQ(check.out, "ready 20 20 20 8 20 True [0, 0, 0, 0] 3 3 40 list\n");
+  EXPECT_EQ(check.out, "ready 20 20 20 8 20 True [0, 0, 0, 0] 3 3 160 20 cpu 2 cpu True True True True list\n");
 }
 
 TEST_F(CoprocStat, shouldExposePrometheusMetricsWithCumulativeHistograms) {
@@ -162,7 +173,8 @@ TEST_F(CoprocStat, shouldExposePrometheusMetricsWithCumulativeHistograms) {
   EXPECT_EQ(e.samples.at(R"(coproc_requests_total{model="noop",status="ok"})"), kNoopRequests);
   EXPECT_EQ(e.samples.at(R"(coproc_requests_total{model="mlp",status="ok"})"), kMlpRequests);
   EXPECT_EQ(e.samples.at(R"(coproc_requests_total{model="noop",status="deadline_exceeded"})"), 0);
-  EXPECT_EQ(e.samples.at(R"(coproc_rejected_total{model="noop",reason="queue_full"})"), 0);
+  EXPECT_EQ(e.samples.at(R"(coproc_requests_rejected_total{model="noop",reason="queue_full"})"), 0);
+  EXPECT_EQ(e.samples.at(R"(coproc_request_duration_seconds_count{model="noop"})"), kNoopRequests);
   EXPECT_EQ(e.samples.at(R"(coproc_queue_depth{model="noop",priority="normal"})"), 0);
   const double batches = e.samples.at(R"(coproc_batches_total{model="noop",device="cpu"})") +
                          e.samples.at(R"(coproc_batches_total{model="noop",device="gpu"})");
@@ -174,19 +186,23 @@ TEST_F(CoprocStat, shouldExposePrometheusMetricsWithCumulativeHistograms) {
       {"coproc_up", "gauge"},
       {"coproc_heartbeat_age_seconds", "gauge"},
       {"coproc_requests_total", "counter"},
-      {"coproc_rejected_total", "counter"},
+      {"coproc_requests_rejected_total", "counter"},
+      {"coproc_request_duration_seconds", "histogram"},
+      {"coproc_device_busy_seconds_total", "counter"},
+      {"coproc_client_in_flight", "gauge"},
       {"coproc_queue_depth", "gauge"},
       {"coproc_batches_total", "counter"},
       {"coproc_batch_size", "histogram"},
       {"coproc_request_queue_seconds", "histogram"},
-      {"coproc_request_execution_seconds", "histogram"}};
+      {"coproc_batch_execution_seconds", "histogram"}};
   for (const auto& [name, type] : expected_types) {
     EXPECT_EQ(e.types.count(name) ? e.types.at(name) : "", type) << name;
     EXPECT_TRUE(e.helped.count(name)) << name << " has no HELP line";
   }
   // Every histogram of every model: buckets never decrease, +Inf comes last and equals _count.
   for (const char* h :
-       {"coproc_batch_size", "coproc_request_queue_seconds", "coproc_request_execution_seconds"}) {
+       {"coproc_batch_size", "coproc_request_queue_seconds", "coproc_batch_execution_seconds",
+        "coproc_request_duration_seconds"}) {
     for (const char* model : {"noop", "mlp"}) {
       const std::string prefix = std::string(h) + "_bucket{model=\"" + model + "\",le=\"";
       double last = 0;
@@ -209,6 +225,54 @@ TEST_F(CoprocStat, shouldExposePrometheusMetricsWithCumulativeHistograms) {
   }
   EXPECT_EQ(e.samples.at(R"(coproc_batch_size_sum{model="noop"})"), kNoopRequests)
       << "one row per noop request";
+}
+
+TEST_F(CoprocStat, shouldPassPromtoolCheckMetrics) {
+  // tools/install-deps.sh installs Debian's prometheus package, which carries promtool.
+  ASSERT_EQ(run("promtool --version").exit_code, 0) << "promtool is not installed (make test installs it)";
+  const ChildRun r = run(stat_path() + " --socket " + socket() + " --prometheus | promtool check metrics");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "") << "promtool's lint findings";
+}
+
+TEST(CoprocStatClients, shouldListAConnectedClientWithItsCountsAndDropItWhenItLeaves) {
+  DaemonProcess daemon({"--model", "noop=" + models_dir() + "/noop.onnx"});
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  const std::string socket = daemon.socket_path();
+  auto client = std::make_unique<ClientHandle>(socket);
+  ASSERT_EQ(client->status, COPROC_OK) << coproc_last_error();
+  coproc_model* m = client->model("noop");
+  coproc_tensor in = arena_tensor(client->c, {1, 16});
+  coproc_tensor out = arena_tensor(client->c, {1, 16});
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_EQ(coproc_infer(client->c, m, &in, 1, &out, 1, 5'000'000'000), COPROC_OK);
+  }
+  coproc_tensor bad = arena_tensor(client->c, {1, 15});  // wrong width: answered with an error
+  EXPECT_NE(coproc_infer(client->c, m, &bad, 1, &out, 1, 5'000'000'000), COPROC_OK);
+
+  const std::string me = std::to_string(::getpid());
+  const ChildRun r = stat(socket, "--json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string row = "\"pid\":" + me + ",";
+  const std::size_t at = r.out.find(row);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const std::string client_json = r.out.substr(at, r.out.find('}', at) - at);
+  EXPECT_NE(client_json.find("\"requests\":8,\"completed_ok\":7,\"completed_error\":1,\"in_flight\":0"),
+            std::string::npos)
+      << client_json;
+  const ChildRun table = stat(socket, "");
+  EXPECT_NE(table.out.find("completed   errors in flight"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(" " + me + " "), std::string::npos) << table.out;
+
+  client.reset();
+  const auto until = Clock::now() + std::chrono::seconds(5);
+  std::string after;
+  while (Clock::now() < until) {
+    after = stat(socket, "--json").out;
+    if (after.find(row) == std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(after.find(row), std::string::npos) << "a client that left is still listed\n" << after;
 }
 
 TEST_F(CoprocStat, shouldReportHealthyForALiveDaemon) {

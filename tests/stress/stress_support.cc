@@ -53,7 +53,9 @@ StressDaemon::~StressDaemon() {
 }
 
 bool StressDaemon::start() {
-  std::vector<std::string> argv_text = {coprocd_path(), "--socket", socket_path_};
+  // Daemons run side by side: the HTTP endpoint on any free port.
+  std::vector<std::string> argv_text = {coprocd_path(), "--socket", socket_path_, "--http-listen",
+                                        "127.0.0.1:0"};
   argv_text.insert(argv_text.end(), args_.begin(), args_.end());
   std::fflush(nullptr);
   pid_ = ::fork();

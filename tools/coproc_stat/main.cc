@@ -21,6 +21,7 @@
 
 #include "coproc/socket_path.h"
 #include "registry_view.h"
+#include "exposition.h"
 #include "render.h"
 #include "snapshot.h"
 
@@ -28,6 +29,7 @@ namespace {
 
 using coproc::observer::RegistryView;
 namespace stat = coproc::stat;
+namespace stats = coproc::stats;
 
 constexpr int kExitOk = 0;
 constexpr int kExitUnhealthy = 1;
@@ -66,35 +68,35 @@ void write_out(const std::string& text) {
 }
 
 // One line saying why the daemon is not healthy, or nothing when it is.
-std::optional<std::string> unhealthy_reason(const stat::Snapshot& s) {
-  if (s.state != static_cast<uint32_t>(coproc::wire::DaemonState::kReady)) {
-    return fmt::format("daemon {} (pid {})", stat::state_name(s.state), s.daemon_pid);
+std::optional<std::string> unhealthy_reason(const stats::Snapshot& s) {
+  if (s.daemon.state != static_cast<uint32_t>(coproc::wire::DaemonState::kReady)) {
+    return fmt::format("daemon {} (pid {})", stats::state_name(s.daemon.state), s.daemon.pid);
   }
-  if (s.heartbeat_age_ns >= stat::kStaleHeartbeatNs) {
+  if (s.daemon.heartbeat_age_ns >= stats::kStaleHeartbeatNs) {
     return fmt::format("heartbeat stale: last beat {:.1f} s ago (limit {:.0f} s), pid {}",
-                       static_cast<double>(s.heartbeat_age_ns) / 1e9,
-                       static_cast<double>(stat::kStaleHeartbeatNs) / 1e9, s.daemon_pid);
+                       static_cast<double>(s.daemon.heartbeat_age_ns) / 1e9,
+                       static_cast<double>(stats::kStaleHeartbeatNs) / 1e9, s.daemon.pid);
   }
   return std::nullopt;
 }
 
 int run_health(const RegistryView& view) {
-  const stat::Snapshot s = stat::read_snapshot(view);
+  const stats::Snapshot s = stats::read_snapshot(view.page());
   if (auto reason = unhealthy_reason(s)) {
     std::fprintf(stderr, "unhealthy: %s\n", reason->c_str());
     return kExitUnhealthy;
   }
-  std::printf("ok: coprocd pid %d ready, heartbeat %.1f s ago, %zu models\n", s.daemon_pid,
-              static_cast<double>(s.heartbeat_age_ns) / 1e9, s.models.size());
+  std::printf("ok: coprocd pid %d ready, heartbeat %.1f s ago, %zu models\n", s.daemon.pid,
+              static_cast<double>(s.daemon.heartbeat_age_ns) / 1e9, s.models.size());
   return kExitOk;
 }
 
 int run_watch(const RegistryView& view, uint32_t interval_ms) {
   install_stop_handlers();
   write_out(kEnterScreen);
-  std::optional<stat::Snapshot> previous;
+  std::optional<stats::Snapshot> previous;
   while (!g_stop.load(std::memory_order_relaxed)) {
-    stat::Snapshot now = stat::read_snapshot(view);
+    stats::Snapshot now = stats::read_snapshot(view.page());
     write_out(kClearHome + stat::render_table(now, previous ? &*previous : nullptr) +
               fmt::format("\nrefresh every {} ms; Ctrl-C quits\n", interval_ms));
     previous = std::move(now);
@@ -139,20 +141,18 @@ int main(int argc, char** argv) {
   if (!view.open(socket_path)) {
     if (prometheus) {
       // A scraper still learns that the daemon is down.
-      write_out(
-          "# HELP coproc_up 1 when coprocd answered and is ready.\n# TYPE coproc_up gauge\n"
-          "coproc_up 0\n");
+      write_out(stats::render_prometheus_down());
     }
     std::fprintf(stderr, "%s%s\n", health ? "unhealthy: " : "coproc-stat: ", view.error().c_str());
     return kExitUnhealthy;
   }
   if (health) return run_health(view);
   if (watch) return run_watch(view, interval_ms);
-  const stat::Snapshot s = stat::read_snapshot(view);
+  const stats::Snapshot s = stats::read_snapshot(view.page());
   if (json) {
     write_out(stat::render_json(s));
   } else if (prometheus) {
-    write_out(stat::render_prometheus(s));
+    write_out(stats::render_prometheus(s));
   } else {
     write_out(stat::render_table(s, nullptr));
   }

@@ -1,5 +1,5 @@
-// The three ways coproc-stat prints a snapshot: a table for people, one JSON
-// object for scripts, and Prometheus text exposition for scrapers.
+// How coproc-stat prints a reading: a table for people, one JSON object for
+// scripts (Prometheus text comes from the shared exposition, as /metrics).
 #pragma once
 
 #include <string>
@@ -8,10 +8,9 @@
 
 namespace coproc::stat {
 
-// `previous`: the reading of the last refresh in --watch, for rates; null
-// prints no rate column.
-std::string render_table(const Snapshot& now, const Snapshot* previous);
-std::string render_json(const Snapshot& s);
-std::string render_prometheus(const Snapshot& s);
+// `previous`: the reading of the last refresh in --watch, for rates measured
+// by this tool; null shows the daemon's own one-second rates.
+std::string render_table(const stats::Snapshot& now, const stats::Snapshot* previous);
+std::string render_json(const stats::Snapshot& s);
 
 }  // namespace coproc::stat

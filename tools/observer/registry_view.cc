@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "coproc/coproc_generated.h"
 #include "coproc/hello_io.h"
 
 namespace coproc::observer {
@@ -79,53 +78,9 @@ bool RegistryView::open(const std::string& socket_path) {
   for (int f : fds) ::close(f);
   if (!ok) return fail(OpenError::kHelloRefused, std::move(error));
 
-  const auto& h = header();
-  // acquire: pairs with the daemon's release store of layout_version, made
-  // after every other header field.
-  const uint32_t version = h.layout_version.load(std::memory_order_acquire);
-  if (h.magic != wire::kRegistryMagic || version != wire::kRegistryLayoutVersion) {
-    return fail(OpenError::kBadRegistry, "registry layout " + std::to_string(version) +
-                                             ", this tool reads " +
-                                             std::to_string(wire::kRegistryLayoutVersion));
-  }
-  if (h.stats_stride < sizeof(wire::ModelStats) ||
-      h.stats_offset + uint64_t{h.stats_count} * h.stats_stride > registry_bytes_) {
-    return fail(OpenError::kBadRegistry, "registry stats page lies outside the registry");
-  }
-  return read_model_table();
-}
-
-bool RegistryView::read_model_table() {
-  const auto& h = header();
-  // acquire: pairs with the daemon's release store after writing the table.
-  const uint64_t bytes = h.model_table_bytes.load(std::memory_order_acquire);
-  if (h.model_table_offset > registry_bytes_ || bytes > registry_bytes_ - h.model_table_offset) {
-    return fail(OpenError::kBadRegistry, "registry model table lies outside the registry");
-  }
-  const auto* data = reinterpret_cast<const uint8_t*>(registry_ + h.model_table_offset);
-  flatbuffers::Verifier verifier(data, bytes);
-  if (bytes == 0 || !verifier.VerifyBuffer<fb::ModelTable>(nullptr)) {
-    return fail(OpenError::kBadRegistry, "registry model table failed verification");
-  }
-  const auto* table = flatbuffers::GetRoot<fb::ModelTable>(data);
-  if (table->models()) {
-    for (const auto* m : *table->models()) {
-      models_.push_back({m->name() ? m->name()->str() : "", m->max_batch()});
-    }
-  }
-  if (models_.empty() || h.stats_count % models_.size() != 0) {
-    return fail(OpenError::kBadRegistry, "registry has " + std::to_string(h.stats_count) +
-                                             " stats blocks for " + std::to_string(models_.size()) +
-                                             " models");
-  }
-  blocks_per_model_ = h.stats_count / static_cast<uint32_t>(models_.size());
+  std::string problem;
+  if (!page_.open(registry_, registry_bytes_, &problem)) return fail(OpenError::kBadRegistry, problem);
   return true;
-}
-
-const wire::ModelStats& RegistryView::block(std::size_t model, uint32_t k) const {
-  const uint64_t index = model * blocks_per_model_ + k;
-  return *reinterpret_cast<const wire::ModelStats*>(registry_ + header().stats_offset +
-                                                    index * header().stats_stride);
 }
 
 }  // namespace coproc::observer

@@ -11,14 +11,9 @@
 #include <vector>
 
 #include "coproc/segment.h"
+#include "stats_page.h"
 
 namespace coproc::observer {
-
-// One row of the model table the daemon published at start.
-struct ModelEntry {
-  std::string name;
-  uint32_t max_batch = 0;  // 0: the daemon did not say
-};
 
 // Why open() failed, for callers that branch on it (coproc-stat --health).
 enum class OpenError { kNone, kNoDaemon, kHelloRefused, kBadRegistry };
@@ -35,26 +30,19 @@ class RegistryView {
   const std::string& error() const { return error_; }
   OpenError error_kind() const { return error_kind_; }
 
-  const wire::RegistryHeader& header() const {
-    return *reinterpret_cast<const wire::RegistryHeader*>(registry_);
-  }
-  // Models in model-table order; a model's index is its id in the stats page.
-  const std::vector<ModelEntry>& models() const { return models_; }
-  // The daemon writes one ModelStats block per writing thread per model
-  // (daemon/src/batcher.h kStatsWriters), model after model; a model's
-  // counters are the sum of its blocks, except the gauges and settings that
-  // only block 0 carries (queue_depth, gpu_from_batch).
-  uint32_t blocks_per_model() const { return blocks_per_model_; }
-  const wire::ModelStats& block(std::size_t model, uint32_t k) const;
+  // The checked stats page; valid after open() succeeded.
+  const stats::StatsPage& page() const { return page_; }
+  const wire::RegistryHeader& header() const { return page_.header(); }
+  const std::vector<stats::ModelEntry>& models() const { return page_.models(); }
+  uint32_t blocks_per_model() const { return page_.blocks_per_model(); }
+  const wire::ModelStats& block(std::size_t model, uint32_t k) const { return page_.block(model, k); }
 
  private:
   bool fail(OpenError kind, std::string message);
-  bool read_model_table();
 
   const std::byte* registry_ = nullptr;
   std::size_t registry_bytes_ = 0;
-  std::vector<ModelEntry> models_;
-  uint32_t blocks_per_model_ = 1;
+  stats::StatsPage page_;
   std::string error_;
   OpenError error_kind_ = OpenError::kNone;
 };

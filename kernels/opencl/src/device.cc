@@ -4,6 +4,7 @@
 #include <CL/cl_ext.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -151,10 +152,23 @@ std::vector<DeviceInfo> list_devices() {
 
 // ---------------------------------------------------------------- Buffer
 
+namespace {
+std::atomic<std::size_t> g_buffer_bytes{0};
+}  // namespace
+
+std::size_t buffer_bytes_in_use() { return g_buffer_bytes.load(std::memory_order_relaxed); }
+
+Buffer::Buffer(cl_mem buffer, std::size_t bytes) : buffer_(buffer), bytes_(bytes) {
+  if (buffer_ != nullptr) g_buffer_bytes.fetch_add(bytes_, std::memory_order_relaxed);
+}
+
 Buffer::~Buffer() {
   // A pinned buffer is released while still mapped (its owner has no queue to unmap it on);
   // OpenCL frees the mapping with the object.
-  if (buffer_ != nullptr) clReleaseMemObject(buffer_);
+  if (buffer_ != nullptr) {
+    clReleaseMemObject(buffer_);
+    g_buffer_bytes.fetch_sub(bytes_, std::memory_order_relaxed);
+  }
 }
 
 Buffer::Buffer(Buffer&& other) noexcept

@@ -21,7 +21,7 @@ namespace coproc::wire {
 
 inline constexpr uint32_t kProtocolVersion = 1;
 inline constexpr uint32_t kSegmentLayoutVersion = 1;
-inline constexpr uint32_t kRegistryLayoutVersion = 1;
+inline constexpr uint32_t kRegistryLayoutVersion = 2;
 
 inline constexpr uint32_t kSegmentMagic = 0x47535043;   // "CPSG"
 inline constexpr uint32_t kRegistryMagic = 0x47525043;  // "CPRG"
@@ -71,9 +71,47 @@ static_assert(sizeof(SegmentHeader) <= kPageBytes);
 // ---------------------------------------------------------------------------
 // Registry: one per daemon, memfd, written by the daemon only; clients and
 // tools map it read-only (the memfd is sealed against new writable mappings).
-//   [ RegistryHeader | model table (flatbuffer ModelTable) ]
+//   [ RegistryHeader + DaemonInfo | model table (flatbuffer ModelTable) |
+//     ModelStats[models x writers] | ClientStats[client_slots] | DeviceStats[kDeviceCount] ]
+// Every offset, count and stride is fixed at creation and published with the
+// header; a reader checks each area lies inside the mapping before using it.
+//
+// The reader's contract (the stats page; docs/operations.md):
+//  - Readers never lock and never write. Every live field is one atomic that
+//    the daemon stores whole, so no single value is ever torn.
+//  - Counters only grow; a reader sums them (several blocks) and may see two
+//    fields from slightly different moments: a rate or a ratio between two
+//    readings can be off by the work of that moment, never by a torn value.
+//  - A client slot is reused by later clients: its identity (client id, pid,
+//    uid, connected-at) and the reset of its counters are written under a
+//    per-slot seqlock (ClientStats::seq), so a reader that sees the same even
+//    seq before and after its reads has one client's identity and counters.
+//  - Fields written once before layout_version is released (names, version,
+//    CPU list, the model table) are plain and never change afterwards.
 // ---------------------------------------------------------------------------
 enum class DaemonState : uint32_t { kStarting = 0, kReady = 1, kDraining = 2, kStopped = 3 };
+
+// Threads that write ModelStats blocks and client/device counters: each
+// writer owns its block or its cache line, so counters are bumped with a
+// relaxed load and store, not a locked read-modify-write.
+inline constexpr uint32_t kStatsWriters = 2;  // 0: the poller, 1: the batch worker
+
+// What the daemon publishes about itself (inside the header page).
+struct alignas(kCacheLineBytes) DaemonInfo {
+  char version[32];                 // coprocd's version, NUL-terminated
+  char cpus[192];                   // the CPUs it may run on, as "0-3,8", NUL-terminated
+  char http_address[64];            // the HTTP endpoint's address ("" when off)
+  uint64_t start_monotonic_ns;      // CLOCK_MONOTONIC at start: uptime = now - this
+  uint32_t cpu_count;
+  uint32_t max_clients;             // limits.max_clients
+  // Live, written by the control loop (relaxed: standalone gauges).
+  std::atomic<uint32_t> http_port;  // bound port once listening; 0 when off
+  std::atomic<uint32_t> threads;    // the daemon's threads, every second
+  std::atomic<uint64_t> rss_bytes;  // resident memory, every second
+  std::atomic<uint64_t> clients_connected;
+  std::atomic<uint64_t> clients_total;      // hellos accepted since start
+  std::atomic<uint64_t> clients_untracked;  // connected while every client slot was taken
+};
 
 struct alignas(kCacheLineBytes) RegistryHeader {
   uint32_t magic;
@@ -88,11 +126,17 @@ struct alignas(kCacheLineBytes) RegistryHeader {
   std::atomic<uint64_t> model_table_bytes;        // release after the table is written
   std::atomic<uint64_t> model_table_generation;   // bumped on each publish (reload)
   uint64_t stats_offset;                          // ModelStats[stats_count], fixed at creation
-  // stats_count = models x writers: each model has stats_count / model_count consecutive blocks
-  // (one per writing thread: the poller's, then the worker's), in model-table order; a reader
-  // sums a model's blocks.
+  // stats_count = models x kStatsWriters: each model has stats_count / model_count consecutive
+  // blocks (one per writing thread: the poller's, then the worker's), in model-table order; a
+  // reader sums a model's blocks.
   uint32_t stats_count;
   uint32_t stats_stride;                          // sizeof(ModelStats) of the writer
+  uint64_t client_stats_offset;                   // ClientStats[client_slots]
+  uint32_t client_slots;
+  uint32_t client_stats_stride;
+  uint64_t device_stats_offset;                   // DeviceStats[device_count]: cpu, then gpu
+  uint32_t device_count;
+  uint32_t device_stats_stride;
 
   alignas(kCacheLineBytes) std::atomic<uint64_t> heartbeat_ns;  // CLOCK_MONOTONIC, daemon timer
   std::atomic<uint32_t> state;                                  // DaemonState
@@ -100,19 +144,57 @@ struct alignas(kCacheLineBytes) RegistryHeader {
   // The poller's sleep announcement for the doorbell (ring/wait.h): written by
   // the daemon only, so no client can stop the others from waking the poller.
   alignas(kCacheLineBytes) std::atomic<uint32_t> poller_sleepers;
+
+  alignas(kCacheLineBytes) DaemonInfo daemon;
 };
 static_assert(sizeof(RegistryHeader) <= kPageBytes);
 
-// Per-model counters in the registry, written by the daemon with relaxed
-// atomics (each field is one atomic: a reader never sees a torn value, but
-// two fields read one after the other may be from slightly different
-// moments; that is the contract, documented for tools). Histograms are log2:
-// bucket b counts values v with floor(log2(v)) == b (v = 0 in bucket 0).
+// Histograms are log-linear (HDR style): four buckets per power of two, so a
+// bucket is at most a quarter of its lower edge wide and a percentile read
+// from it is off by at most 25%, at any scale from nanoseconds to minutes.
+// Bucket b holds the integers v with upper(b - 1) < v <= upper(b): inclusive
+// upper edges, as Prometheus's `le`. The edges run 1, 2, 3, 4, 5, 6, 7, 8,
+// 10, 12, 14, 16, 20, 24, 28, 32, 40, ...; v = 0 falls in bucket 0; the last
+// bucket also takes everything above it.
+inline constexpr uint32_t kHistogramSubBuckets = 4;
 inline constexpr uint32_t kStatusCount = 11;        // coproc.fb.Status values
-inline constexpr uint32_t kBatchSizeBuckets = 16;   // rows: 1, 2-3, 4-7, ... >= 2^15
-inline constexpr uint32_t kLatencyBuckets = 40;     // ns: up to 2^40 ns (18 min)
+inline constexpr uint32_t kBatchSizeBuckets = 64;   // rows: edges up to 2^17
+inline constexpr uint32_t kLatencyBuckets = 160;    // ns: edges up to 2^41 ns (36 min)
 inline constexpr uint32_t kPriorityCount = 4;
 
+// Index of the bucket holding v.
+inline uint32_t histogram_bucket(uint64_t v, uint32_t buckets) {
+  const uint64_t x = v == 0 ? 0 : v - 1;
+  uint32_t b;
+  if (x < kHistogramSubBuckets) {
+    b = static_cast<uint32_t>(x);
+  } else {
+    const uint32_t e = 63 - static_cast<uint32_t>(__builtin_clzll(x));  // x in [2^e, 2^(e+1))
+    b = (e - 1) * kHistogramSubBuckets + static_cast<uint32_t>((x >> (e - 2)) & 3);
+  }
+  return b < buckets ? b : buckets - 1;
+}
+
+// The largest value bucket b holds (its inclusive upper edge).
+inline uint64_t histogram_bucket_upper(uint32_t b) {
+  const uint32_t next = b + 1;
+  if (next < kHistogramSubBuckets) return next;
+  const uint32_t e = next / kHistogramSubBuckets + 1;
+  const uint64_t sub = next % kHistogramSubBuckets;
+  return (kHistogramSubBuckets + sub) << (e - 2);
+}
+
+// The smallest value bucket b holds (0 for bucket 0).
+inline uint64_t histogram_bucket_lower(uint32_t b) { return b == 0 ? 0 : histogram_bucket_upper(b - 1) + 1; }
+
+// How a model's batches pick a device (the model's `device` key).
+enum class DeviceMode : uint64_t { kCpu = 0, kGpu = 1, kAuto = 2 };
+
+// Per-model counters. Each field has one writer at a time: counters in block
+// k are written by writer k; queue_depth by whichever thread holds the
+// batcher's lock; the settings once at start; the rates by the control loop
+// (block 0 carries the gauges, settings and rates; a reader takes them from
+// block 0 and sums the rest).
 // Books that always balance (tested): accepted + rejected_queue_full +
 // rejected_invalid == sum(completed) + dropped_client_gone, once idle.
 struct alignas(kCacheLineBytes) ModelStats {
@@ -127,23 +209,62 @@ struct alignas(kCacheLineBytes) ModelStats {
   std::atomic<uint64_t> batches;
   std::atomic<uint64_t> batch_rows;                      // sum: mean batch size = batch_rows / batches
   std::atomic<uint64_t> batch_size_histogram[kBatchSizeBuckets];
+  // Per request: receipt by the poller to the start of its batch.
   std::atomic<uint64_t> queue_ns_histogram[kLatencyBuckets];
+  // Per batch: the model's run.
   std::atomic<uint64_t> exec_ns_histogram[kLatencyBuckets];
+  // Per OK request: receipt by the poller to its Completion pushed (end to end in the daemon).
+  std::atomic<uint64_t> e2e_ns_histogram[kLatencyBuckets];
   std::atomic<uint64_t> queue_ns_sum;
   std::atomic<uint64_t> exec_ns_sum;
+  std::atomic<uint64_t> e2e_ns_sum;
   std::atomic<uint64_t> padded_elements_wasted;          // length-bucket padding
   std::atomic<uint64_t> padded_elements_total;
   std::atomic<uint64_t> batches_on_gpu;                  // of `batches`, run on the OpenCL device
-  // Where batches run, set once at start (writer block 0 only): batches of at least this many
-  // rows run on the OpenCL device, smaller ones on the CPU; 0: all on the CPU. device "gpu": 1;
-  // "auto": the crossover measured at load.
+  // Settings, block 0, set once at start. Batches of at least gpu_from_batch rows run on the
+  // OpenCL device, smaller ones on the CPU; 0: all on the CPU. device "gpu": 1; "auto": the
+  // crossover measured at load.
   std::atomic<uint64_t> gpu_from_batch;
+  std::atomic<uint64_t> device_mode;                     // DeviceMode as configured
+  // Rates, block 0, by the control loop each second: OK completions and batched rows per
+  // second over the last interval, times 1000.
+  std::atomic<uint64_t> requests_per_s_milli;
+  std::atomic<uint64_t> rows_per_s_milli;
 };
 
-inline uint32_t log2_bucket(uint64_t v, uint32_t buckets) {
-  uint32_t b = v == 0 ? 0 : 63 - static_cast<uint32_t>(__builtin_clzll(v));
-  return b < buckets ? b : buckets - 1;
-}
+// One connected client. Slots are reused: see the seqlock contract above.
+struct alignas(kCacheLineBytes) ClientStats {
+  // Written by the control loop only, under the seqlock: odd while it rewrites the identity and
+  // resets the counters.
+  std::atomic<uint32_t> seq;
+  std::atomic<uint32_t> client_id;              // 0: the slot is empty
+  std::atomic<int32_t> pid;
+  std::atomic<uint32_t> uid;
+  std::atomic<uint64_t> connected_realtime_ns;  // CLOCK_REALTIME at the hello
+  // Requests read off the client's submission ring (not cancels): the poller.
+  alignas(kCacheLineBytes) std::atomic<uint64_t> requests;
+  // Completions pushed, written under the client's completion lock (one producer at a time).
+  alignas(kCacheLineBytes) std::atomic<uint64_t> completed_ok;
+  std::atomic<uint64_t> completed_error;
+};
+
+inline constexpr uint32_t kDeviceCount = 2;  // 0: cpu, 1: gpu (the OpenCL device)
+
+struct alignas(kCacheLineBytes) DeviceStats {
+  char name[120];             // written at start; "" for a device the daemon does not use
+  uint32_t present;           // 1 when models can run here
+  uint32_t reserved0;
+  // Run time and batches, by writer (its own cache line each).
+  struct alignas(kCacheLineBytes) Busy {
+    std::atomic<uint64_t> busy_ns;
+    std::atomic<uint64_t> batches;
+  } by_writer[kStatsWriters];
+  // Control loop: the share of the last interval the device was busy, in parts per million, and
+  // the memory it holds for the models: cpu, the weights in host memory; gpu, the OpenCL buffers
+  // allocated (weights, activations, staging).
+  alignas(kCacheLineBytes) std::atomic<uint64_t> busy_ppm;
+  std::atomic<uint64_t> memory_bytes;
+};
 
 // ---------------------------------------------------------------------------
 // Doorbell: one page shared read-write by the daemon and every client. A

@@ -88,11 +88,15 @@ class Event {
   cl_event event_ = nullptr;
 };
 
+// Bytes held in live Buffers, over every device of the process (relaxed: a gauge for the stats
+// page, read by another thread without ordering anything).
+std::size_t buffer_bytes_in_use();
+
 // A device buffer, released on destruction.
 class Buffer {
  public:
   Buffer() = default;
-  Buffer(cl_mem buffer, std::size_t bytes) : buffer_(buffer), bytes_(bytes) {}
+  Buffer(cl_mem buffer, std::size_t bytes);
   ~Buffer();
   Buffer(Buffer&& other) noexcept;
   Buffer& operator=(Buffer&& other) noexcept;
