@@ -36,13 +36,15 @@ tsan-ring: deps
 # a data race aborts the daemon or the test process (TSAN_OPTIONS in `test`).
 tsan-integration: deps
 	cmake --preset tsan
-	cmake --build build/tsan -j $(JOBS) --target coprocd integration_test c_api_test stress_test
+	cmake --build build/tsan -j $(JOBS) --target coprocd integration_test c_api_test stress_test \
+	  http_server_test stats_page_test
 
 # The daemon, the client library and the integration tests under AddressSanitizer and
 # UndefinedBehaviorSanitizer (a finding aborts the process, failing the test).
 asan-integration: deps
 	cmake --preset asan
-	cmake --build build/asan -j $(JOBS) --target coprocd integration_test c_api_test stress_test
+	cmake --build build/asan -j $(JOBS) --target coprocd integration_test c_api_test stress_test \
+	  http_server_test stats_page_test
 
 # libFuzzer targets (clang, ASan + UBSan): replay the seed corpora and past crashes, fuzz each
 # target for COPROC_FUZZ_SECONDS (20) seconds, and check any open-bug reproducers

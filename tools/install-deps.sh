@@ -19,6 +19,7 @@ debian_packages=(
   libonnx-testdata
   systemd  # tests/ops verifies the unit in tools/systemd with systemd-analyze
   tmux  # tests/ops drives coproc-stat --watch in a detached tmux session
+  prometheus  # tests/ops: promtool checks /metrics; a real Prometheus server scrapes the daemon
 )
 
 python_packages=(numpy onnx onnxruntime)

@@ -15,7 +15,7 @@
 // results discarded), removed from the poller's table, and its segment is
 // unmapped when the last reference goes.
 //
-// Observability (docs/operations.md): each hello takes a client slot in the
+// Observability (README, "Operating coprocd"): each hello takes a client slot in the
 // stats page and each disconnect clears it; once a second the heartbeat
 // refreshes the sampled gauges (StatsSampler). The HTTP endpoint (http.listen)
 // runs on this loop too: /metrics renders the stats page read as any tool

@@ -111,6 +111,25 @@ TEST(StatSnapshot, shouldSuggestSmallerWaitsWhenBatchesStaySmallButRequestsQueue
       << advice[2].text;
 }
 
+TEST(StatSnapshot, shouldSuggestMoreCapacityForADeviceBusyAlmostAllTheTime) {
+  Snapshot s;
+  stats::DeviceSnapshot cpu;
+  cpu.kind = "cpu";
+  cpu.present = true;
+  cpu.busy_fraction = 0.97;
+  s.devices.push_back(cpu);
+  stats::DeviceSnapshot gpu;
+  gpu.kind = "gpu";
+  gpu.busy_fraction = 0.99;  // not present: says nothing
+  s.devices.push_back(gpu);
+  const auto advice = suggest(s);
+  ASSERT_EQ(advice.size(), 1u);
+  EXPECT_EQ(advice[0].model, "device cpu");
+  EXPECT_NE(advice[0].text.find("busy 97% of the last second"), std::string::npos) << advice[0].text;
+  s.devices[0].busy_fraction = 0.5;
+  EXPECT_TRUE(suggest(s).empty());
+}
+
 TEST(StatSnapshot, shouldSayNothingAboutAModelWithFewRequests) {
   Snapshot s;
   ModelSnapshot m;

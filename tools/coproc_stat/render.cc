@@ -73,8 +73,9 @@ void daemon_section(std::string& out, const Snapshot& s) {
       stats::state_name(d.state), uptime_text(d.uptime_ns),
       static_cast<double>(d.heartbeat_age_ns) / kNsPerSecond,
       d.heartbeat_age_ns >= stats::kStaleHeartbeatNs ? " (STALE)" : "");
-  put(out, "  numa node {}  cpus {} ({})  threads {}  rss {}\n", d.numa_node, d.cpus, d.cpu_count,
-      d.threads, bytes_text(d.rss_bytes));
+  put(out, "  started {} (epoch {})  numa node {}  cpus {} ({})  threads {}  rss {}\n",
+      wall_time(d.epoch), d.epoch, d.numa_node, d.cpus, d.cpu_count, d.threads,
+      bytes_text(d.rss_bytes));
   put(out, "  clients {} of {} (accepted {} since start)  http {}\n", d.clients_connected,
       d.max_clients, d.clients_total,
       d.http_port == 0 ? std::string("off") : fmt::format("{}:{}", d.http_address, d.http_port));

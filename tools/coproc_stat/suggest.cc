@@ -12,6 +12,7 @@ constexpr double kHighQueueP90Ns = 1'000'000;    // ...while p90 queue time is o
 constexpr double kManyFailuresFraction = 0.01;   // expirations, rejections: over 1% of requests
 constexpr double kHighPaddingWastePct = 25.0;    // padding: over a quarter of padded elements
 constexpr uint64_t kMinRequestsForAdvice = 100;  // fewer requests say nothing yet
+constexpr double kSaturatedBusyFraction = 0.90;  // a device busy over 90% of the last second
 
 std::string ms(double ns) { return fmt::format("{:.2f} ms", ns / 1e6); }
 
@@ -58,6 +59,15 @@ std::vector<Suggestion> suggest(const stats::Snapshot& s) {
                                          m.padding_waste_pct(), m.padded_elements_wasted,
                                          m.padded_elements_total)});
     }
+  }
+  for (const stats::DeviceSnapshot& d : s.devices) {
+    if (!d.present || d.busy_fraction < kSaturatedBusyFraction) continue;
+    out.push_back(
+        {"device " + d.kind,
+         fmt::format("busy {:.0f}% of the last second: requests queue behind it; give it more "
+                     "threads (executor.cpu_threads, intra_op_threads), move a model to {}, or "
+                     "spread the load over another daemon",
+                     100.0 * d.busy_fraction, d.kind == "cpu" ? "device auto or gpu" : "the cpu")});
   }
   return out;
 }
