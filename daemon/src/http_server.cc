@@ -5,9 +5,10 @@
 
 #include <algorithm>
 #include <exception>
-#include <optional>
 #include <utility>
 #include <vector>
+
+#include "http_request.h"
 
 namespace coproc::daemon {
 
@@ -24,74 +25,6 @@ constexpr uint64_t kMaxSweepMs = 1000;
 constexpr int kMaxLoggedPathBytes = 100;
 
 enum class Phase { kReadingHead, kResponding, kLingering };
-
-// RFC 9110 tchar: what a method or a header name may contain.
-bool is_tchar(char ch) {
-  return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-         std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
-}
-
-bool is_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char ch) { return is_tchar(ch); });
-}
-
-// A header value may hold visible characters, spaces, tabs and obs-text;
-// no other control character (a lone CR would let a proxy split the line).
-bool is_field_value(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char ch) {
-    const auto u = static_cast<unsigned char>(ch);
-    return u == '\t' || (u >= 0x20 && u != 0x7f);
-  });
-}
-
-// One past the blank line that ends the head ("\n\n" with an optional CR
-// before either newline), or npos. Starts at `from` so that a head arriving a
-// byte at a time is scanned once, not once per byte.
-size_t find_head_end(std::string_view data, size_t from) {
-  for (size_t i = data.find('\n', from); i != std::string_view::npos; i = data.find('\n', i + 1)) {
-    if (i + 1 < data.size() && data[i + 1] == '\n') return i + 2;
-    if (i + 2 < data.size() && data[i + 1] == '\r' && data[i + 2] == '\n') return i + 3;
-  }
-  return std::string_view::npos;
-}
-
-struct RequestLine {
-  std::string_view method;
-  std::string_view target;
-};
-
-// Strict on purpose: whatever this accepts reaches the handler, so anything
-// a lenient parser would have to guess about is a 400.
-std::optional<RequestLine> parse_head(std::string_view head) {
-  std::optional<RequestLine> request;
-  while (!head.empty()) {
-    const size_t eol = std::min(head.find('\n'), head.size());
-    std::string_view line = head.substr(0, eol);
-    head.remove_prefix(std::min(eol + 1, head.size()));
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) break;  // the blank line that ends the head
-    if (!is_field_value(line)) return std::nullopt;
-    if (!request) {
-      const size_t sp1 = line.find(' ');
-      if (sp1 == std::string_view::npos) return std::nullopt;
-      const size_t sp2 = line.find(' ', sp1 + 1);
-      if (sp2 == std::string_view::npos) return std::nullopt;
-      RequestLine r{line.substr(0, sp1), line.substr(sp1 + 1, sp2 - sp1 - 1)};
-      const std::string_view version = line.substr(sp2 + 1);
-      const bool visible = std::all_of(r.target.begin(), r.target.end(),
-                                       [](char ch) { return ch > 0x20 && ch < 0x7f; });
-      if (!is_token(r.method) || r.target.empty() || r.target[0] != '/' || !visible ||
-          (version != "HTTP/1.1" && version != "HTTP/1.0")) {
-        return std::nullopt;
-      }
-      request = r;
-    } else if (const size_t colon = line.find(':');
-               colon == std::string_view::npos || !is_token(line.substr(0, colon))) {
-      return std::nullopt;  // also a folded line, which starts with a space
-    }
-  }
-  return request;
-}
 
 struct Reason {
   int status;
@@ -296,7 +229,7 @@ void HttpServer::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   const size_t before = c->head_bytes;
   c->head_bytes += static_cast<size_t>(nread);
   const std::string_view data(c->head.data(), c->head_bytes);
-  const size_t end = find_head_end(data, before >= 2 ? before - 2 : 0);
+  const size_t end = find_head_end(data, before);
   if (end != std::string_view::npos && end <= self->limits_.max_request_bytes) {
     self->handle_head(*c, data.substr(0, end));
   } else if (c->head_bytes > self->limits_.max_request_bytes) {
@@ -306,29 +239,29 @@ void HttpServer::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
 }
 
 void HttpServer::handle_head(Connection& c, std::string_view head) {
-  const std::optional<RequestLine> request = parse_head(head);
-  if (!request) {
-    ++stats_.bad_requests;
-    respond(c, plain(400, "bad request\n"), false);
-    return;
+  const HttpHeadParse parsed = parse_request_head(head);
+  switch (parsed.status) {
+    case HttpHeadStatus::kOk:
+      break;
+    case HttpHeadStatus::kBadRequest:
+      ++stats_.bad_requests;
+      respond(c, plain(400, "bad request\n"), false);
+      return;
+    case HttpHeadStatus::kMethodNotAllowed:
+      ++stats_.bad_requests;
+      respond(c, plain(405, "method not allowed\n"), false, "Allow: GET, HEAD\r\n");
+      return;
   }
-  const bool head_only = request->method == "HEAD";
-  if (request->method != "GET" && !head_only) {
-    ++stats_.bad_requests;
-    respond(c, plain(405, "method not allowed\n"), false, "Allow: GET, HEAD\r\n");
-    return;
-  }
-  const std::string_view path = request->target.substr(0, request->target.find('?'));
-  const HttpResponse response = call_handler(path);
+  const HttpResponse response = call_handler(parsed.request.path);
   if (c.closing) return;  // the handler closed the server
-  respond(c, response, head_only);
+  respond(c, response, parsed.request.head_only);
 }
 
 HttpResponse HttpServer::call_handler(std::string_view path) {
   std::string what;
   try {
     HttpResponse r = handler_(path);
-    if (r.status >= 200 && r.status <= 599 && is_field_value(r.content_type)) return r;
+    if (r.status >= 200 && r.status <= 599 && is_http_field_value(r.content_type)) return r;
     what = fmt::format("gave status {} with Content-Type \"{}\"", r.status, r.content_type);
   } catch (const std::exception& e) {
     what = fmt::format("threw: {}", e.what());

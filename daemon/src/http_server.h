@@ -10,7 +10,8 @@
 // no keep-alive and no pipelining; Prometheus and curl open a connection per
 // scrape anyway. Malformed requests get 400, other methods 405, a head over
 // max_request_bytes 431, a head not complete within request_timeout_ms 408,
-// a handler that throws 500, a connection over max_connections 503.
+// a handler that throws 500, a connection over max_connections 503;
+// http_request.h says what a well-formed head is.
 //
 // Resources a peer can hold: at most max_connections connections, each for
 // at most request_timeout_ms to send its head plus request_timeout_ms to take
