@@ -93,14 +93,21 @@ void daemon_metrics(std::string& out, const Snapshot& s) {
   put(out, "coproc_client_connections_total {}\n", d.clients_total);
 }
 
-void model_counters(std::string& out, const Snapshot& s) {
-  family(out, "coproc_requests_total", "counter", "Requests answered, by status.");
+// One sample per model and index: name{model="...",key="names[i]"} (m.*values)[i].
+template <std::size_t N>
+void per_model_array(std::string& out, const Snapshot& s, const char* name, const char* key,
+                     const std::array<const char*, N>& names,
+                     std::array<uint64_t, N> ModelSnapshot::*values) {
   for (const ModelSnapshot& m : s.models) {
-    for (uint32_t st = 0; st < wire::kStatusCount; ++st) {
-      put(out, "coproc_requests_total{{{},status=\"{}\"}} {}\n", model_label(m), kStatusNames[st],
-          m.completed[st]);
+    for (std::size_t i = 0; i < N; ++i) {
+      put(out, "{}{{{},{}=\"{}\"}} {}\n", name, model_label(m), key, names[i], (m.*values)[i]);
     }
   }
+}
+
+void model_counters(std::string& out, const Snapshot& s) {
+  family(out, "coproc_requests_total", "counter", "Requests answered, by status.");
+  per_model_array(out, s, "coproc_requests_total", "status", kStatusNames, &ModelSnapshot::completed);
   family(out, "coproc_requests_accepted_total", "counter", "Requests admitted to the queue.");
   for (const ModelSnapshot& m : s.models) {
     put(out, "coproc_requests_accepted_total{{{}}} {}\n", model_label(m), m.accepted);
@@ -138,12 +145,8 @@ void model_counters(std::string& out, const Snapshot& s) {
         device_mode_name(m.device_mode), m.max_batch);
   }
   family(out, "coproc_queue_depth", "gauge", "Requests queued now, by priority.");
-  for (const ModelSnapshot& m : s.models) {
-    for (uint32_t p = 0; p < wire::kPriorityCount; ++p) {
-      put(out, "coproc_queue_depth{{{},priority=\"{}\"}} {}\n", model_label(m), kPriorityNames[p],
-          m.queue_depth[p]);
-    }
-  }
+  per_model_array(out, s, "coproc_queue_depth", "priority", kPriorityNames,
+                  &ModelSnapshot::queue_depth);
   family(out, "coproc_batches_total", "counter", "Batches run, by device.");
   for (const ModelSnapshot& m : s.models) {
     put(out, "coproc_batches_total{{{},device=\"cpu\"}} {}\n", model_label(m),
