@@ -109,19 +109,19 @@ int Registry::acquire_client_slot(uint32_t client_id, int32_t pid, uint32_t uid)
     if (held_[i].load(std::memory_order_acquire)) continue;
     held_[i].store(true, std::memory_order_relaxed);  // only this thread sets it
     wire::ClientStats& c = client_stats(static_cast<int>(i));
-    // Seqlock write: seq odd, then the fields, then seq even. The release fence keeps the odd
-    // seq ahead of the field stores for a reader; the final release store keeps them ahead of
-    // the even seq.
+    // Seqlock write, without fences (ThreadSanitizer does not model them): seq odd, then every
+    // field with a release store, then seq even with a release store. A reader that loads any
+    // of these fields (acquire) therefore also sees the odd seq when it loads seq again, and
+    // retries; one that saw the even seq (acquire) sees every field written before it.
     const uint32_t seq = c.seq.load(std::memory_order_relaxed);
     c.seq.store(seq + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    c.client_id.store(client_id, std::memory_order_relaxed);
-    c.pid.store(pid, std::memory_order_relaxed);
-    c.uid.store(uid, std::memory_order_relaxed);
-    c.connected_realtime_ns.store(clock_ns(CLOCK_REALTIME), std::memory_order_relaxed);
-    c.requests.store(0, std::memory_order_relaxed);
-    c.completed_ok.store(0, std::memory_order_relaxed);
-    c.completed_error.store(0, std::memory_order_relaxed);
+    c.client_id.store(client_id, std::memory_order_release);
+    c.pid.store(pid, std::memory_order_release);
+    c.uid.store(uid, std::memory_order_release);
+    c.connected_realtime_ns.store(clock_ns(CLOCK_REALTIME), std::memory_order_release);
+    c.requests.store(0, std::memory_order_release);
+    c.completed_ok.store(0, std::memory_order_release);
+    c.completed_error.store(0, std::memory_order_release);
     c.seq.store(seq + 2, std::memory_order_release);
     return static_cast<int>(i);
   }
@@ -130,10 +130,10 @@ int Registry::acquire_client_slot(uint32_t client_id, int32_t pid, uint32_t uid)
 
 void Registry::clear_client_slot(int slot) {
   wire::ClientStats& c = client_stats(slot);
+  // The same seqlock write as acquire_client_slot, of the id alone.
   const uint32_t seq = c.seq.load(std::memory_order_relaxed);
   c.seq.store(seq + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  c.client_id.store(0, std::memory_order_relaxed);
+  c.client_id.store(0, std::memory_order_release);
   c.seq.store(seq + 2, std::memory_order_release);
 }
 

@@ -131,23 +131,22 @@ uint64_t ClientSnapshot::in_flight() const {
 }
 
 bool read_client(const wire::ClientStats& slot, ClientSnapshot* out) {
+  // acquire everywhere (segment.h's seqlock, written without fences): the first seq load pairs
+  // with the writer's final release, so the fields are at least that write's; a field load that
+  // sees a later rewrite pairs with its release store, which comes after that rewrite's odd
+  // seq, so the second seq load sees the change (it cannot move above the acquire loads).
+  constexpr auto acquire = std::memory_order_acquire;
   for (int attempt = 0; attempt < kSeqlockRetries; ++attempt) {
-    // acquire: pairs with the writer's final release store of an even seq, so
-    // the fields read below are at least that write's.
-    const uint32_t before = slot.seq.load(std::memory_order_acquire);
+    const uint32_t before = slot.seq.load(acquire);
     if (before % 2 != 0) continue;  // being rewritten
     ClientSnapshot c;
-    c.id = get(slot.client_id);
-    c.pid = get(slot.pid);
-    c.uid = get(slot.uid);
-    c.connected_realtime_ns = get(slot.connected_realtime_ns);
-    c.requests = get(slot.requests);
-    c.completed_ok = get(slot.completed_ok);
-    c.completed_error = get(slot.completed_error);
-    // acquire fence: the loads above complete before seq is read again; with
-    // the writer's release fence after its odd store, a rewrite that any of
-    // them saw shows as a changed seq.
-    std::atomic_thread_fence(std::memory_order_acquire);
+    c.id = slot.client_id.load(acquire);
+    c.pid = slot.pid.load(acquire);
+    c.uid = slot.uid.load(acquire);
+    c.connected_realtime_ns = slot.connected_realtime_ns.load(acquire);
+    c.requests = slot.requests.load(acquire);
+    c.completed_ok = slot.completed_ok.load(acquire);
+    c.completed_error = slot.completed_error.load(acquire);
     if (slot.seq.load(std::memory_order_relaxed) != before) continue;
     if (c.id == 0) return false;
     *out = c;

@@ -1,14 +1,13 @@
 # coprocd's HTTP endpoint checked with the real Prometheus tools (Debian package `prometheus`):
 # /metrics through `promtool check metrics`, a real Prometheus server scraping it and answering
-# PromQL, and the health endpoints. Included from tests/ops/CMakeLists.txt.
+# PromQL, and the health endpoints (draining included). Included from tests/ops/CMakeLists.txt.
 add_executable(prometheus_test
   ${CMAKE_CURRENT_LIST_DIR}/prometheus_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/prometheus_support.cc
   ${PROJECT_SOURCE_DIR}/tests/integration/daemon_process.cc)
 target_include_directories(prometheus_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/integration)
 target_compile_definitions(prometheus_test PRIVATE
-  COPROC_TEST_MODELS_DIR="${CMAKE_BINARY_DIR}/models" COPROC_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/bin"
-  COPROC_TEST_PYTHON="${Python3_EXECUTABLE}")
+  COPROC_TEST_MODELS_DIR="${CMAKE_BINARY_DIR}/models" COPROC_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
 target_link_libraries(prometheus_test PRIVATE coproc coproc_common fmt::fmt GTest::gtest_main
                                               Threads::Threads)
 add_dependencies(prometheus_test coprocd coproc_models)

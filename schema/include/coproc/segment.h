@@ -86,6 +86,9 @@ static_assert(sizeof(SegmentHeader) <= kPageBytes);
 //    uid, connected-at) and the reset of its counters are written under a
 //    per-slot seqlock (ClientStats::seq), so a reader that sees the same even
 //    seq before and after its reads has one client's identity and counters.
+//    The seqlock uses no fences: the writer stores seq odd, every field with
+//    release, then seq even with release; the reader loads seq and every
+//    field with acquire, then seq again (stats::read_client).
 //  - Fields written once before layout_version is released (names, version,
 //    CPU list, the model table) are plain and never change afterwards.
 // ---------------------------------------------------------------------------
