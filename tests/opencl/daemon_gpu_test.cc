@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <random>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,17 @@ std::vector<float> infer(ClientHandle& client, const char* model, const std::vec
   return result;
 }
 
+// coproc-stat --json for the daemon at `socket`.
+std::string stat_json(const std::string& socket) {
+  std::string out;
+  FILE* p = ::popen((std::string(COPROC_TEST_BIN_DIR) + "/coproc-stat --json --socket " + socket).c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
 double nmse(const std::vector<float>& got, const std::vector<float>& want) {
   double err = 0.0, norm = 0.0;
   for (std::size_t i = 0; i < want.size(); ++i) {
@@ -70,6 +83,21 @@ TEST(DaemonOnOpenCl, shouldAnswerAModelPinnedToTheDeviceAsTheCpuDoes) {
     EXPECT_LE(nmse(automatic, cpu), 1e-10) << rows << " rows";
   }
   EXPECT_EQ(daemon.wait_exit(0), -1) << "daemon died: " << daemon.log();
+
+  // The stats page says which device ran what: mlp_gpu's three batches on the device, which was
+  // busy for them and holds their weights.
+  const std::string json = stat_json(daemon.socket_path());
+  std::smatch gpu;
+  ASSERT_TRUE(std::regex_search(json, gpu, std::regex(R"("device":"gpu","name":"[^"]*","present":true,"busy_ns":(\d+),"batches":(\d+),"busy_fraction":[^,]*,"memory_bytes":(\d+))")))
+      << json;
+  EXPECT_GT(std::stoull(gpu[1]), 0u) << json;
+  EXPECT_GE(std::stoull(gpu[2]), 3u) << json;
+  EXPECT_GT(std::stoull(gpu[3]), 0u) << json;
+  std::smatch model;
+  ASSERT_TRUE(std::regex_search(json, model, std::regex(R"("name":"mlp_gpu","device":"gpu".*?"batches":(\d+),"batches_on_gpu":(\d+))")))
+      << json;
+  EXPECT_EQ(model[1], "3");
+  EXPECT_EQ(model[2], "3");
 }
 
 TEST(DaemonOnOpenCl, shouldRunEveryModelOnTheCpuWithOneLogLineWhenNoDeviceMatches) {
