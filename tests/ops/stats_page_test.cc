@@ -18,21 +18,24 @@
 namespace coproc::daemon {
 namespace {
 
-// A one-model table, as the daemon publishes it.
-std::vector<uint8_t> one_model_table() {
+// A table of `count` models, as the daemon publishes it.
+std::vector<uint8_t> model_table(uint32_t count) {
   flatbuffers::FlatBufferBuilder fbb;
-  std::vector<flatbuffers::Offset<fb::ModelInfo>> models = {
-      fb::CreateModelInfo(fbb, 0, fbb.CreateString("m"), 0, 0, 8)};
+  std::vector<flatbuffers::Offset<fb::ModelInfo>> models;
+  for (uint32_t i = 0; i < count; ++i) {
+    const std::string name = std::to_string(i);
+    models.push_back(fb::CreateModelInfo(fbb, i, fbb.CreateString(name), 0, 0, 8));
+  }
   fbb.Finish(fb::CreateModelTable(fbb, fbb.CreateVector(models)));
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
 
-Registry make_registry(uint32_t client_slots) {
+Registry make_registry(uint32_t client_slots, uint32_t models = 1) {
   RegistryInfo info;
   info.version = "test";
   info.client_slots = client_slots;
   info.device_names[0] = "cpu";
-  auto registry = Registry::create(one_model_table(), wire::kStatsWriters, -1, info);
+  auto registry = Registry::create(model_table(models), models * wire::kStatsWriters, -1, info);
   COPROC_CHECK(registry.ok());
   return std::move(registry.value());
 }
@@ -91,6 +94,17 @@ TEST(StatsPage, shouldHandASlotToANewClientOnlyAfterTheOldSessionReleasedIt) {
   EXPECT_EQ(c.id, 3u);
   EXPECT_EQ(c.pid, 30);
   EXPECT_EQ(c.requests, 0u) << "counters start at zero for the new client";
+}
+
+TEST(StatsPage, shouldReadThePageOfADaemonServingNoModels) {
+  Registry registry = make_registry(4, 0);
+  stats::StatsPage page;
+  std::string error;
+  ASSERT_TRUE(page.open(registry.data(), registry.registry_bytes(), &error)) << error;
+  EXPECT_TRUE(page.models().empty());
+  const stats::Snapshot s = stats::read_snapshot(page);
+  EXPECT_TRUE(s.models.empty());
+  EXPECT_EQ(s.daemon.version, "test");
 }
 
 TEST(StatsPage, shouldRefuseAPageWhoseAreasLieOutsideTheMapping) {
