@@ -297,16 +297,15 @@ TEST(Batching, shouldAnswerEveryRequestExactlyOnceUnderLoadWithCancelsAndDeadlin
   DaemonProcess daemon({"--config", write_config("load", model_block("mlp", "max_batch = 16"))});
   ASSERT_TRUE(daemon.started()) << daemon.log();
   constexpr int kClients = 6, kRounds = 300, kInFlight = 4;
-  std::vector<std::thread> threads;
-  std::vector<int> codes(kClients, -1);
+  // Forked one after the other from this thread, then waited for (daemon_process.h, start_child).
+  std::vector<pid_t> children;
   for (int c = 0; c < kClients; ++c) {
-    threads.emplace_back([&, c] {
-      codes[static_cast<std::size_t>(c)] =
-          run_in_child([&] { return exactly_once_client(daemon.socket_path(), c + 1, kRounds, kInFlight); });
-    });
+    children.push_back(start_child(
+        [&] { return exactly_once_client(daemon.socket_path(), c + 1, kRounds, kInFlight); }));
   }
-  for (auto& t : threads) t.join();
-  for (int c = 0; c < kClients; ++c) EXPECT_EQ(codes[static_cast<std::size_t>(c)], 0) << "client " << c;
+  for (int c = 0; c < kClients; ++c) {
+    EXPECT_EQ(wait_child(children[static_cast<std::size_t>(c)]), 0) << "client " << c;
+  }
 
   // The daemon's own books: every accepted request left exactly one way.
   RawClient raw(daemon.socket_path());

@@ -36,15 +36,14 @@ class Impostor {
  public:
   Impostor(const std::string& path, const Peer& peer) {
     if (::pipe(ready_) != 0 || ::pipe(report_) != 0) return;
-    thread_ = std::thread([this, path, peer] {
-      exit_code_ = run_in_child([&] { return serve(path, peer); }, 20000);
-    });
+    // Forked from the test's thread (daemon_process.h, start_child), waited for on destruction.
+    child_ = start_child([&] { return serve(path, peer); });
     char byte = 0;
     pollfd pfd{ready_[0], POLLIN, 0};
     listening_ = ::poll(&pfd, 1, 10000) == 1 && ::read(ready_[0], &byte, 1) == 1 && byte == 'r';
   }
   ~Impostor() {
-    if (thread_.joinable()) thread_.join();
+    if (child_ > 0) wait_child(child_, 20000);
     for (int fd : {ready_[0], ready_[1], report_[0], report_[1]}) {
       if (fd >= 0) ::close(fd);
     }
@@ -95,8 +94,7 @@ class Impostor {
   int ready_[2] = {-1, -1};
   int report_[2] = {-1, -1};
   bool listening_ = false;
-  std::atomic<int> exit_code_{-1};
-  std::thread thread_;
+  pid_t child_ = -1;
 };
 
 coproc_status connect_to(const std::string& socket, int64_t daemon_uid, std::string* message) {

@@ -128,8 +128,18 @@ int DaemonProcess::wait_exit(int timeout_ms) {
 }
 
 int run_in_child(const std::function<int()>& body, int timeout_ms) {
-  pid_t pid = ::fork();
+  return wait_child(start_child(body), timeout_ms);
+}
+
+pid_t start_child(const std::function<int()>& body) {
+  std::fflush(nullptr);  // or the child flushes the parent's buffered output again
+  const pid_t pid = ::fork();
   if (pid == 0) ::_exit(body());
+  return pid;
+}
+
+int wait_child(pid_t pid, int timeout_ms) {
+  if (pid < 0) return 255;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   int status = 0;
   while (::waitpid(pid, &status, WNOHANG) != pid) {

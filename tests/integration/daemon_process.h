@@ -55,6 +55,14 @@ std::vector<std::string> standard_models();
 // The child exits with body()'s return value.
 int run_in_child(const std::function<int()>& body, int timeout_ms = 60000);
 
+// The same in two steps, for children that run while the test does other work: fork now, wait
+// later. Fork only from a test's one thread: a child forked while another thread of the test
+// holds a lock (the allocator's, a stream's) inherits it held, and hangs on it.
+pid_t start_child(const std::function<int()>& body);
+// Waits up to timeout_ms for a child of start_child; its exit code (or 128 + signal), or 255
+// after killing it at the timeout.
+int wait_child(pid_t pid, int timeout_ms = 60000);
+
 // Counts this daemon's mappings of client segments, from /proc/PID/maps.
 int count_client_segment_mappings(pid_t daemon_pid);
 

@@ -38,10 +38,9 @@ int healthy_client_rounds(const std::string& socket, int rounds) {
 TEST(Robustness, shouldAnswerMalformedRequestsWithErrorsWhileOtherClientsCarryOn) {
   DaemonProcess daemon(standard_models());
   ASSERT_TRUE(daemon.started()) << daemon.log();
-  std::atomic<int> healthy_exit{-1};
-  std::thread healthy([&] {
-    healthy_exit = run_in_child([&] { return healthy_client_rounds(daemon.socket_path(), 20000); });
-  });
+  // Forked before this process does anything else (daemon_process.h, start_child).
+  const pid_t healthy =
+      start_child([&] { return healthy_client_rounds(daemon.socket_path(), 20000); });
 
   RawClient raw(daemon.socket_path());
   ASSERT_TRUE(raw.connected());
@@ -103,8 +102,7 @@ TEST(Robustness, shouldAnswerMalformedRequestsWithErrorsWhileOtherClientsCarryOn
   EXPECT_EQ(good->status, 0) << good->message;
   EXPECT_EQ(std::memcmp(raw.arena(), raw.arena() + 64, 64), 0);
 
-  healthy.join();
-  EXPECT_EQ(healthy_exit.load(), 0);
+  EXPECT_EQ(wait_child(healthy), 0);
   EXPECT_EQ(daemon.wait_exit(0), -1) << "daemon died: " << daemon.log();
 }
 
