@@ -80,14 +80,14 @@ bool ClientSession::push_completion(std::span<const uint8_t> completion, bool ok
   if (closed()) return false;
   {
     std::lock_guard lock(completion_mu_);
-    // Under completion_mu_: the producers of this client take turns, so each counter has one
-    // writer at a time and the mutex orders them.
-    if (stats_ != nullptr) bump(ok ? stats_->completed_ok : stats_->completed_error);
     if (!completions_.try_push(completion.data(), static_cast<uint32_t>(completion.size()))) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       overflowed_.store(true, std::memory_order_relaxed);
       return false;
     }
+    // Under completion_mu_: the producers of this client take turns, so each counter has one
+    // writer at a time and the mutex orders them.
+    if (stats_ != nullptr) bump(ok ? stats_->completed_ok : stats_->completed_error);
   }
   if (wake_client) wake();
   return true;

@@ -86,9 +86,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
  private:
   ClientSession() = default;
-  // One writer per counter (see attach_stats, push_completion): a relaxed load and store.
+  // One writer per counter (see attach_stats, push_completion): a load and a store, no locked
+  // instruction. release: a seqlock reader that acquires this count also sees the slot's reset
+  // and identity written before it (segment.h), so it never pairs a new client's counts with
+  // the previous client's identity. On x86 it is a plain store.
   static void bump(std::atomic<uint64_t>& counter) {
-    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
 
   uint32_t id_ = 0;

@@ -130,9 +130,6 @@ std::vector<gid_t> peer_groups(int fd) {
   }
 }
 
-// The smallest valid segment (limits.ring_slots, slot_bytes and arena_bytes minimums).
-constexpr SegmentGeometry kObserverGeometry{8, 256, 64 * 1024};
-
 // The control loop is the only writer of the daemon's client gauges (relaxed: standalone values).
 void bump_gauge(std::atomic<uint64_t>& gauge, uint64_t by) {
   gauge.store(gauge.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
@@ -160,7 +157,7 @@ struct ControlLoop::Connection {
   char read_buffer[256];
   std::shared_ptr<ClientSession> session;
   int stats_slot = -1;  // the client's slot in the stats page, -1: none
-  bool observer = false;  // said hello as HelloKind::kObserver
+  bool counted = false;   // in clients_connected_
   bool closing = false;
 };
 
@@ -454,17 +451,23 @@ void ControlLoop::handle_hello(Connection& c) {
     refuse(c, ErrorCode::kUnavailable, "the daemon is shutting down");
     return;
   }
+  // An observer (coproc-stat) only maps the registry: it gets that descriptor alone, no session,
+  // no segment and no stats slot, and is hung up on at once. It is not a client, so the client
+  // limit does not apply; pending_hellos_ bounds observers like any connection.
+  if (c.hello.kind == HelloKind::kObserver) {
+    const int registry_fd = registry_.registry_fd();
+    if (send_hello_reply(c, 0, {&registry_fd, 1})) {
+      spdlog::debug("observer {} (pid {}, uid {}) served", c.id, c.pid, c.uid);
+      close_connection(c, "observer served");
+    }
+    return;
+  }
   if (sessions_.size() >= config_.max_clients) {
     refuse(c, ErrorCode::kResourceExhausted,
            "too many clients (limits.max_clients = " + std::to_string(config_.max_clients) + ")");
     return;
   }
-  // An observer (coproc-stat) only maps the registry and hangs up: it gets the smallest segment,
-  // no stats slot, and does not count as a client.
-  c.observer = c.hello.kind == HelloKind::kObserver;
-  SegmentGeometry geometry = c.observer ? kObserverGeometry
-                                        : SegmentGeometry{config_.ring_slots, config_.slot_bytes,
-                                                          config_.arena_bytes};
+  SegmentGeometry geometry{config_.ring_slots, config_.slot_bytes, config_.arena_bytes};
   auto session = ClientSession::create(c.id, c.pid, c.uid, geometry, numa_node_);
   if (!session.ok()) {
     refuse(c, session.error().code, "cannot create the client segment: " + session.error().message);
@@ -472,55 +475,62 @@ void ControlLoop::handle_hello(Connection& c) {
   }
   c.session = session.value();
   wire::DaemonInfo& info = registry_.daemon_info();
-  c.stats_slot = c.observer ? -1 : registry_.acquire_client_slot(c.id, c.pid, c.uid);
+  c.stats_slot = registry_.acquire_client_slot(c.id, c.pid, c.uid);
   if (c.stats_slot >= 0) {
     c.session->attach_stats(&registry_.client_stats(c.stats_slot),
                             [registry = &registry_, slot = c.stats_slot] {
                               registry->release_client_slot(slot);
                             });
-  } else if (!c.observer) {
+  } else {
     bump_gauge(info.clients_untracked, 1);
   }
   // Into the poller's table before the reply: once the client has its fds it
   // may push and ring at once, and the poller must already know its ring.
   sessions_.add(c.session);
+  // Counted from here, so close_connection's decrement always has its increment, even when the
+  // reply below fails.
+  c.counted = true;
+  bump_gauge(info.clients_total, 1);
+  info.clients_connected.store(++clients_connected_, std::memory_order_relaxed);
 
+  const int fds[kHelloFdCount] = {c.session->segment_fd(), registry_.registry_fd(),
+                                  registry_.doorbell_fd(), c.session->event_fd()};
+  if (!send_hello_reply(c, c.session->segment_bytes(), fds)) return;
+  spdlog::info("client {} connected: pid {}, uid {}, gid {}, segment {} bytes", c.id, c.pid,
+               c.uid, c.gid, c.session->segment_bytes());
+}
+
+bool ControlLoop::send_hello_reply(Connection& c, uint64_t segment_bytes,
+                                   std::span<const int> fds) {
+  using namespace wire;
+  COPROC_CHECK(!fds.empty() && fds.size() <= static_cast<std::size_t>(kHelloFdCount));
   HelloReply reply{};
   reply.magic = kHelloMagic;
   reply.protocol_version = kProtocolVersion;
   reply.status = 0;
   reply.client_id = c.id;
-  reply.segment_bytes = c.session->segment_bytes();
+  reply.segment_bytes = segment_bytes;
   reply.registry_bytes = registry_.registry_bytes();
-  int fds[kHelloFdCount] = {c.session->segment_fd(), registry_.registry_fd(),
-                            registry_.doorbell_fd(), c.session->event_fd()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))] = {};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kHelloFdCount)] = {};
   iovec iov{&reply, sizeof(reply)};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
   cmsghdr* cm = CMSG_FIRSTHDR(&msg);
   cm->cmsg_level = SOL_SOCKET;
   cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(fds));
-  std::memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+  cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
   uv_os_fd_t fd;
   uv_fileno(reinterpret_cast<uv_handle_t*>(&c.pipe), &fd);
   if (::sendmsg(fd, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(reply))) {
     spdlog::warn("hello reply to pid {} failed: {}", c.pid, std::strerror(errno));
     close_connection(c, "hello reply failed");
-    return;
+    return false;
   }
-  if (c.observer) {
-    spdlog::debug("observer {} connected: pid {}, uid {}", c.id, c.pid, c.uid);
-    return;
-  }
-  bump_gauge(info.clients_total, 1);
-  info.clients_connected.store(++clients_connected_, std::memory_order_relaxed);
-  spdlog::info("client {} connected: pid {}, uid {}, gid {}, segment {} bytes", c.id, c.pid,
-               c.uid, c.gid, c.session->segment_bytes());
+  return true;
 }
 
 void ControlLoop::close_connection(Connection& c, const char* why) {
@@ -534,18 +544,14 @@ void ControlLoop::close_connection(Connection& c, const char* why) {
     c.session->close();
     sessions_.remove(c.id);
     if (c.stats_slot >= 0) registry_.clear_client_slot(c.stats_slot);
-    if (!c.observer) {
+    if (c.counted) {
       registry_.daemon_info().clients_connected.store(--clients_connected_,
                                                       std::memory_order_relaxed);
     }
     // Wake the poller so it drops its snapshot's reference now: the segment
     // is unmapped when the last reference (queued work included) goes.
     registry_.ring_doorbell();
-    if (c.observer) {
-      spdlog::debug("observer {} (pid {}) {}", c.id, c.pid, why);
-    } else {
-      spdlog::info("client {} (pid {}) {}: reclaimed", c.id, c.pid, why);
-    }
+    spdlog::info("client {} (pid {}) {}: reclaimed", c.id, c.pid, why);
     c.session.reset();
   }
   connections_.erase(c.id);

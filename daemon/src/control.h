@@ -15,8 +15,9 @@
 // results discarded), removed from the poller's table, and its segment is
 // unmapped when the last reference goes.
 //
-// Observability (README, "Operating coprocd"): each hello takes a client slot in the
-// stats page and each disconnect clears it; once a second the heartbeat
+// Observability (README, "Operating coprocd"): each client's hello takes a client
+// slot in the stats page and its disconnect clears it; an observer's hello gets
+// the registry descriptor alone and is hung up on; once a second the heartbeat
 // refreshes the sampled gauges (StatsSampler). The HTTP endpoint (http.listen)
 // runs on this loop too: /metrics renders the stats page read as any tool
 // reads it, /health/live answers while this loop turns, /health/ready while
@@ -29,6 +30,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -75,6 +77,9 @@ class ControlLoop {
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   void handle_hello(Connection& c);
+  // Sends the OK hello reply with `fds` (SCM_RIGHTS); on failure logs, closes the connection and
+  // returns false.
+  bool send_hello_reply(Connection& c, uint64_t segment_bytes, std::span<const int> fds);
   bool peer_allowed(const Connection& c) const;
   void refuse(Connection& c, ErrorCode code, const std::string& message);
   void expire_hellos();
@@ -107,7 +112,7 @@ class ControlLoop {
   uint32_t next_client_id_ = 1;
   std::unordered_map<uint32_t, Connection*> connections_;
   uint32_t pending_hellos_ = 0;  // connections that have not said hello yet
-  uint64_t clients_connected_ = 0;  // sessions of clients, observers not counted
+  uint64_t clients_connected_ = 0;  // client sessions (observers get none)
 
   // Refusal log rate limit (loop thread only).
   LogLimiter refusal_log_{10, "refusals"};

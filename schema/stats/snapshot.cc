@@ -131,10 +131,11 @@ uint64_t ClientSnapshot::in_flight() const {
 }
 
 bool read_client(const wire::ClientStats& slot, ClientSnapshot* out) {
-  // acquire everywhere (segment.h's seqlock, written without fences): the first seq load pairs
-  // with the writer's final release, so the fields are at least that write's; a field load that
-  // sees a later rewrite pairs with its release store, which comes after that rewrite's odd
-  // seq, so the second seq load sees the change (it cannot move above the acquire loads).
+  // acquire for every load but the last (segment.h's seqlock, written without fences): the
+  // first seq load pairs with the writer's final release, so the fields are at least that
+  // write's; a field load that sees a later rewrite pairs with its release store, which comes
+  // after that rewrite's odd seq, so the second seq load (relaxed, but after the acquire loads
+  // in program order) sees the change.
   constexpr auto acquire = std::memory_order_acquire;
   for (int attempt = 0; attempt < kSeqlockRetries; ++attempt) {
     const uint32_t before = slot.seq.load(acquire);

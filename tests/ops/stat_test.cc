@@ -3,10 +3,13 @@
 // --health and --watch (driven in tmux) must show exactly those requests.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -14,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "coproc/segment.h"
 #include "daemon_process.h"
 #include "test_client.h"
 
@@ -273,6 +277,52 @@ TEST(CoprocStatClients, shouldListAConnectedClientWithItsCountsAndDropItWhenItLe
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(after.find(row), std::string::npos) << "a client that left is still listed\n" << after;
+}
+
+TEST(CoprocStatClients, shouldNotCountObserversAgainstMaxClients) {
+  DaemonProcess daemon({"--model", "noop=" + models_dir() + "/noop.onnx", "--max-clients", "1"});
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  // The daemon is full with this client. Connections still waiting to say hello count against
+  // the same limit, and the harness's start-up probe may be one for a moment: retry briefly.
+  std::unique_ptr<ClientHandle> client;
+  const auto until = Clock::now() + std::chrono::seconds(5);
+  do {
+    client = std::make_unique<ClientHandle>(daemon.socket_path());
+    if (client->status == COPROC_OK) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (Clock::now() < until);
+  ASSERT_EQ(client->status, COPROC_OK) << coproc_last_error();
+  const ChildRun health = stat(daemon.socket_path(), "--health");
+  EXPECT_EQ(health.exit_code, 0) << health.out;
+  const ChildRun table = stat(daemon.socket_path(), "");
+  EXPECT_NE(table.out.find("clients 1 of 1 (accepted 1 since start)"), std::string::npos)
+      << table.out;
+}
+
+// A client that says hello and hangs up before the reply: the count of connected clients goes
+// back to 0, never below (it once wrapped to 2^64 - 1 when the reply failed).
+TEST(CoprocStatClients, shouldCountNoClientsAfterHellosThatHangUpAtOnce) {
+  DaemonProcess daemon({"--model", "noop=" + models_dir() + "/noop.onnx"});
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  for (int i = 0; i < 50; ++i) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, daemon.socket_path().c_str(), sizeof(addr.sun_path) - 1);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const wire::HelloRequest hello{wire::kHelloMagic, wire::kProtocolVersion,
+                                   wire::HelloKind::kClient, 0};
+    ASSERT_EQ(::send(fd, &hello, sizeof(hello), MSG_NOSIGNAL), static_cast<ssize_t>(sizeof(hello)));
+    ::close(fd);
+  }
+  const auto until = Clock::now() + std::chrono::seconds(5);
+  std::string json;
+  while (Clock::now() < until) {
+    json = stat(daemon.socket_path(), "--json").out;
+    if (json.find("\"clients_connected\":0,") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(json.find("\"clients_connected\":0,\"clients_total\":"), std::string::npos) << json;
 }
 
 TEST_F(CoprocStat, shouldReportHealthyForALiveDaemon) {

@@ -16,8 +16,8 @@ namespace coproc::observer {
 namespace {
 
 constexpr int kHelloTimeoutMs = 5000;
-// The hello reply's descriptors: [segment, registry, doorbell, eventfd].
-constexpr int kRegistryFdIndex = 1;
+// An observer's hello reply carries one descriptor: the registry (segment.h).
+constexpr int kRegistryFdIndex = 0;
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 

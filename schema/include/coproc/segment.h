@@ -246,7 +246,8 @@ struct alignas(kCacheLineBytes) ClientStats {
   std::atomic<uint64_t> connected_realtime_ns;  // CLOCK_REALTIME at the hello
   // Requests read off the client's submission ring (not cancels): the poller.
   alignas(kCacheLineBytes) std::atomic<uint64_t> requests;
-  // Completions pushed, written under the client's completion lock (one producer at a time).
+  // Completions pushed onto its ring (not those dropped on overflow), written under the
+  // client's completion lock (one producer at a time).
   alignas(kCacheLineBytes) std::atomic<uint64_t> completed_ok;
   std::atomic<uint64_t> completed_error;
 };
@@ -284,6 +285,8 @@ struct alignas(kCacheLineBytes) Doorbell {
 // Hello on the control socket (unix stream socket). The client sends a
 // HelloRequest; the daemon answers a HelloReply, with SCM_RIGHTS carrying
 // [segment memfd, registry memfd, doorbell memfd, eventfd] when status == 0.
+// An observer (HelloKind::kObserver: coproc-stat) gets [registry memfd] alone,
+// no client session, and the daemon hangs up after the reply.
 // ---------------------------------------------------------------------------
 enum class HelloKind : uint32_t { kClient = 0, kObserver = 1 };
 
