@@ -411,15 +411,9 @@ TEST_F(HttpServerTest, shouldFreeEverythingWhenDestroyedWithConnectionsOpen) {
   EXPECT_TRUE(partial.closed());
 }
 
+// http.listen documents "[::1]:PORT": a machine without an IPv6 loopback fails here (start()
+// asserts the listen) rather than skipping it.
 TEST_F(HttpServerTest, shouldServeOnIpv6Loopback) {
-  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in6 loopback{};
-  loopback.sin6_family = AF_INET6;
-  loopback.sin6_addr = in6addr_loopback;
-  const bool have_ipv6 =
-      fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&loopback), sizeof(loopback)) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!have_ipv6) GTEST_SKIP() << "no IPv6 loopback here";
   start({}, "::1");
   EXPECT_EQ(get("GET /metrics HTTP/1.1\r\n\r\n").status, 200);
 }
