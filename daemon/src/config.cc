@@ -7,7 +7,6 @@
 // code at the end of the file.
 #include "config.h"
 #include "config_detail.h"
-#include "listen_address.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -405,9 +404,10 @@ Status assign(const KeySpec& k, const Input& in, Config& c) {
       if (!in.text) return bad_value(in, "must be " + allowed(k));
       bool valid = false;
       std::string problem;
-      parse_listen_address(*in.text, &valid, &problem);
+      auto address = parse_listen_address(*in.text, &valid, &problem);
       if (!valid) return bad_value(in, problem + "; it must be " + allowed(k));
       c.*k.text = *in.text;
+      c.http = std::move(address);  // the one key of this kind
       return {};
     }
     case Kind::kChoice:

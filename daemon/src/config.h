@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "listen_address.h"
 
 namespace coproc::daemon {
 
@@ -68,6 +69,8 @@ struct Config {
   // "ADDRESS:PORT" with a numeric address, "[v6]:PORT" for IPv6 (listen_address.h); port 0 picks
   // a free one. Loopback by default: the metrics name models and client pids.
   std::string http_listen = "127.0.0.1:9470";
+  // http.listen parsed, by the same check that accepted the text; nullopt for "off".
+  std::optional<ListenAddress> http = ListenAddress{"127.0.0.1", 9470};
   uint32_t max_clients = 64;       // limits.max_clients
   // limits.arena_bytes; the file and flag also take "512KiB", "64MiB", "1GiB".
   uint64_t arena_bytes = uint64_t{64} << 20;

@@ -5,16 +5,12 @@
 
 #include "control.h"
 #include "exposition.h"
-#include "listen_address.h"
 #include "snapshot.h"
 
 namespace coproc::daemon {
 
 Status ControlLoop::listen_http() {
-  bool valid = false;
-  std::string problem;
-  const auto address = parse_listen_address(config_.http_listen, &valid, &problem);
-  COPROC_CHECK(valid);  // config.cc accepted it
+  const auto& address = config_.http;
   if (!address) return {};
   http_ = std::make_unique<HttpServer>(&loop_, [this](std::string_view path) {
     return serve_http(path);

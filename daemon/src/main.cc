@@ -21,7 +21,6 @@
 #include "numa_placement.h"
 #include "poller.h"
 #include "registry.h"
-#include "listen_address.h"
 #include "session_table.h"
 #include "stats_sampler.h"
 
@@ -81,11 +80,7 @@ int main(int argc, char** argv) {
   info.max_clients = config.max_clients;
   // Sessions of clients that just left may hold their slot a moment longer.
   info.client_slots = 2 * config.max_clients;
-  bool listen_valid = false;
-  std::string listen_problem;
-  if (auto http = parse_listen_address(config.http_listen, &listen_valid, &listen_problem)) {
-    info.http_address = http->host;
-  }
+  if (config.http) info.http_address = config.http->host;
   info.device_names[0] = fmt::format("{}, OpenBLAS, {} threads", cpu_model_name(), config.cpu_threads);
   if (models->cl_device()) {
     const auto& cl = models->cl_device()->info();

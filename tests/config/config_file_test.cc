@@ -583,11 +583,23 @@ TEST(ConfigFile, shouldDescribeEveryKeyAndModelOnItsOwnLine) {
             "aging_ms 10, length_buckets [], memory_limit 0)\n");
 }
 
+TEST(ConfigFile, shouldDefaultTheParsedHttpListenToItsText) {
+  const Result<Config> config = parse("");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  bool valid = false;
+  std::string problem;
+  const auto parsed = parse_listen_address(config->http_listen, &valid, &problem);
+  ASSERT_TRUE(valid && parsed && config->http) << problem;
+  EXPECT_EQ(config->http->host, parsed->host);
+  EXPECT_EQ(config->http->port, parsed->port);
+}
+
 TEST(ConfigFile, shouldAcceptHttpListenOffIpv4AndBracketedIpv6) {
   for (const char* value : {"off", "0.0.0.0:0", "127.0.0.1:9470", "[::1]:65535"}) {
     const Result<Config> config = parse(std::string("http.listen = \"") + value + "\"\n");
     ASSERT_TRUE(config.ok()) << value << ": " << config.error().message;
     EXPECT_EQ(config->http_listen, value);
+    EXPECT_EQ(config->http.has_value(), std::string(value) != "off") << value;
   }
 }
 
