@@ -37,6 +37,21 @@
  *   without breaking callers compiled against an older header.
  * Time. All times are nanoseconds; deadlines are CLOCK_MONOTONIC (see
  *   coproc_now_ns). A negative timeout waits forever; 0 only checks.
+ * Dtypes. The daemon serves models whose inputs and outputs are FLOAT32,
+ *   INT64, INT32 or BOOL (one byte, 0 or 1); it refuses to load others. The
+ *   other coproc_dtype values exist on the wire only.
+ * Outcomes are sticky. Once a request has completed, coproc_wait,
+ *   coproc_poll and coproc_request_status return its outcome again as often
+ *   as they are called, until coproc_release; coproc_cancel on it is a no-op
+ *   that returns COPROC_OK.
+ * Event loops. A client that lives in epoll, poll or libuv submits with
+ *   COPROC_SUBMIT_COLLECT (and, if it likes, a user_data pointer, as libuv's
+ *   req->data), watches coproc_event_fd() for readability and, when it fires,
+ *   calls coproc_collect(), which hands out each such request exactly once.
+ *   The fd is readable exactly while at least one of them has completed and
+ *   not been collected, whenever the fd was first asked for and whichever
+ *   thread of the process read the completion ring (a thread blocked in
+ *   coproc_wait on its own requests takes nothing from the loop).
  */
 #ifndef COPROC_H_
 #define COPROC_H_
@@ -153,16 +168,44 @@ typedef struct coproc_connect_options {
 } coproc_connect_options;
 
 COPROC_EXPORT void coproc_connect_options_init(coproc_connect_options* options);
+/* Connects to the daemon. Why it fails:
+ *   COPROC_ERR_CONNECT            nothing listens at the socket, or the hello
+ *                                 could not be exchanged (the message says which)
+ *   COPROC_ERR_PERMISSION_DENIED  the daemon does not admit this uid/gid, or the
+ *                                 process listening is not one this client trusts
+ *                                 (see daemon_uid above); nothing was sent to it
+ *   COPROC_ERR_RESOURCE_EXHAUSTED the daemon is full: limits.max_clients clients
+ *                                 are connected, too many connections wait for
+ *                                 their hello, or no segment could be made
+ *   COPROC_ERR_UNAVAILABLE        the daemon is shutting down
+ *   COPROC_ERR_VERSION_MISMATCH   the daemon speaks another protocol version
+ *   COPROC_ERR_INVALID_ARGUMENT   a bad option (path too long, bad daemon_uid)
+ *   COPROC_ERR_NO_MEMORY          this process is out of memory
+ * The daemon's reason is in coproc_last_error(). */
 COPROC_EXPORT coproc_status coproc_connect(const coproc_connect_options* options,
                                            coproc_client** out_client);
 /* Releases everything of the client. Requests still in flight are abandoned:
  * the daemon drops their results. NULL is a no-op. */
 COPROC_EXPORT void coproc_disconnect(coproc_client* client);
 
-/* A file descriptor that becomes readable when completions arrive, for
- * epoll/libuv users. The library owns it and drains it whenever it reads
- * completions; after it polls readable, call coproc_poll with timeout 0 or
- * coproc_request_status. Arms the daemon's signalling on first call. */
+/* The arena's size in bytes (limits.arena_bytes): what coproc_alloc can hand
+ * out in all, less the allocator's bookkeeping. 0 for NULL. */
+COPROC_EXPORT size_t coproc_arena_size(const coproc_client* client);
+/* How many requests this client may have in flight at once (the completion
+ * ring's slots, limits.ring_slots); a submit beyond it returns
+ * COPROC_ERR_WOULD_BLOCK. 0 for NULL. */
+COPROC_EXPORT size_t coproc_max_in_flight(const coproc_client* client);
+
+/* A file descriptor for epoll/poll/libuv that is readable exactly while at
+ * least one request submitted with COPROC_SUBMIT_COLLECT has completed and has
+ * not been collected with coproc_collect(). Completions that arrived before
+ * the first call count too. Level-triggered: it stays readable until
+ * coproc_collect() has taken them all. Completions of requests submitted
+ * without the flag (a thread blocked in coproc_wait) never make it readable.
+ * Under a steady stream a few percent of wake-ups find nothing, when a
+ * completion's signal lands just after a coproc_collect took it;
+ * coproc_collect() then returns 0 and clears it. The library owns
+ * the fd: never read, write or close it. The same fd every call. */
 COPROC_EXPORT coproc_status coproc_event_fd(coproc_client* client, int* out_fd);
 
 /* ---- models ------------------------------------------------------------- */
@@ -179,6 +222,10 @@ COPROC_EXPORT coproc_status coproc_model_input(const coproc_model* model, size_t
                                                coproc_tensor_info* out_info);
 COPROC_EXPORT coproc_status coproc_model_output(const coproc_model* model, size_t index,
                                                 coproc_tensor_info* out_info);
+/* The model's max_batch as the daemon was configured when this client
+ * connected: the most rows (dim 0) it runs together. A request with more rows
+ * runs in chunks of at most this many rows, other work in between. 0 for NULL. */
+COPROC_EXPORT uint32_t coproc_model_max_batch(const coproc_model* model);
 
 /* ---- arena -------------------------------------------------------------- */
 
@@ -189,10 +236,17 @@ COPROC_EXPORT coproc_status coproc_free(coproc_client* client, void* ptr);
 
 /* ---- requests ----------------------------------------------------------- */
 
+/* coproc_submit_options.flags */
+#define COPROC_SUBMIT_COLLECT 0x1u /* report the completion through coproc_collect()
+                                    * and the event fd */
+
 typedef struct coproc_submit_options {
   size_t struct_size;       /* set by _init */
   coproc_priority priority; /* default NORMAL */
   uint64_t deadline_ns;     /* absolute CLOCK_MONOTONIC; 0 = none */
+  uint32_t flags;           /* COPROC_SUBMIT_*; default 0 */
+  void* user_data;          /* the caller's, returned by coproc_request_user_data;
+                             * default NULL */
 } coproc_submit_options;
 
 COPROC_EXPORT void coproc_submit_options_init(coproc_submit_options* options);
@@ -218,16 +272,38 @@ COPROC_EXPORT coproc_status coproc_wait(coproc_request* request, int64_t timeout
 COPROC_EXPORT coproc_status coproc_poll(coproc_client* client, coproc_request* const* requests,
                                         size_t n, int64_t timeout_ns, size_t* out_done);
 
-/* The outcome if completed, else COPROC_ERR_IN_FLIGHT. Does not wait. */
+/* The outcome if completed, else COPROC_ERR_IN_FLIGHT. Does not wait, but
+ * reads the completion ring first (unless another thread is reading it), so a
+ * loop that checks only this sees its requests complete. It does not collect:
+ * an event-fd loop calls coproc_collect(). */
 COPROC_EXPORT coproc_status coproc_request_status(const coproc_request* request);
 
+/* Collects completed requests that were submitted with COPROC_SUBMIT_COLLECT,
+ * oldest first: writes up to `capacity` of them to out[] and their number to
+ * *out_count, and never waits. Each such request is handed out exactly once;
+ * its outcome, outputs and user_data are then read as usual, and the caller
+ * releases it. When *out_count < capacity every completed one was taken and
+ * the event fd is quiet until the next completes; when it equals capacity,
+ * call again. Waiting on a COPROC_SUBMIT_COLLECT request with coproc_wait or
+ * coproc_poll works but does not collect it; releasing it before it was
+ * collected means it is never handed out. Thread-safe. */
+COPROC_EXPORT coproc_status coproc_collect(coproc_client* client, coproc_request** out,
+                                           size_t capacity, size_t* out_count);
+
+/* coproc_submit_options.user_data of the request; NULL for NULL. */
+COPROC_EXPORT void* coproc_request_user_data(const coproc_request* request);
+
 /* Asks the daemon to cancel. The request still completes exactly once: with
- * COPROC_ERR_CANCELLED if it had not started, else with its normal result.
+ * COPROC_ERR_CANCELLED if it had not started; if it is running, it stops
+ * between two chunks (a request of more than max_batch rows) with
+ * COPROC_ERR_CANCELLED, else it finishes with its normal result. On a request
+ * that already completed it does nothing and returns COPROC_OK.
  * COPROC_ERR_DAEMON_GONE once the daemon is known to be gone. */
 COPROC_EXPORT coproc_status coproc_cancel(coproc_request* request);
 
 /* Frees a completed request. COPROC_ERR_IN_FLIGHT if it has not completed
- * (cancel and wait first): its buffers may still be written. */
+ * (cancel and wait first): its buffers may still be written. Once released,
+ * the handle must not be used again. */
 COPROC_EXPORT coproc_status coproc_release(coproc_request* request);
 
 COPROC_EXPORT coproc_status coproc_request_output_shape(const coproc_request* request,
@@ -237,9 +313,17 @@ COPROC_EXPORT coproc_status coproc_request_timing(const coproc_request* request,
                                                   coproc_timing* out_timing);
 
 /* Submit, wait and release in one call; fills outputs[i].rank and shape.
- * On COPROC_ERR_TIMEOUT the request has been cancelled. If its completion did
- * not arrive within a further 100 ms the library frees it when it does, and
- * until then the daemon may still write its outputs once. */
+ * When it returns anything but COPROC_ERR_IN_FLIGHT, the daemon is done with
+ * the buffers: they may be reused or freed at once. On a timeout the request
+ * is cancelled and given 100 ms more to complete:
+ *   COPROC_ERR_TIMEOUT    it completed (cancelled, or finished) in that time;
+ *                         the outputs hold no result.
+ *   COPROC_ERR_IN_FLIGHT  it had still not completed (a stopped or overloaded
+ *                         daemon). The library frees it when its completion
+ *                         arrives; until then the daemon may still write its
+ *                         outputs once, so keep the output buffers allocated
+ *                         and unused until coproc_disconnect.
+ * COPROC_ERR_DAEMON_GONE: the daemon died; its outputs are never written. */
 COPROC_EXPORT coproc_status coproc_infer(coproc_client* client, const coproc_model* model,
                                          const coproc_tensor* inputs, size_t n_inputs,
                                          coproc_tensor* outputs, size_t n_outputs,

@@ -82,6 +82,14 @@ coproc_status coproc_event_fd(coproc_client* client, int* out_fd) {
   return done(client->event_fd(out_fd, &message), message);
 }
 
+size_t coproc_arena_size(const coproc_client* client) {
+  return client ? static_cast<size_t>(client->arena_bytes()) : 0;
+}
+
+size_t coproc_max_in_flight(const coproc_client* client) {
+  return client ? client->max_in_flight() : 0;
+}
+
 size_t coproc_model_count(const coproc_client* client) {
   return client ? const_cast<coproc_client*>(client)->models().size() : 0;
 }
@@ -110,6 +118,7 @@ coproc_status coproc_model_find(coproc_client* client, const char* name, coproc_
 }
 
 const char* coproc_model_name(const coproc_model* model) { return model ? model->name.c_str() : ""; }
+uint32_t coproc_model_max_batch(const coproc_model* model) { return model ? model->max_batch : 0; }
 size_t coproc_model_input_count(const coproc_model* model) { return model ? model->inputs.size() : 0; }
 size_t coproc_model_output_count(const coproc_model* model) {
   return model ? model->outputs.size() : 0;
@@ -214,12 +223,26 @@ coproc_status coproc_poll(coproc_client* client, coproc_request* const* requests
 
 coproc_status coproc_request_status(const coproc_request* request) {
   if (!request) return fail(COPROC_ERR_INVALID_ARGUMENT, "request is NULL");
-  if (request->state.load(std::memory_order_acquire) !=
-      static_cast<uint32_t>(coproc::client::RequestState::kDone)) {
-    return COPROC_ERR_IN_FLIGHT;
+  constexpr auto kDone = static_cast<uint32_t>(coproc::client::RequestState::kDone);
+  if (request->state.load(std::memory_order_acquire) != kDone) {
+    request->client->refresh();
+    if (request->state.load(std::memory_order_acquire) != kDone) return COPROC_ERR_IN_FLIGHT;
   }
   if (request->status != COPROC_OK) t_last_error = request->message;
   return request->status;
+}
+
+coproc_status coproc_collect(coproc_client* client, coproc_request** out, size_t capacity,
+                             size_t* out_count) {
+  if (!client || !out_count || (capacity && !out)) {
+    return fail(COPROC_ERR_INVALID_ARGUMENT, "client, out or out_count is NULL");
+  }
+  *out_count = client->collect(out, capacity);
+  return COPROC_OK;
+}
+
+void* coproc_request_user_data(const coproc_request* request) {
+  return request ? request->user_data : nullptr;
 }
 
 coproc_status coproc_cancel(coproc_request* request) {
@@ -278,9 +301,15 @@ coproc_status coproc_infer(coproc_client* client, const coproc_model* model,
     std::string saved = t_last_error;
     coproc_cancel(request);
     coproc_status after = coproc_wait(request, kCancelGraceNs);
-    if (after == COPROC_ERR_TIMEOUT || after == COPROC_ERR_DAEMON_GONE) {
+    if (after == COPROC_ERR_TIMEOUT) {
       request->client->abandon(*request);
-      return fail(after, after == COPROC_ERR_TIMEOUT ? saved : std::string(coproc_last_error()));
+      return fail(COPROC_ERR_IN_FLIGHT,
+                  saved + "; the cancelled request had not completed 100 ms later: its outputs "
+                          "may still be written once");
+    }
+    if (after == COPROC_ERR_DAEMON_GONE) {
+      request->client->abandon(*request);
+      return fail(after, coproc_last_error());
     }
     coproc_release(request);
     return fail(COPROC_ERR_TIMEOUT, saved);

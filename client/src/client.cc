@@ -116,6 +116,8 @@ coproc_status coproc_client::submit(const coproc_model& model, const coproc_tens
   }
   std::memcpy(slot.data(), template_.bytes.data(), template_.bytes.size());
   // Every scalar is present (ForceDefaults), so the patches always succeed.
+  request.collect = (options.flags & COPROC_SUBMIT_COLLECT) != 0;
+  request.user_data = options.user_data;
   auto* wire = flatbuffers::GetMutableRoot<fb::Request>(slot.data());
   bool patched = wire->mutate_id(request.wire_id()) &&
                  wire->mutate_priority(static_cast<fb::Priority>(options.priority)) &&
@@ -196,19 +198,56 @@ coproc_status coproc_client::push_message(const flatbuffers::FlatBufferBuilder& 
 }
 
 bool coproc_client::drain_completions() {
-  namespace fb = coproc::fb;
   // relaxed test first: spinning waiters must not bounce the line with xchg.
-  // acquire on the exchange pairs with the release store below: the previous
-  // holder's consumer-state updates are visible to us.
+  // acquire on the exchange pairs with the release store in unlock_drain():
+  // the previous holder's consumer-state updates are visible to us.
   if (draining_.load(std::memory_order_relaxed) ||
       draining_.exchange(true, std::memory_order_acquire)) {
     return false;
   }
-  bool popped = false;
+  size_t none = 0;
+  drain_locked(nullptr, 0, &none);
+  unlock_drain();
+  return true;
+}
+
+void coproc_client::lock_drain() {
+  // acquire: as in drain_completions(). A holder only pops what is in the ring.
+  while (draining_.load(std::memory_order_relaxed) ||
+         draining_.exchange(true, std::memory_order_acquire)) {
+    coproc::ring::cpu_relax();
+  }
+}
+
+void coproc_client::unlock_drain() {
+  // release: publishes our consumer-state updates to the next holder.
+  draining_.store(false, std::memory_order_release);
+}
+
+void coproc_client::drain_locked(coproc_request** out, size_t capacity, size_t* n) {
+  namespace fb = coproc::fb;
+  if (completions_.empty()) return;
+  const bool armed = event_armed_.load(std::memory_order_relaxed);
+  // Collectable completions beyond `out`, appended to ready_ after the pops.
+  std::array<uint64_t, 64> spill;
+  size_t n_spill = 0;
+  auto flush_spill = [&] {
+    if (n_spill == 0) return;
+    std::lock_guard lock(ready_mu_);
+    const bool was_empty = ready_.empty();
+    if (ready_.size() + n_spill > 2 * pool_.size()) {
+      std::erase_if(ready_, [&](uint64_t id) {
+        const coproc_request& r = *pool_[static_cast<uint32_t>(id)];
+        return !r.matches(id);
+      });
+    }
+    ready_.insert(ready_.end(), spill.begin(), spill.begin() + static_cast<std::ptrdiff_t>(n_spill));
+    n_spill = 0;
+    if (armed && was_empty) signal_event_fd();  // E1
+  };
   uint32_t bytes = 0;
   while (completions_.try_pop(completion_buffer_, &bytes) ==
          coproc::ring::RingConsumer::Pop::kOk) {
-    popped = true;
     // The daemon is trusted by its clients (it could already write anything
     // into this segment); the id is still bounds-checked before use.
     const auto* c = flatbuffers::GetRoot<fb::Completion>(completion_buffer_.data());
@@ -217,15 +256,15 @@ bool coproc_client::drain_completions() {
     if (index >= pool_.size()) continue;
     coproc_request& r = *pool_[index];
     COPROC_TSAN_ACQUIRE(&r);
-    if (r.generation != static_cast<uint32_t>(id >> 32) ||
+    if (!r.matches(id) ||
         r.state.load(std::memory_order_relaxed) != static_cast<uint32_t>(RequestState::kInFlight)) {
       continue;  // a late completion of a released request
     }
     r.status = static_cast<coproc_status>(c->status());
     if (c->message()) r.message = c->message()->str();
     if (const auto* shapes = c->output_shapes()) {
-      uint32_t n = std::min<uint32_t>(shapes->size(), coproc::client::kMaxTensorsPerRequest);
-      for (uint32_t i = 0; i < n; ++i) {
+      uint32_t count = std::min<uint32_t>(shapes->size(), coproc::client::kMaxTensorsPerRequest);
+      for (uint32_t i = 0; i < count; ++i) {
         const auto* dims = shapes->Get(i)->dims();
         int32_t rank = dims ? static_cast<int32_t>(std::min<uint32_t>(dims->size(), COPROC_MAX_RANK)) : 0;
         r.output_rank[i] = rank;
@@ -236,22 +275,62 @@ bool coproc_client::drain_completions() {
       r.timing = {t->queue_ns(), t->exec_ns(), t->batch_size(),
                   static_cast<coproc_device>(t->device())};
     }
+    const bool collect = r.collect;
     // seq_cst (a release for is_done()'s acquire, and one half of a Dekker
     // pair with abandon(): at least one of the two sees the other's store,
     // so an abandoned request is always freed).
     r.state.store(static_cast<uint32_t>(RequestState::kDone), std::memory_order_seq_cst);
-    if (r.abandoned.load(std::memory_order_seq_cst)) {
+    if (collect) {
+      if (*n < capacity) {
+        out[(*n)++] = &r;
+      } else {
+        spill[n_spill++] = id;
+        if (n_spill == spill.size()) flush_spill();
+      }
+    } else if (r.abandoned.load(std::memory_order_seq_cst)) {
       std::lock_guard lock(submit_mu_);
       release_locked(r);
     }
   }
-  if (popped && header_->eventfd_armed.load(std::memory_order_relaxed)) {
-    uint64_t count;
-    [[maybe_unused]] ssize_t n = ::read(event_fd_, &count, sizeof(count));  // non-blocking
+  flush_spill();
+}
+
+void coproc_client::signal_event_fd() {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof(one));  // non-blocking
+}
+
+void coproc_client::reset_event_fd() {
+  uint64_t count;
+  [[maybe_unused]] ssize_t n = ::read(event_fd_, &count, sizeof(count));  // non-blocking
+}
+
+size_t coproc_client::collect(coproc_request** out, size_t capacity) {
+  lock_drain();
+  size_t n = 0;
+  const bool armed = event_armed_.load(std::memory_order_relaxed);
+  for (;;) {
+    {
+      std::lock_guard lock(ready_mu_);
+      while (n < capacity && !ready_.empty()) {
+        const uint64_t id = ready_.front();
+        ready_.pop_front();
+        coproc_request& r = *pool_[static_cast<uint32_t>(id)];
+        if (r.matches(id)) out[n++] = &r;  // else released
+      }
+      if (!ready_.empty()) break;  // the caller did not take them all: the fd stays readable
+    }
+    drain_locked(out, capacity, &n);
+    {
+      std::lock_guard lock(ready_mu_);
+      if (!ready_.empty()) continue;
+    }
+    if (!armed) break;
+    reset_event_fd();                // E2
+    if (completions_.empty()) break;  // anything pushed after the reset signals again
   }
-  // release: publishes our consumer-state updates to the next holder.
-  draining_.store(false, std::memory_order_release);
-  return true;
+  unlock_drain();
+  return n;
 }
 
 coproc_status coproc_client::wait(coproc_request& request, int64_t timeout_ns,
@@ -333,7 +412,9 @@ void coproc_client::release_locked(coproc_request& request) {
   if (request.state.load(std::memory_order_relaxed) != static_cast<uint32_t>(RequestState::kDone)) {
     return;  // already freed (abandon and the drainer may both try)
   }
-  ++request.generation;  // late duplicates of the old id no longer match
+  // Late duplicates of the old id no longer match. One writer (under
+  // submit_mu_), so a load and a store, not a locked add.
+  request.generation.store(request.gen() + 1, std::memory_order_relaxed);
   request.abandoned.store(false, std::memory_order_relaxed);
   request.state.store(static_cast<uint32_t>(RequestState::kFree), std::memory_order_relaxed);
   free_.push_back(request.index);
@@ -373,10 +454,21 @@ coproc_status coproc_client::free(void* ptr, std::string* message) {
 }
 
 coproc_status coproc_client::event_fd(int* out_fd, std::string*) {
-  // relaxed: the daemon reads the flag on every completion push; a push that
-  // races with arming may miss one signal, which is why arming is followed by
-  // the caller's first coproc_poll (documented in coproc.h).
-  header_->eventfd_armed.store(1, std::memory_order_relaxed);
+  if (!event_armed_.load(std::memory_order_relaxed)) {
+    lock_drain();
+    if (!event_armed_.load(std::memory_order_relaxed)) {
+      // relaxed, then the fence: pairs with the daemon's fence in
+      // ring::notify(), which it makes before reading the flag (E4).
+      header_->eventfd_armed.store(1, std::memory_order_relaxed);
+      coproc::ring::detail::seq_cst_fence();
+      event_armed_.store(true, std::memory_order_relaxed);
+      size_t none = 0;
+      drain_locked(nullptr, 0, &none);
+      std::lock_guard lock(ready_mu_);
+      if (!ready_.empty()) signal_event_fd();  // completions that came before the fd
+    }
+    unlock_drain();
+  }
   *out_fd = event_fd_;
   return COPROC_OK;
 }

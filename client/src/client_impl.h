@@ -11,11 +11,42 @@
 //    completions and publishes each into its request with a release store of
 //    `state`; waiters read `state` with acquire. Waiters that do not get the
 //    lock simply re-check their own request.
+//  - ready_mu_ guards the collect queue (ready_): completions of requests
+//    submitted with COPROC_SUBMIT_COLLECT that coproc_collect has not handed
+//    out yet. Lock order: submit_mu_, then ready_mu_; the drainer never holds
+//    ready_mu_ while it takes submit_mu_.
 //  - The arena allocator has its own mutex (alloc_mu_).
+//
+// The event fd (coproc_event_fd) is readable exactly while ready_ holds a
+// request (E1), give or take the windows below. Two parties write it: the
+// daemon after it pushes completions (only once the client armed it), and the
+// client itself; only the client reads (resets) it, always holding the drain
+// lock, so resets never race with pops:
+//  E1  ready_ empty -> non-empty (a drain appends): the drainer writes 1.
+//  E2  a collect leaves ready_ empty: it resets the fd, then looks at the
+//      ring once more. A completion pushed before the reset is seen by that
+//      look (the daemon pushes before it writes, and the eventfd's kernel
+//      lock orders its write before our read); one pushed after it writes
+//      the fd again. So no completion is left in the ring with the fd quiet.
+//  E3  the daemon signals only for completions of COPROC_SUBMIT_COLLECT
+//      requests (wire::kRequestIdSignalsEventFd in their id), so a thread
+//      that waits for its own requests neither wakes the loop nor needs to
+//      touch the fd. A daemon signal can still land just after a collect
+//      took its completion (the daemon writes the fd after its push): a
+//      spurious readiness, which the next coproc_collect answers with 0 and
+//      clears (E2). Under a saturating stream that is a few percent of the
+//      loop's wake-ups (tests/integration/event_loop_test.cc counts them).
+//  E4  arming (the first coproc_event_fd) publishes the flag to the daemon,
+//      then drains and writes 1 if ready_ is non-empty, so completions that
+//      arrived before the fd was asked for are not silent; the seq_cst fence
+//      after the flag pairs with the daemon's fence in ring::notify() (as W1
+//      in ring/wait.h): either the daemon sees the flag, or our drain sees its
+//      completion.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +63,7 @@
 struct coproc_model {
   coproc_client* client = nullptr;
   uint32_t id = 0;
+  uint32_t max_batch = 0;
   std::string name;
   std::vector<std::string> input_names;
   std::vector<std::string> output_names;
@@ -64,9 +96,14 @@ enum class RequestState : uint32_t { kFree = 0, kInFlight = 1, kDone = 2 };
 struct coproc_request {
   coproc_client* client = nullptr;
   uint32_t index = 0;
-  uint32_t generation = 0;                 // bumped on release; part of the wire id
+  // Bumped on release (under submit_mu_); part of the wire id. Atomic because
+  // collect() and the drainer compare it with a queued id while the owner may
+  // be releasing the request (relaxed: a mismatch only means "stale").
+  std::atomic<uint32_t> generation{0};
   std::atomic<uint32_t> state{0};          // RequestState; release by the drainer, acquire by readers
   std::atomic<bool> abandoned{false};      // nobody will release it: the drainer frees it on completion
+  bool collect = false;                    // COPROC_SUBMIT_COLLECT: reported by coproc_collect
+  void* user_data = nullptr;               // coproc_submit_options.user_data
   coproc_status status = COPROC_OK;
   std::string message;
   uint32_t n_outputs = 0;
@@ -74,7 +111,14 @@ struct coproc_request {
   int64_t output_shape[coproc::client::kMaxTensorsPerRequest][COPROC_MAX_RANK] = {};
   coproc_timing timing = {};
 
-  uint64_t wire_id() const { return (uint64_t{generation} << 32) | index; }
+  // The wire id: index, generation (31 bits) and, for a collectable request,
+  // the bit that asks the daemon to signal the eventfd.
+  uint32_t gen() const { return generation.load(std::memory_order_relaxed) & kGenerationMask; }
+  uint64_t wire_id() const {
+    return (uint64_t{gen()} << 32) | index | (collect ? coproc::wire::kRequestIdSignalsEventFd : 0);
+  }
+  bool matches(uint64_t id) const { return gen() == (static_cast<uint32_t>(id >> 32) & kGenerationMask); }
+  static constexpr uint32_t kGenerationMask = 0x7fffffff;
 };
 
 struct coproc_client {
@@ -102,6 +146,14 @@ struct coproc_client {
   coproc_status alloc(size_t bytes, void** out, std::string* message);
   coproc_status free(void* ptr, std::string* message);
   coproc_status event_fd(int* out_fd, std::string* message);
+  // Hands out up to `capacity` collectable completions, oldest first (E2).
+  size_t collect(coproc_request** out, size_t capacity);
+  // Refreshes the request's state from the completion ring if no other
+  // thread is draining it (never waits).
+  void refresh() { drain_completions(); }
+
+  uint64_t arena_bytes() const { return arena_bytes_; }
+  size_t max_in_flight() const { return pool_.size(); }
 
   std::vector<std::unique_ptr<coproc_model>>& models() { return models_; }
   bool in_arena(const void* ptr, uint64_t bytes) const;
@@ -114,6 +166,13 @@ struct coproc_client {
   // Pops every available completion into its request. Returns false when
   // another thread holds the drain lock.
   bool drain_completions();
+  void lock_drain();  // waits for the drain lock: for the short pops of another thread
+  void unlock_drain();
+  // Caller holds the drain lock. Pops every available completion; collectable
+  // ones go into out[*n..capacity) first, then to ready_ (E1, E3).
+  void drain_locked(coproc_request** out, size_t capacity, size_t* n);
+  void signal_event_fd();
+  void reset_event_fd();
   void release_locked(coproc_request& request);  // caller holds submit_mu_; idempotent
   void build_template(const coproc_model& model, const coproc_tensor* inputs, size_t n_inputs,
                       const coproc_tensor* outputs, size_t n_outputs);
@@ -155,6 +214,16 @@ struct coproc_client {
   std::atomic<bool> draining_{false};
   coproc::ring::RingConsumer completions_;
   std::vector<std::byte> completion_buffer_;
+  // relaxed: read by drainers, which hold the drain lock, and set once by
+  // event_fd() while it holds the drain lock too (the lock orders them).
+  std::atomic<bool> event_armed_{false};
+
+  std::mutex ready_mu_;
+  // Wire ids (index | generation << 32) in completion order. A request
+  // released before it was collected leaves a stale id, skipped on collect;
+  // stale ids are purged once the queue reaches the window, so it never
+  // holds more than twice the window.
+  std::deque<uint64_t> ready_;
 
   std::mutex alloc_mu_;
   std::unique_ptr<boost::interprocess::managed_external_buffer> allocator_;

@@ -284,6 +284,7 @@ coproc_status coproc_client::read_model_table(std::string* message) {
     model->client = this;
     model->id = m->id();
     model->name = m->name() ? m->name()->str() : std::string();
+    model->max_batch = m->max_batch();
     copy_infos(m->inputs(), model->input_names, model->inputs);
     copy_infos(m->outputs(), model->output_names, model->outputs);
     models_.push_back(std::move(model));

@@ -75,8 +75,8 @@ std::byte* ClientSession::arena_range(uint64_t offset, uint64_t bytes) const {
   return arena_ + offset;
 }
 
-bool ClientSession::push_completion(std::span<const uint8_t> completion, bool ok,
-                                    bool wake_client) {
+bool ClientSession::push_completion(std::span<const uint8_t> completion, bool ok, bool wake_client,
+                                    bool signal) {
   if (closed()) return false;
   {
     std::lock_guard lock(completion_mu_);
@@ -89,6 +89,7 @@ bool ClientSession::push_completion(std::span<const uint8_t> completion, bool ok
     // writer at a time and the mutex orders them.
     if (stats_ != nullptr) bump(ok ? stats_->completed_ok : stats_->completed_error);
   }
+  if (signal) event_pending_.store(true, std::memory_order_release);
   if (wake_client) wake();
   return true;
 }
@@ -97,7 +98,17 @@ void ClientSession::wake() {
   // The wake words live in the client's segment: a lying client only delays
   // its own wake-ups.
   ring::notify(header_->completion_seq, header_->completion_sleepers);
-  if (header_->eventfd_armed.load(std::memory_order_relaxed) != 0) {
+  // armed, relaxed: ordered after the pushes by notify()'s fence, which pairs
+  // with the client's fence after it arms the flag (E4 in client_impl.h).
+  // The pending flag is taken only when armed: a signal taken while unarmed
+  // could belong to a push that this thread's fence does not order, so the
+  // client's arming drain might miss it. Left pending, it costs at most one
+  // spurious readiness after arming. The relaxed load skips the locked
+  // exchange when nothing is pending; a stale false means the pusher's own
+  // wake() is still to come.
+  if (header_->eventfd_armed.load(std::memory_order_relaxed) != 0 &&
+      event_pending_.load(std::memory_order_relaxed) &&
+      event_pending_.exchange(false, std::memory_order_acq_rel)) {
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof(one));
   }

@@ -61,8 +61,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // the daemon anything, and that client would wait forever for the lost
   // completion anyway).
   // `ok`: the completion's status is OK (counted in the client's stats slot).
-  bool push_completion(std::span<const uint8_t> completion, bool ok, bool wake = true);
-  // Wakes the client if it sleeps (futex, eventfd): after a batch pushed
+  // `signal`: its request asked for the eventfd (wire::kRequestIdSignalsEventFd);
+  // the next wake() writes the eventfd if the client armed it.
+  bool push_completion(std::span<const uint8_t> completion, bool ok, bool wake = true,
+                       bool signal = false);
+  // Wakes the client if it sleeps (futex), and signals its eventfd if a
+  // completion pushed since the last wake asked for it: after a batch pushed
   // several completions with wake = false, one wake-up instead of one each.
   void wake();
 
@@ -110,6 +114,11 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> dropped_{0};
   std::atomic<bool> overflowed_{false};
+  // A completion that asked for the eventfd was pushed and no wake() has
+  // signalled it yet. release by the pusher (after its push), acquire by the
+  // wake() that takes it: that wake's eventfd write comes after the push, so
+  // the client's read of the eventfd sees the completion in the ring.
+  std::atomic<bool> event_pending_{false};
   wire::ClientStats* stats_ = nullptr;
   std::function<void()> release_stats_;
 };

@@ -66,9 +66,10 @@ bool send_completion(ClientSession& session, uint64_t id, ErrorCode code, std::s
     return b;
   }();
   thread_local CompletionTemplate cached;
+  const bool signal = (id & wire::kRequestIdSignalsEventFd) != 0;
   if (code != ErrorCode::kOk || !message.empty() || output_shapes.size() > kMaxShapes) {
     return session.push_completion(build(fbb, id, code, message, output_shapes, timing),
-                                   code == ErrorCode::kOk, wake);
+                                   code == ErrorCode::kOk, wake, signal);
   }
   if (!cached.matches(output_shapes)) {
     auto bytes = build(fbb, id, code, message, output_shapes, timing);
@@ -83,7 +84,7 @@ bool send_completion(ClientSession& session, uint64_t id, ErrorCode code, std::s
   t->mutate_queue_ns(timing.queue_ns);
   t->mutate_exec_ns(timing.exec_ns);
   t->mutate_batch_size(timing.batch_size);
-  return session.push_completion(cached.bytes, code == ErrorCode::kOk, wake);
+  return session.push_completion(cached.bytes, code == ErrorCode::kOk, wake, signal);
 }
 
 }  // namespace coproc::daemon

@@ -64,6 +64,8 @@ int main(void) {
   coproc_tensor_info info;
   coproc_tensor in, out;
   coproc_request* request = NULL;
+  coproc_request* collected[4];
+  size_t n_collected = 0;
   coproc_submit_options submit_options;
   coproc_timing timing;
   int32_t rank = 0;
@@ -99,6 +101,9 @@ int main(void) {
   CHECK(coproc_model_input(model, 0, &info) == COPROC_OK && info.rank == 2 && info.shape[1] == 16);
   CHECK(coproc_model_output(model, 0, &info) == COPROC_OK && strcmp(info.name, "y") == 0);
   CHECK(coproc_event_fd(client, &event_fd) == COPROC_OK && event_fd >= 0);
+  CHECK(coproc_arena_size(client) > 0);
+  CHECK(coproc_max_in_flight(client) > 0);
+  CHECK(coproc_model_max_batch(model) > 0);
 
   memset(&in, 0, sizeof(in));
   memset(&out, 0, sizeof(out));
@@ -123,7 +128,19 @@ int main(void) {
         shape[1] == 16);
   CHECK(coproc_request_timing(request, &timing) == COPROC_OK && timing.batch_size == 1);
   CHECK(coproc_cancel(request) == COPROC_OK); /* already done: a no-op */
+  CHECK(coproc_wait(request, 0) == COPROC_OK); /* the outcome again */
+  CHECK(coproc_request_user_data(request) == NULL);
   CHECK(coproc_release(request) == COPROC_OK);
+
+  /* The event-loop way: collect what completed, with its user_data. */
+  submit_options.flags = COPROC_SUBMIT_COLLECT;
+  submit_options.user_data = &in;
+  CHECK(coproc_submit(client, model, &in, 1, &out, 1, &submit_options, &request) == COPROC_OK);
+  CHECK(coproc_wait(request, 5000000000LL) == COPROC_OK); /* waiting does not collect */
+  CHECK(coproc_collect(client, collected, 4, &n_collected) == COPROC_OK && n_collected == 1 &&
+        collected[0] == request && coproc_request_user_data(collected[0]) == &in);
+  CHECK(coproc_release(request) == COPROC_OK);
+  CHECK(coproc_collect(client, collected, 4, &n_collected) == COPROC_OK && n_collected == 0);
 
   out.rank = 0;
   CHECK(coproc_infer(client, model, &in, 1, &out, 1, 5000000000LL) == COPROC_OK);

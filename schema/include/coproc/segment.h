@@ -34,6 +34,13 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(sizeof(std::atomic<uint32_t>) == 4, "futex words must be 4 bytes");
 
+// Request.id is the client's; the daemon echoes it in the Completion and reads
+// one bit of it: a request whose id has this bit set wants its completion to
+// signal the client's eventfd (once armed). The client sets it for the
+// requests an event loop collects (COPROC_SUBMIT_COLLECT), so completions that
+// a blocked thread waits for do not wake the loop.
+inline constexpr uint64_t kRequestIdSignalsEventFd = uint64_t{1} << 63;
+
 // ---------------------------------------------------------------------------
 // Client segment: one per client, created by the daemon (memfd), mapped
 // read-write by the daemon and by that client only.
@@ -63,7 +70,8 @@ struct alignas(kCacheLineBytes) SegmentHeader {
   std::atomic<uint32_t> completion_sleepers;
 
   // Set to 1 by a client that asked for its eventfd: the daemon then also
-  // signals the eventfd after pushing completions.
+  // signals the eventfd after pushing completions whose id carries
+  // kRequestIdSignalsEventFd.
   alignas(kCacheLineBytes) std::atomic<uint32_t> eventfd_armed;
 };
 static_assert(sizeof(SegmentHeader) <= kPageBytes);
