@@ -20,7 +20,6 @@ install(FILES ${_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT daemon)
 set(CPACK_PACKAGE_NAME coproc)
 set(CPACK_PACKAGE_VENDOR coproc)
 set(CPACK_PACKAGE_CONTACT "coproc maintainers <coproc@localhost>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "local inference coprocessor")
 set(CPACK_PACKAGE_DIRECTORY ${CMAKE_BINARY_DIR}/packages)
 set(CPACK_GENERATOR DEB)
 set(CPACK_COMPONENTS_ALL daemon sdk)
@@ -33,26 +32,32 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 
 set(CPACK_DEBIAN_DAEMON_PACKAGE_NAME coproc)
 set(CPACK_DEBIAN_DAEMON_PACKAGE_SECTION misc)
-set(CPACK_COMPONENT_DAEMON_DESCRIPTION
+set(CPACK_DEBIAN_DAEMON_DESCRIPTION
   "local inference coprocessor: the daemon, its tools and the client library
- coprocd serves ONNX models to the processes of one host through shared memory,
- batching their requests on the CPU (OpenBLAS) or an OpenCL device. This
- package holds the daemon, coproc-stat (its status), coproc-bench (latency and
- load), a systemd unit, an example configuration, and libcoproc, the runtime
- library the clients link.")
+coprocd serves ONNX models to the processes of one host through shared memory,
+batching their requests on the CPU (OpenBLAS) or an OpenCL device. This
+package holds the daemon, coproc-stat (its status), coproc-bench (latency and
+load), a systemd unit, an example configuration, and libcoproc, the runtime
+library the clients link.")
 # What dpkg-shlibdeps cannot see: the GPU device needs an OpenCL implementation (an ICD) behind
 # the ICD loader it links; without one coprocd runs on the CPU, so it is a recommendation.
 # `coproc-bench ort` runs ONNX Runtime in Python (pip's onnxruntime; Debian has none).
 set(CPACK_DEBIAN_DAEMON_PACKAGE_RECOMMENDS "pocl-opencl-icd | opencl-icd")
 set(CPACK_DEBIAN_DAEMON_PACKAGE_SUGGESTS "python3-numpy")
+# A shlibs file, so packages of client services get "Depends: coproc (>= this version)" from
+# their own dpkg-shlibdeps, and ldconfig in postinst, as for any package with a shared library.
+# Each description's first line is its synopsis (no CPACK_PACKAGE_DESCRIPTION_SUMMARY, which
+# CPack would put before it).
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 
 set(CPACK_DEBIAN_SDK_PACKAGE_NAME libcoproc-dev)
 set(CPACK_DEBIAN_SDK_PACKAGE_SECTION libdevel)
-set(CPACK_COMPONENT_SDK_DESCRIPTION
+set(CPACK_DEBIAN_SDK_DESCRIPTION
   "local inference coprocessor: client SDK
- Everything to build a client of coprocd in C or C++: coproc.h, the libcoproc
- link, a CMake package (find_package(coproc)), a pkg-config file (coproc.pc)
- and an example client.")
+Everything to build a client of coprocd in C or C++: coproc.h, the libcoproc
+link, a CMake package (find_package(coproc)), a pkg-config file (coproc.pc)
+and an example client.")
 # The exact version of the daemon package, which holds the library and its protocol.
 set(CPACK_COMPONENT_SDK_DEPENDS daemon)
 set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
