@@ -56,7 +56,8 @@ expect_installed "client SDK" include/coproc.h "$libdir/libcoproc.so" "$libdir/l
   "$libdir/cmake/coproc/coprocTargets.cmake" "$libdir/pkgconfig/coproc.pc"
 expect_installed "daemon and tools" bin/coprocd bin/coproc-stat bin/coproc-bench \
   lib/systemd/system/coprocd.service share/coproc/coprocd.example.toml \
-  share/doc/coproc/README.md share/doc/coproc/threat-model.md libexec/coproc/ort_worker.py
+  share/doc/coproc/README.md share/doc/coproc/threat-model.md share/doc/coproc/install.md \
+  libexec/coproc/ort_worker.py
 
 # ---- the installed binaries need nothing from the build or source tree -------------------------
 for exe in coprocd coproc-stat coproc-bench; do
@@ -214,7 +215,7 @@ if [ -z "$deb_daemon" ]; then fail "cpack made no coproc_*.deb (daemon): $(ls "$
 else
   expect_deb "$deb_daemon" "coproc.deb" -- /usr/bin/coprocd /usr/bin/coproc-stat /usr/bin/coproc-bench \
     /usr/lib/systemd/system/coprocd.service /usr/share/coproc/coprocd.example.toml \
-    /usr/share/doc/coproc/README.md /usr/share/doc/coproc/threat-model.md \
+    /usr/share/doc/coproc/README.md /usr/share/doc/coproc/threat-model.md /usr/share/doc/coproc/install.md \
     "/usr/$libdir/libcoproc.so.0" /usr/libexec/coproc/ort_worker.py \
     ! /usr/include/coproc.h "/usr/$libdir/libcoproc.so"
   expect_depends "$deb_daemon" "coproc.deb" "libuv1" "libopenblas" "libnuma1" "libstdc\+\+6" \
