@@ -4,11 +4,12 @@
 #               the integration, stress and sanitizer-built ops suites (the HTTP server, the
 #               stats page) under ThreadSanitizer, the same under AddressSanitizer +
 #               UndefinedBehaviorSanitizer, and a short run of each libFuzzer target)
-# and `make build` for just the build. Binaries land in build/bin/.
+# and `make build` for just the build. Binaries land in build/bin/. `make package` makes the Debian
+# packages in build/packages/ (tools/packaging.cmake).
 
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo tsan-ring tsan-integration asan-integration asan fuzz-build fuzz clean
+.PHONY: all deps build package test demo tsan-ring tsan-integration asan-integration asan fuzz-build fuzz clean
 
 all: build
 
@@ -18,6 +19,11 @@ deps:
 build: deps
 	cmake --preset release
 	cmake --build build -j $(JOBS)
+
+# coproc_<version>_<arch>.deb (the daemon, its tools, the client library) and
+# libcoproc-dev_<version>_<arch>.deb (the client SDK), built by CPack from the install components.
+package: build
+	cmake --build build --target package
 
 test: build tsan-ring tsan-integration asan-integration fuzz-build
 	ctest --test-dir build --output-on-failure

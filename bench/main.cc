@@ -411,7 +411,11 @@ int main(int argc, char** argv) {
   }
   coproc::bench::OrtBenchOptions ort_options;
   ort_options.python = COPROC_BENCH_PYTHON;
-  ort_options.worker_script = COPROC_BENCH_ORT_WORKER;
+  // Relative to this executable, the same in the build tree and in an installed prefix.
+  ort_options.worker_script =
+      (std::filesystem::path(coproc::bench::executable_dir()) / COPROC_BENCH_ORT_WORKER)
+          .lexically_normal()
+          .string();
   std::string ort_model;
   double round_s = 1.0;
   auto* ort = app.add_subcommand(
@@ -465,7 +469,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   ort->add_option("--python", ort_options.python, "Python with onnxruntime and numpy")
       ->capture_default_str();
-  ort->add_option("--ort-worker", ort_options.worker_script, "tools/ort_worker.py")
+  ort->add_option("--ort-worker", ort_options.worker_script, "tools/ort_worker.py, as installed")
       ->capture_default_str();
   ort->add_flag("--json", ort_options.json, "print one JSON object");
   coproc::bench::DevicesOptions devices_options;

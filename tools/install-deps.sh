@@ -20,6 +20,7 @@ debian_packages=(
   systemd  # tests/ops verifies the unit in tools/systemd with systemd-analyze
   tmux  # tests/ops drives coproc-stat --watch in a detached tmux session
   prometheus  # tests/ops: promtool checks /metrics; a real Prometheus server scrapes the daemon
+  dpkg-dev file  # make package: CPack's DEB generator runs dpkg-shlibdeps, which needs `file`
 )
 
 python_packages=(numpy onnx onnxruntime)
