@@ -50,7 +50,10 @@ Candidate form_candidate(std::span<const Ordered> order, const Policy& policy,
     const QueuedRequest& r = *order[i].request;
     if (r.padded_length != candidate.padded_length) continue;
     if (!fits(uint64_t{candidate.rows} + r.rows, candidate.padded_length)) {
-      const uint32_t room = split(r) ? chunk_rows(candidate.rows, r) : 0;
+      // A chunk fills the room only among requests of its own level: behind more urgent ones it
+      // would make them wait for a whole chunk's execution instead of their own rows'.
+      const bool same_level = order[i].level == order.front().level;
+      const uint32_t room = split(r) && same_level ? chunk_rows(candidate.rows, r) : 0;
       if (room > 0) {
         candidate.taken.push_back(i);
         candidate.rows += room;

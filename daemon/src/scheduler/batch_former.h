@@ -13,10 +13,13 @@
 //     alone.
 //   - Chunks (chunk_requests): a request that does not fit by itself is split.
 //     When it is the first, the candidate takes as many of its rows as fit (at
-//     least one); when it comes later, as many as fit in the room the requests
-//     before it left (none: the candidate ends before it). Either way it is the
-//     last request taken and the candidate is full. A request that fits by
-//     itself is never split: it waits whole for a batch with room.
+//     least one); when it comes later and is served at the same level as the
+//     first, as many as fit in the room the requests before it left (none, or
+//     a more urgent first request: the candidate ends before it, so a critical
+//     request does not wait for a chunk's worth of low rows in its own batch).
+//     Either way it is the last request taken and the candidate is full. A
+//     request that fits by itself is never split: it waits whole for a batch
+//     with room.
 //   - full: the candidate can grow no further (it reached max_batch rows, or a
 //     next request of its bucket does not fit). Waiting cannot make it larger.
 //
