@@ -4,8 +4,8 @@
 // in place; a cancel, a deadline or the client's death stops the request
 // between chunks with exactly one completion; limits.max_request_rows caps a
 // request's rows.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -150,7 +150,8 @@ TEST(Chunks, shouldRunACriticalRequestWithinAboutOneChunkOfABigLowRequest) {
   int started[2], stop[2];
   ASSERT_EQ(::pipe(started), 0);
   ASSERT_EQ(::pipe(stop), 0);
-  const pid_t heavy = start_child([&] { return heavy_neighbour(daemon.socket_path(), started[1], stop[0]); });
+  const pid_t heavy =
+      start_child([&] { return heavy_neighbour(daemon.socket_path(), started[1], stop[0]); });
   char byte = 0;
   ASSERT_EQ(::read(started[0], &byte, 1), 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(30));  // the big request is running
@@ -231,8 +232,8 @@ TEST(Chunks, shouldWriteEveryChunkInPlaceMatchingOnnxRuntimeWhileSmallRequestsSh
   EXPECT_GT(timing.exec_ns, 0u);
   for (int64_t r = 0; r < kRows; ++r) {
     for (int64_t k = 0; k < kMlpOut; ++k) {
-      ASSERT_NEAR(floats(big_out)[r * kMlpOut + k], ref[static_cast<std::size_t>((r % 32) * kMlpOut + k)],
-                  1e-4 * scale)
+      ASSERT_NEAR(floats(big_out)[r * kMlpOut + k],
+                  ref[static_cast<std::size_t>((r % 32) * kMlpOut + k)], 1e-4 * scale)
           << "row " << r << " element " << k;
     }
   }
@@ -245,7 +246,8 @@ TEST(Chunks, shouldWriteEveryChunkInPlaceMatchingOnnxRuntimeWhileSmallRequestsSh
     coproc_release(small[s]);
   }
   coproc_release(big);
-  const Books books = wait_for_books(daemon.socket_path(), [](const Books& b) { return b.completed == 7; });
+  const Books books =
+      wait_for_books(daemon.socket_path(), [](const Books& b) { return b.completed == 7; });
   EXPECT_EQ(books.accepted, 7u);
   EXPECT_EQ(books.completed, 7u) << "one completion for the big request, however many chunks";
 }
@@ -275,7 +277,8 @@ TEST(Chunks, shouldStopABigRequestBetweenChunksWhenCancelledWithOneCompletion) {
   ASSERT_EQ(coproc_submit(client.c, mlp, &in, 1, &out, 1, nullptr, &after), COPROC_OK);
   EXPECT_EQ(coproc_wait(after, 10'000'000'000), COPROC_OK) << coproc_last_error();
   coproc_release(after);
-  const Books books = wait_for_books(daemon.socket_path(), [](const Books& b) { return b.completed == 2; });
+  const Books books =
+      wait_for_books(daemon.socket_path(), [](const Books& b) { return b.completed == 2; });
   EXPECT_EQ(books.accepted, 2u);
   EXPECT_EQ(books.completed, 2u) << "exactly one completion each";
   EXPECT_EQ(books.cancelled, 1u);
@@ -299,7 +302,8 @@ TEST(Chunks, shouldStopABigRequestBetweenChunksAtItsDeadline) {
       << coproc_last_error();
   EXPECT_LT(took_ns, 200'000'000u) << "stopped at the deadline's chunk, not after all 30,000 rows";
   coproc_release(heavy.request);
-  const Books books = wait_for_books(daemon.socket_path(), [](const Books& b) { return b.completed == 1; });
+  const Books books =
+      wait_for_books(daemon.socket_path(), [](const Books& b) { return b.completed == 1; });
   EXPECT_EQ(books.accepted, 1u);
   EXPECT_EQ(books.completed, 1u);
   EXPECT_EQ(books.expired, 1u);
@@ -319,7 +323,8 @@ TEST(Chunks, shouldDropTheRemainingChunksOfAClientThatDies) {
   });
   ASSERT_EQ(status, 0);
 
-  const Books books = wait_for_books(daemon.socket_path(), [](const Books& b) { return b.dropped == 1; });
+  const Books books =
+      wait_for_books(daemon.socket_path(), [](const Books& b) { return b.dropped == 1; });
   EXPECT_EQ(books.accepted, 1u);
   EXPECT_EQ(books.dropped, 1u);
   EXPECT_EQ(books.completed, 0u);
@@ -340,7 +345,8 @@ TEST(Chunks, shouldDropTheRemainingChunksOfAClientThatDies) {
 }
 
 TEST(Chunks, shouldRefuseARequestOverMaxRequestRowsNamingTheLimit) {
-  DaemonProcess daemon({"--max-request-rows", "100", "--config", mlp_config("rows", "max_batch = 32")});
+  DaemonProcess daemon(
+      {"--max-request-rows", "100", "--config", mlp_config("rows", "max_batch = 32")});
   ASSERT_TRUE(daemon.started()) << daemon.log();
   ClientHandle client(daemon.socket_path());
   coproc_model* mlp = client.model("mlp");
@@ -353,7 +359,8 @@ TEST(Chunks, shouldRefuseARequestOverMaxRequestRowsNamingTheLimit) {
 
   ASSERT_EQ(coproc_submit(client.c, mlp, &over_in, 1, &over_out, 1, nullptr, &over), COPROC_OK);
   EXPECT_EQ(coproc_wait(over, 10'000'000'000), COPROC_ERR_RESOURCE_EXHAUSTED);
-  EXPECT_NE(std::string(coproc_last_error()).find("request of 101 rows is over limits.max_request_rows (100)"),
+  EXPECT_NE(std::string(coproc_last_error())
+                .find("request of 101 rows is over limits.max_request_rows (100)"),
             std::string::npos)
       << coproc_last_error();
   ASSERT_EQ(coproc_submit(client.c, mlp, &at_in, 1, &at_out, 1, nullptr, &at), COPROC_OK);

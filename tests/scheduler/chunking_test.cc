@@ -217,11 +217,11 @@ TEST(SchedulerChunks, shouldBoundACriticalRequestsWaitByOneChunkUnderABigLowRequ
   // A 30,000-row low request at 20 us a row (a 32-row chunk: 640 us); critical requests every
   // 7 ms. Whole, the big request would hold the device for 600 ms.
   ModelScheduler scheduler(chunking_policy(32), {});
-  std::vector<SimulatedRequest> trace = {{.arrival_ns = 0, .client = 1, .priority = Priority::kLow,
-                                          .rows = 30'000}};
+  std::vector<SimulatedRequest> trace = {
+      {.arrival_ns = 0, .client = 1, .priority = Priority::kLow, .rows = 30'000}};
   for (uint64_t t = 1; t <= 50; ++t) {
-    trace.push_back({.arrival_ns = t * 7 * kMs + 123 * kUs, .client = 2,
-                     .priority = Priority::kCritical});
+    trace.push_back(
+        {.arrival_ns = t * 7 * kMs + 123 * kUs, .client = 2, .priority = Priority::kCritical});
   }
   const auto exec_ns_of = [](uint32_t rows) { return uint64_t{rows} * 20 * kUs; };
 
