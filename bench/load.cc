@@ -169,20 +169,35 @@ LoadResult run_load(const LoadOptions& o) {
     if (pid == 0) ::_exit(client_main(o, i, start_ns, path));
     children.push_back(pid);
   }
-  for (int i = 0; i < o.clients; ++i) {
+  if (o.heavy_rows > 0) {
+    // The heavy neighbour: client number `clients`, one big request in flight, closed loop.
+    LoadOptions heavy = o;
+    heavy.in_flight = 1;
+    heavy.rate_rps = 0;
+    heavy.shape.batch = o.heavy_rows;
+    heavy.priority_mix = {};
+    heavy.priority_mix[o.heavy_priority] = 1;
+    const std::string path = dir + "/client-" + std::to_string(o.clients) + ".bin";
+    pid_t pid = ::fork();
+    if (pid == 0) ::_exit(client_main(heavy, o.clients, start_ns, path));
+    children.push_back(pid);
+  }
+  for (int i = 0; i < static_cast<int>(children.size()); ++i) {
+    const bool heavy = i == o.clients;
     int status = 0;
     ::waitpid(children[static_cast<size_t>(i)], &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      result.error = "client " + std::to_string(i) + " failed (exit " +
+      result.error = (heavy ? "the heavy neighbour" : "client " + std::to_string(i)) + " failed (exit " +
                      std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")";
       continue;
     }
     std::ifstream in(dir + "/client-" + std::to_string(i) + ".bin", std::ios::binary);
     uint64_t header[3] = {};
     in.read(reinterpret_cast<char*>(header), sizeof(header));
-    size_t old = result.samples.size();
-    result.samples.resize(old + header[0]);
-    in.read(reinterpret_cast<char*>(result.samples.data() + old),
+    std::vector<LoadSample>& samples = heavy ? result.heavy_samples : result.samples;
+    size_t old = samples.size();
+    samples.resize(old + header[0]);
+    in.read(reinterpret_cast<char*>(samples.data() + old),
             static_cast<std::streamsize>(header[0] * sizeof(LoadSample)));
     result.errors += header[1];
     result.backlogged += header[2];

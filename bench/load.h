@@ -6,6 +6,12 @@
 // together) and latency is measured from the scheduled arrival, so queueing
 // delay shows instead of being hidden by a slow client (no coordinated
 // omission). Priorities are drawn per request from a mix.
+//
+// A heavy neighbour (heavy_rows > 0) is one more client process that keeps one
+// request of heavy_rows rows (dim 0) at heavy_priority in flight the whole
+// run: what the others' latencies look like next to one big request (which a
+// daemon runs in chunks of its model's max_batch rows). Its own completions are
+// reported apart and not counted in the throughput.
 #pragma once
 
 #include <array>
@@ -28,6 +34,8 @@ struct LoadOptions {
   std::array<double, 4> priority_mix{0, 0, 1, 0};  // critical, high, normal, low weights
   uint64_t seed = 1;
   ShapeRule shape;  // each request's dynamic dims (inputs.h): batch 1, seq 1 by default
+  int64_t heavy_rows = 0;     // > 0: add the heavy neighbour
+  uint8_t heavy_priority = 3;  // coproc_priority of its requests: low by default
 };
 
 // One completed request, as a client saw it.
@@ -42,6 +50,7 @@ struct LoadSample {
 
 struct LoadResult {
   std::vector<LoadSample> samples;  // measured phase only, every client
+  std::vector<LoadSample> heavy_samples;  // the heavy neighbour's, measured phase only
   int64_t measured_ns = 0;
   uint64_t errors = 0;
   uint64_t backlogged = 0;          // open loop: arrivals that found the client's window full

@@ -221,10 +221,14 @@ std::string load_run_json(const coproc::bench::LoadResult& r, const char* batchi
     prio += fmt::format("{}{}", prio.empty() ? "" : ",", json_row(q, "priority"));
   }
   for (auto [size, count] : batch_sizes) hist += fmt::format("{}\"{}\":{}", hist.empty() ? "" : ",", size, count);
+  std::vector<int64_t> heavy;
+  for (const auto& s : r.heavy_samples) heavy.push_back(s.latency_ns);
+  const std::string heavy_json = heavy.empty() ? "null" : json_row(coproc::bench::summarize("heavy", heavy), "client");
   return fmt::format(
-      R"({{"batching":"{}","throughput_rps":{:.1f},"samples":{},"p50_ns":{},"p90_ns":{},"p99_ns":{},"p999_ns":{},"max_ns":{},"mean_batch_size":{:.3f},"errors":{},"backlogged":{},"per_priority":[{}],"batch_sizes":{{{}}}}})",
+      R"({{"batching":"{}","throughput_rps":{:.1f},"samples":{},"p50_ns":{},"p90_ns":{},"p99_ns":{},"p999_ns":{},"max_ns":{},"mean_batch_size":{:.3f},"errors":{},"backlogged":{},"per_priority":[{}],"batch_sizes":{{{}}},"heavy":{}}})",
       batching, throughput, p.samples, p.p50_ns, p.p90_ns, p.p99_ns, p.p999_ns, p.max_ns,
-      all.empty() ? 0.0 : batch_sum / static_cast<double>(all.size()), r.errors, r.backlogged, prio, hist);
+      all.empty() ? 0.0 : batch_sum / static_cast<double>(all.size()), r.errors, r.backlogged, prio, hist,
+      heavy_json);
 }
 
 void print_load(const coproc::bench::LoadResult& r) {
@@ -258,6 +262,13 @@ void print_load(const coproc::bench::LoadResult& r) {
   std::printf("batch sizes:");
   for (auto [size, count] : batch_sizes) std::printf(" %u:%llu", size, static_cast<unsigned long long>(count));
   std::printf("\n");
+  if (!r.heavy_samples.empty()) {
+    std::vector<int64_t> heavy;
+    for (const auto& s : r.heavy_samples) heavy.push_back(s.latency_ns);
+    const auto q = coproc::bench::summarize("heavy", heavy);
+    std::printf("heavy neighbour: %zu requests completed in the measured phase, latency p50 %.1f ms, max %.1f ms\n",
+                heavy.size(), static_cast<double>(q.p50_ns) / 1e6, static_cast<double>(q.max_ns) / 1e6);
+  }
 }
 
 int run_load_command(const std::string& model_arg, const std::string& socket,
@@ -402,6 +413,12 @@ int main(int argc, char** argv) {
                  "run the same load twice, batching off (max_batch 1) and on (dynamic, max_batch 32)");
   load->add_option("--warmup-ms", warmup_ms, "warm-up")->check(CLI::Range(0, 60000))->capture_default_str();
   load->add_option("--duration-ms", duration_ms, "measurement")->check(CLI::Range(1, 600000))->capture_default_str();
+  load->add_option("--heavy-rows", load_options.heavy_rows,
+                   "add one client that keeps one request of this many rows in flight (0: none)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 31))->capture_default_str();
+  std::string heavy_priority = "low";
+  load->add_option("--heavy-priority", heavy_priority, "priority of the heavy neighbour's requests")
+      ->check(CLI::IsMember({"critical", "high", "normal", "low"}))->capture_default_str();
   for (auto* sub : {compare, latency}) {
     sub->add_flag("--json", json, "print one JSON object");
     sub->add_option("--warmup-ms", warmup_ms, "warm-up per transport")->check(CLI::Range(0, 60000))->capture_default_str();
@@ -590,6 +607,10 @@ int main(int argc, char** argv) {
     if (!parse_mix(mix, &load_options.priority_mix, &error)) {
       std::fprintf(stderr, "coproc-bench: %s\n", error.c_str());
       return 2;
+    }
+    static constexpr const char* kPriorities[4] = {"critical", "high", "normal", "low"};
+    for (uint8_t p = 0; p < 4; ++p) {
+      if (heavy_priority == kPriorities[p]) load_options.heavy_priority = p;
     }
     load_options.warmup_ns = warmup_ms * 1'000'000;
     load_options.duration_ns = duration_ms * 1'000'000;

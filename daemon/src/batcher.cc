@@ -82,6 +82,11 @@ struct Batcher::ModelState {
   std::vector<bool> input_dim1;  // input i has the variable-length dim at 1
   std::vector<bool> output_dim1;
   int length_input = -1;         // first input with the variable-length dim
+  // A dynamic dim beyond dim 1 cannot be stacked across requests of different shapes: such a
+  // model runs one request per batch, whole.
+  bool one_per_batch = false;
+  // Every input and output has a dim 0 (the batch), so a row range of a request can run alone.
+  bool chunkable = false;
 };
 
 // What an executing thread owns: runtime Sessions (plan caches, scratch) and
@@ -103,26 +108,26 @@ struct Batcher::ThreadState {
 };
 
 Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::Policy> policies,
-                 int64_t inline_max_ns, uint64_t request_memory_bytes)
+                 int64_t inline_max_ns, uint64_t request_memory_bytes, uint32_t max_request_rows)
     : models_(models),
       registry_(registry),
       inline_max_ns_(inline_max_ns),
-      request_memory_bytes_(request_memory_bytes) {
+      request_memory_bytes_(request_memory_bytes),
+      max_request_rows_(max_request_rows) {
   COPROC_CHECK(policies.size() == models.size());
   for (const auto& m : models.all()) {
-    sched::Policy policy = policies[m.id];
-    // A dynamic dim other than the batch dim and dim 1 cannot be stacked
-    // across requests of different shapes: such a model runs one per batch.
     bool other_dynamic = false;
+    bool all_ranked = true;
     for (const auto& spec : m.model->inputs()) {
       for (std::size_t d = 2; d < spec.dims.size(); ++d) other_dynamic |= spec.dims[d] < 0;
+      all_ranked &= !spec.dims.empty();
     }
-    if (other_dynamic && policy.max_batch > 1) {
+    for (const auto& spec : m.model->outputs()) all_ranked &= !spec.dims.empty();
+    if (other_dynamic && policies[m.id].max_batch > 1) {
       spdlog::warn("model '{}' has a dynamic dim beyond dim 1: batching off (max_batch 1)", m.name);
-      policy.max_batch = 1;
-      policy.min_batch = 1;
-      policy.preferred_batch_sizes.clear();
     }
+    const bool chunkable = all_ranked && !other_dynamic;
+    const sched::Policy policy = effective_policy(other_dynamic, chunkable, policies[m.id]);
     std::vector<bool> input_dim1, output_dim1;
     for (const auto& spec : m.model->inputs()) input_dim1.push_back(variable_dim1(spec.dims));
     for (const auto& spec : m.model->outputs()) output_dim1.push_back(variable_dim1(spec.dims));
@@ -133,6 +138,8 @@ Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::
       };
     }
     auto state = std::make_unique<ModelState>(policy, std::move(estimator));
+    state->one_per_batch = other_dynamic;
+    state->chunkable = chunkable;
     state->input_dim1 = input_dim1;
     state->output_dim1 = output_dim1;
     for (std::size_t i = 0; i < input_dim1.size() && state->length_input < 0; ++i) {
@@ -181,9 +188,21 @@ bool Batcher::idle() const {
   return queued_ == 0 && !device_busy_;
 }
 
+sched::Policy Batcher::effective_policy(bool one_per_batch, bool chunkable, sched::Policy policy) {
+  if (one_per_batch) {
+    policy.max_batch = 1;
+    policy.min_batch = 1;
+    policy.preferred_batch_sizes.clear();
+  }
+  policy.chunk_requests = chunkable;
+  return policy;
+}
+
 void Batcher::set_policy(uint32_t model_id, sched::Policy policy) {
   {
     std::lock_guard lock(mu_);
+    const ModelState& state = *states_[model_id];
+    policy = effective_policy(state.one_per_batch, state.chunkable, std::move(policy));
     states_[model_id]->scheduler.set_policy(policy);
     states_[model_id]->policy = std::move(policy);
   }
@@ -233,9 +252,147 @@ bool Batcher::check_shapes(const ModelState& state, const WorkItem& item, std::s
   return true;
 }
 
+ErrorCode Batcher::admission_problem(const ModelState& state, const WorkItem& item,
+                                     std::string* problem) const {
+  if (!check_shapes(state, item, problem)) return ErrorCode::kInvalidArgument;
+  const int64_t rows = request_rows(item);
+  if (rows > static_cast<int64_t>(max_request_rows_)) {
+    // Legal but over the operator's cap, like limits.request_memory: split it.
+    *problem = "request of " + std::to_string(rows) + " rows is over limits.max_request_rows (" +
+               std::to_string(max_request_rows_) + ")";
+    return ErrorCode::kResourceExhausted;
+  }
+  return ErrorCode::kOk;
+}
+
 void Batcher::answer(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer) {
   if (!send_error(*item.session, item.id, code, message)) report_overflow(*item.session);
   bump(stats(item.model->id, writer).completed[static_cast<int>(code)]);
+}
+
+namespace {
+
+bool chunk_not_last(const WorkItem& item) { return item.chunk.total_rows > 0 && !item.chunk.last; }
+
+// Why a request stopped by a cancel or its deadline got no result; after some chunks ran, their
+// rows of the outputs are written already.
+std::string stopped_message(const WorkItem& request, ErrorCode code) {
+  const bool cancelled = code == ErrorCode::kCancelled;
+  if (request.chunk.rows_done == 0) {
+    return cancelled ? "cancelled before it ran" : "deadline passed while queued";
+  }
+  return std::string(cancelled ? "cancelled" : "deadline passed") + " after " +
+         std::to_string(request.chunk.rows_done) + " of " + std::to_string(request_rows(request)) +
+         " rows ran in chunks (their outputs may be written)";
+}
+
+}  // namespace
+
+void Batcher::fail(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer) {
+  if (chunk_not_last(item)) {
+    end_chunk(item, {.kind = ChunkEnd::Kind::kFailed, .code = code, .message = message}, writer);
+    return;
+  }
+  answer(item, code, message, writer);
+}
+
+void Batcher::drop(WorkItem& item, uint32_t writer) {
+  if (chunk_not_last(item)) {
+    end_chunk(item, {.kind = ChunkEnd::Kind::kClientGone}, writer);
+    return;
+  }
+  bump(stats(item.model->id, writer).dropped_client_gone);
+}
+
+void Batcher::finish_ok(WorkItem& item, std::span<runtime::Shape> shapes, uint64_t start_ticks,
+                        uint64_t exec_ns, uint32_t batch_rows, bool wake, uint32_t writer) {
+  if (chunk_not_last(item)) {
+    end_chunk(item,
+              {.kind = ChunkEnd::Kind::kRan, .start_ticks = start_ticks, .exec_ns = exec_ns,
+               .batch_rows = batch_rows},
+              writer);
+    return;
+  }
+  if (item.chunk.total_rows > 0) {
+    // The last chunk answers for the request: queued until its first chunk started, executing
+    // for all of its chunks, in batches of up to batch_rows rows; outputs of all its rows.
+    if (item.chunk.first_start_ticks != 0) start_ticks = item.chunk.first_start_ticks;
+    exec_ns += item.chunk.exec_ns;
+    batch_rows = std::max(batch_rows, item.chunk.batch_rows);
+    for (runtime::Shape& shape : shapes) shape.dims[0] = item.chunk.total_rows;
+  }
+  const uint64_t queue_ns = CycleClock::to_ns(start_ticks - item.received_ticks);
+  if (!send_completion(*item.session, item.id, ErrorCode::kOk, {}, shapes,
+                       {queue_ns, exec_ns, batch_rows}, wake)) {
+    report_overflow(*item.session);
+  }
+  const uint64_t e2e_ns = CycleClock::to_ns(CycleClock::now() - item.received_ticks);
+  wire::ModelStats& st = stats(item.model->id, writer);
+  bump(st.completed[0]);
+  bump(st.queue_ns_histogram[wire::histogram_bucket(queue_ns, wire::kLatencyBuckets)]);
+  bump(st.queue_ns_sum, queue_ns);
+  bump(st.e2e_ns_histogram[wire::histogram_bucket(e2e_ns, wire::kLatencyBuckets)]);
+  bump(st.e2e_ns_sum, e2e_ns);
+}
+
+void Batcher::end_chunk(const WorkItem& chunk, const ChunkEnd& end, uint32_t writer) {
+  const uint32_t model_id = chunk.model->id;
+  const uint64_t ticket = chunk.chunk.ticket;
+  WorkItem request;
+  ErrorCode stop = ErrorCode::kOk;
+  {
+    std::lock_guard lock(mu_);
+    Slot& slot = slab_[ticket];
+    COPROC_CHECK(slot.chunk_running);
+    slot.chunk_running = false;
+    ChunkOf& progress = slot.item.chunk;
+    if (end.kind == ChunkEnd::Kind::kRan) {
+      if (progress.first_start_ticks == 0) progress.first_start_ticks = end.start_ticks;
+      progress.exec_ns += end.exec_ns;
+      progress.batch_rows = std::max(progress.batch_rows, end.batch_rows);
+      progress.rows_done = chunk.chunk.first_row + request_rows(chunk);
+    }
+    stop = slot.stop;
+    const bool client_gone = slot.item.session->closed();
+    if (stop == ErrorCode::kOk && end.kind == ChunkEnd::Kind::kRan && !client_gone) return;
+    if (stop == ErrorCode::kOk) {
+      // Still queued with its remaining rows, which must not run now.
+      COPROC_CHECK(states_[model_id]->scheduler.cancel(slot.item.session->id(), ticket));
+    }
+    request = std::move(slot.item);
+    release_slot_locked(ticket);
+    publish_depth_locked(model_id);
+  }
+  wire::ModelStats& st = stats(model_id, writer);
+  if (request.session->closed()) {
+    bump(st.dropped_client_gone);
+  } else if (end.kind == ChunkEnd::Kind::kFailed) {
+    answer(request, end.code, end.message, writer);
+  } else {
+    bump(stop == ErrorCode::kCancelled ? st.cancelled : st.expired);
+    answer(request, stop, stopped_message(request, stop), writer);
+  }
+}
+
+std::byte* Batcher::output_place(const WorkItem& item, uint32_t j, const runtime::Shape& shape,
+                                 std::string* problem) {
+  const auto& spec = item.model->model->outputs()[j];
+  const uint64_t bytes = static_cast<uint64_t>(shape.elements()) * runtime::dtype_bytes(spec.dtype);
+  uint64_t offset = 0;
+  uint64_t need = bytes;
+  runtime::Shape whole = shape;
+  if (item.chunk.total_rows > 0) {
+    const uint64_t row_bytes = bytes / static_cast<uint64_t>(shape.dims[0]);  // dim 0: the rows
+    offset = row_bytes * static_cast<uint64_t>(item.chunk.first_row);
+    need = row_bytes * static_cast<uint64_t>(item.chunk.total_rows);
+    whole.dims[0] = item.chunk.total_rows;
+  }
+  if (item.output_bytes[j] < need) {
+    *problem = "output '" + spec.name + "' of shape " + whole.to_string() + " needs " +
+               std::to_string(need) + " bytes, request reserved " + std::to_string(item.output_bytes[j]);
+    return nullptr;
+  }
+  return static_cast<std::byte*>(item.outputs[j]) + offset;
 }
 
 void Batcher::report_overflow(const ClientSession& session) {
@@ -255,7 +412,9 @@ bool Batcher::fast_path_allowed_locked(const WorkItem& item) const {
   // Only CPU runs stay on the poller: the OpenCL device is the worker's.
   const bool cheap = item.model->batch1_exec_ns * std::max<int64_t>(rows, 1) <= inline_max_ns_ &&
                      !item.model->on_gpu(rows);
-  return alone_at_once && cheap && !device_busy_ && state.scheduler.queued() == 0 &&
+  // A request the scheduler would split runs in chunks on the worker, never whole on the poller.
+  const bool whole = !p.chunk_requests || rows <= static_cast<int64_t>(p.max_batch);
+  return alone_at_once && cheap && whole && !device_busy_ && state.scheduler.queued() == 0 &&
          p.length_buckets.empty();
 }
 
@@ -277,9 +436,10 @@ void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
   if (run_now) {
     WorkItem& item = items[0];
     std::string problem;
-    if (!check_shapes(*states_[item.model->id], item, &problem)) {
+    const ErrorCode refused_with = admission_problem(*states_[item.model->id], item, &problem);
+    if (refused_with != ErrorCode::kOk) {
       bump(stats(item.model->id, 0).rejected_invalid);
-      answer(item, ErrorCode::kInvalidArgument, problem, 0);
+      answer(item, refused_with, problem, 0);
     } else {
       bump(stats(item.model->id, 0).accepted);
       run_single(item, *poller_state_);
@@ -301,9 +461,10 @@ void Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
   ModelState& state = *states_[model_id];
   wire::ModelStats& st = stats(model_id, 0);
   std::string problem;
-  if (!check_shapes(state, item, &problem)) {
-    bump(st.rejected_invalid);
-    refused->emplace_back(item, make_error(ErrorCode::kInvalidArgument, problem));
+  const ErrorCode refused_with = admission_problem(state, item, &problem);
+  if (refused_with != ErrorCode::kOk) {
+    bump(st.rejected_invalid);  // refused at admission: a bad shape or over a limit
+    refused->emplace_back(item, make_error(refused_with, problem));
     return;
   }
   uint64_t ticket;
@@ -331,7 +492,7 @@ void Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
     return;
   }
   bump(st.accepted);
-  WorkItem& slot = slab_[ticket];
+  WorkItem& slot = slab_[ticket].item;
   slot = item;
   slot.keep_alive = item.session->shared_from_this();  // the client may die while it waits
   ++queued_;
@@ -351,20 +512,29 @@ void Batcher::cancel(ClientSession& session, uint64_t id) {
   {
     std::lock_guard lock(mu_);
     for (uint64_t ticket = 0; ticket < slab_.size(); ++ticket) {
-      WorkItem& w = slab_[ticket];
-      if (w.session != &session || w.id != id) continue;
-      if (!states_[w.model->id]->scheduler.cancel(session.id(), ticket)) return;
-      cancelled = std::move(w);
-      w = WorkItem{};
-      free_tickets_.push_back(ticket);
-      --queued_;
+      Slot& slot = slab_[ticket];
+      if (slot.item.session != &session || slot.item.id != id) continue;
+      if (!states_[slot.item.model->id]->scheduler.cancel(session.id(), ticket)) return;
+      if (slot.chunk_running) {
+        slot.stop = ErrorCode::kCancelled;  // answered when the chunk ends
+        return;
+      }
+      cancelled = std::move(slot.item);
+      release_slot_locked(ticket);
       publish_depth_locked(cancelled.model->id);
       break;
     }
   }
-  if (!cancelled.session) return;  // not queued: running or done, it completes normally
+  // Not queued: running whole or as its last chunk, or done; it completes normally.
+  if (!cancelled.session) return;
   bump(stats(cancelled.model->id, 0).cancelled);
-  answer(cancelled, ErrorCode::kCancelled, "cancelled before it ran", 0);
+  answer(cancelled, ErrorCode::kCancelled, stopped_message(cancelled, ErrorCode::kCancelled), 0);
+}
+
+void Batcher::release_slot_locked(uint64_t ticket) {
+  slab_[ticket] = Slot{};
+  free_tickets_.push_back(ticket);
+  --queued_;
 }
 
 void Batcher::expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired) {
@@ -373,10 +543,12 @@ void Batcher::expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired) {
     tickets.clear();
     states_[m]->scheduler.expire(now_ns, &tickets);
     for (uint64_t t : tickets) {
-      expired->push_back(std::move(slab_[t]));
-      slab_[t] = WorkItem{};
-      free_tickets_.push_back(t);
-      --queued_;
+      if (slab_[t].chunk_running) {
+        slab_[t].stop = ErrorCode::kDeadlineExceeded;  // answered when the chunk ends
+        continue;
+      }
+      expired->push_back(std::move(slab_[t].item));
+      release_slot_locked(t);
     }
     if (!tickets.empty()) publish_depth_locked(m);
   }
@@ -388,6 +560,23 @@ uint64_t Batcher::next_event_locked(uint64_t now_ns) const {
   return next;
 }
 
+WorkItem Batcher::chunk_of(const WorkItem& request, uint64_t ticket, const sched::Slice& slice) {
+  WorkItem chunk = request;
+  const auto& specs = request.model->model->inputs();
+  for (uint32_t i = 0; i < request.n_inputs; ++i) {
+    runtime::Shape& shape = chunk.input_shapes[i];  // rank >= 1: the model is chunkable
+    const auto row_bytes = static_cast<std::size_t>(shape.elements() / shape.dims[0]) *
+                           runtime::dtype_bytes(specs[i].dtype);
+    chunk.inputs[i] = static_cast<const std::byte*>(request.inputs[i]) + slice.first_row * row_bytes;
+    shape.dims[0] = slice.rows;
+  }
+  chunk.chunk.ticket = ticket;
+  chunk.chunk.first_row = slice.first_row;
+  chunk.chunk.total_rows = request_rows(request);
+  chunk.chunk.last = slice.last;
+  return chunk;
+}
+
 std::optional<Batcher::Formed> Batcher::take_batch_locked(uint64_t now_ns) {
   for (std::size_t k = 0; k < states_.size(); ++k) {
     const std::size_t m = (next_model_ + k) % states_.size();
@@ -396,11 +585,21 @@ std::optional<Batcher::Formed> Batcher::take_batch_locked(uint64_t now_ns) {
     next_model_ = (m + 1) % states_.size();
     Formed formed;
     formed.model_id = static_cast<uint32_t>(m);
-    for (uint64_t t : batch->tickets) {
-      formed.items.push_back(std::move(slab_[t]));
-      slab_[t] = WorkItem{};
-      free_tickets_.push_back(t);
-      --queued_;
+    for (std::size_t i = 0; i < batch->tickets.size(); ++i) {
+      const uint64_t t = batch->tickets[i];
+      const sched::Slice& slice = batch->slices[i];
+      Slot& slot = slab_[t];
+      if (slice.first_row == 0 && slice.last) {
+        formed.items.push_back(std::move(slot.item));
+        release_slot_locked(t);
+      } else {
+        formed.items.push_back(chunk_of(slot.item, t, slice));
+        if (slice.last) {
+          release_slot_locked(t);
+        } else {
+          slot.chunk_running = true;
+        }
+      }
     }
     formed.batch = std::move(*batch);
     publish_depth_locked(formed.model_id);
@@ -425,7 +624,8 @@ void Batcher::worker_loop() {
           continue;
         }
         bump(stats(item.model->id, 1).expired);
-        answer(item, ErrorCode::kDeadlineExceeded, "deadline passed while queued", 1);
+        answer(item, ErrorCode::kDeadlineExceeded,
+               stopped_message(item, ErrorCode::kDeadlineExceeded), 1);
       }
       expired.clear();
       lock.lock();
@@ -457,12 +657,12 @@ uint64_t Batcher::run_single(WorkItem& item, ThreadState& state) {
   const uint32_t model_id = item.model->id;
   wire::ModelStats& st = stats(model_id, state.writer);
   if (client.closed()) {
-    bump(st.dropped_client_gone);
+    drop(item, state.writer);
     return 0;
   }
   if (item.deadline_ns != 0 && static_cast<uint64_t>(ring::monotonic_ns()) >= item.deadline_ns) {
     bump(st.expired);
-    answer(item, ErrorCode::kDeadlineExceeded, "deadline passed before execution", state.writer);
+    fail(item, ErrorCode::kDeadlineExceeded, "deadline passed before execution", state.writer);
     return 0;
   }
   const int64_t item_rows = request_rows(item);
@@ -472,45 +672,34 @@ uint64_t Batcher::run_single(WorkItem& item, ThreadState& state) {
     });
   });
   if (!plan.ok()) {
-    answer(item, plan.error().code, plan.error().message, state.writer);
+    fail(item, plan.error().code, plan.error().message, state.writer);
     return 0;
   }
   std::array<runtime::Shape, kMaxTensorsPerRequest> out_shapes;
+  std::array<void*, kMaxTensorsPerRequest> outs;
   for (uint32_t j = 0; j < item.n_outputs; ++j) {
     out_shapes[j] = (*plan)->output_shape(j);
-    const uint64_t need = (*plan)->output_bytes(j);
-    if (item.output_bytes[j] < need) {
-      answer(item, ErrorCode::kInvalidArgument,
-             "output '" + item.model->model->outputs()[j].name + "' of shape " + out_shapes[j].to_string() +
-                 " needs " + std::to_string(need) + " bytes, request reserved " + std::to_string(item.output_bytes[j]),
-             state.writer);
+    std::string problem;
+    outs[j] = output_place(item, j, out_shapes[j], &problem);
+    if (outs[j] == nullptr) {
+      fail(item, ErrorCode::kInvalidArgument, problem, state.writer);
       return 0;
     }
   }
   const uint64_t start = CycleClock::now();
-  // One request, no padding: the model reads and writes the client's arena.
+  // One request (or one chunk of it), no padding: the model reads and writes the client's arena.
   Status run = state.with_session(*item.model, item_rows, [&](auto& session) {
-    return session.run(**plan, {item.inputs.data(), item.n_inputs},
-                       {item.outputs.data(), item.n_outputs});
+    return session.run(**plan, {item.inputs.data(), item.n_inputs}, {outs.data(), item.n_outputs});
   });
   const uint64_t end = CycleClock::now();
   if (!run.ok()) {
-    answer(item, run.error().code, run.error().message, state.writer);
+    fail(item, run.error().code, run.error().message, state.writer);
     return 0;
   }
-  const uint64_t queue_ns = CycleClock::to_ns(start - item.received_ticks);
   const uint64_t exec_ns = CycleClock::to_ns(end - start);
-  const uint32_t rows = static_cast<uint32_t>(request_rows(item));
-  if (!send_completion(client, item.id, ErrorCode::kOk, {}, {out_shapes.data(), item.n_outputs},
-                       {queue_ns, exec_ns, rows})) {
-    report_overflow(client);
-  }
-  const uint64_t e2e_ns = CycleClock::to_ns(CycleClock::now() - item.received_ticks);
-  bump(st.completed[0]);
-  bump(st.queue_ns_histogram[wire::histogram_bucket(queue_ns, wire::kLatencyBuckets)]);
-  bump(st.queue_ns_sum, queue_ns);
-  bump(st.e2e_ns_histogram[wire::histogram_bucket(e2e_ns, wire::kLatencyBuckets)]);
-  bump(st.e2e_ns_sum, e2e_ns);
+  const uint32_t rows = static_cast<uint32_t>(item_rows);
+  finish_ok(item, {out_shapes.data(), item.n_outputs}, start, exec_ns, rows, /*wake=*/true,
+            state.writer);
   count_run(st, state.writer, item.model->on_gpu(rows), rows, exec_ns);
   return exec_ns;
 }
@@ -537,7 +726,7 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
   int64_t rows = 0, max_length = 0;
   for (WorkItem& item : formed.items) {
     if (item.session->closed()) {
-      bump(st.dropped_client_gone);
+      drop(item, state.writer);
       continue;
     }
     live.push_back(&item);
@@ -605,7 +794,7 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
       for (WorkItem* w : live) run_single(*w, state);
       return;
     }
-    for (WorkItem* w : live) answer(*w, plan.error().code, plan.error().message, state.writer);
+    for (WorkItem* w : live) fail(*w, plan.error().code, plan.error().message, state.writer);
     return;
   }
   const uint64_t start = CycleClock::now();
@@ -622,45 +811,32 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
       for (WorkItem* w : live) run_single(*w, state);
       return;
     }
-    for (WorkItem* w : live) answer(*w, run.error().code, run.error().message, state.writer);
+    for (WorkItem* w : live) fail(*w, run.error().code, run.error().message, state.writer);
     return;
   }
   const uint64_t exec_ns = CycleClock::to_ns(end - start);
   int64_t row_offset = 0;
   std::array<runtime::Shape, kMaxTensorsPerRequest> item_shapes;
+  std::array<std::byte*, kMaxTensorsPerRequest> places;
   for (WorkItem* w : live) {
     const int64_t r = request_rows(*w);
     const int64_t length = request_length(ms, *w);
     std::string problem;
     for (uint32_t j = 0; j < out_specs.size() && problem.empty(); ++j) {
       item_shapes[j] = item_output_shape((*plan)->output_shape(j), r, ms.output_dim1[j], length);
-      const uint64_t need = static_cast<uint64_t>(item_shapes[j].elements()) * runtime::dtype_bytes(out_specs[j].dtype);
-      if (w->output_bytes[j] < need) {
-        problem = "output '" + out_specs[j].name + "' of shape " + item_shapes[j].to_string() + " needs " +
-                  std::to_string(need) + " bytes, request reserved " + std::to_string(w->output_bytes[j]);
-      }
+      places[j] = output_place(*w, j, item_shapes[j], &problem);
     }
     if (!problem.empty()) {
-      answer(*w, ErrorCode::kInvalidArgument, problem, state.writer);
+      fail(*w, ErrorCode::kInvalidArgument, problem, state.writer);
       row_offset += r;
       continue;
     }
     for (uint32_t j = 0; j < out_specs.size(); ++j) {
       scatter_output(static_cast<const std::byte*>(outs[j]), (*plan)->output_shape(j), row_offset, r, ms.output_dim1[j], length,
-                     runtime::dtype_bytes(out_specs[j].dtype), static_cast<std::byte*>(w->outputs[j]));
+                     runtime::dtype_bytes(out_specs[j].dtype), places[j]);
     }
-    const uint64_t queue_ns = CycleClock::to_ns(start - w->received_ticks);
-    if (!send_completion(*w->session, w->id, ErrorCode::kOk, {},
-                         {item_shapes.data(), out_specs.size()},
-                         {queue_ns, exec_ns, static_cast<uint32_t>(rows)}, /*wake=*/false)) {
-      report_overflow(*w->session);
-    }
-    const uint64_t e2e_ns = CycleClock::to_ns(CycleClock::now() - w->received_ticks);
-    bump(st.completed[0]);
-    bump(st.queue_ns_histogram[wire::histogram_bucket(queue_ns, wire::kLatencyBuckets)]);
-    bump(st.queue_ns_sum, queue_ns);
-    bump(st.e2e_ns_histogram[wire::histogram_bucket(e2e_ns, wire::kLatencyBuckets)]);
-    bump(st.e2e_ns_sum, e2e_ns);
+    finish_ok(*w, {item_shapes.data(), out_specs.size()}, start, exec_ns, static_cast<uint32_t>(rows),
+              /*wake=*/false, state.writer);
     row_offset += r;
   }
   // One wake-up per client of the batch, not one per completion: a client

@@ -77,6 +77,8 @@ struct Config {
   // limits.request_memory: the most one run (a request or a batch) may use,
   // inputs, outputs and scratch; over it, RESOURCE_EXHAUSTED.
   uint64_t request_memory_bytes = uint64_t{4} << 30;
+  // limits.max_request_rows: rows (dim 0) one request may have; over it, RESOURCE_EXHAUSTED.
+  uint32_t max_request_rows = 65536;
   uint32_t ring_slots = 256;        // limits.ring_slots: a power of two
   uint32_t slot_bytes = 1024;       // limits.slot_bytes: a multiple of 64 (a cache line)
   // Who may connect (docs/threat-model.md). Root and the daemon's own uid are

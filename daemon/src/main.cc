@@ -103,7 +103,8 @@ int main(int argc, char** argv) {
     return kExitBadConfig;
   }
   Batcher batcher(models.value(), registry.value(), std::move(policies.value()),
-                  int64_t{config.inline_max_us} * 1000, config.request_memory_bytes);
+                  int64_t{config.inline_max_us} * 1000, config.request_memory_bytes,
+                  config.max_request_rows);
   StatsSampler sampler(registry.value(), weight_bytes);
   ControlLoop control(config, registry.value(), sessions, placement->node, sampler);
   if (auto listening = control.listen(); !listening.ok()) {

@@ -20,6 +20,21 @@ namespace coproc::daemon {
 
 inline constexpr uint32_t kMaxTensorsPerRequest = 16;
 
+// Set by the batcher on its copy of a request that runs in chunks (more rows
+// than the model's max_batch): which rows this copy is, and what the earlier
+// chunks took, for the one completion the request gets.
+struct ChunkOf {
+  uint64_t ticket = 0;      // the request's place in the batcher
+  int64_t first_row = 0;    // the copy's inputs start at this row of the request's
+  int64_t total_rows = 0;   // the request's rows; 0: not a chunk, the whole request
+  bool last = true;         // the request completes with this chunk
+  // Over the chunks that ran before this one:
+  uint64_t first_start_ticks = 0;  // CycleClock, when the first started (0: none ran)
+  uint64_t exec_ns = 0;
+  uint32_t batch_rows = 0;  // the largest batch one ran in
+  int64_t rows_done = 0;    // rows they wrote
+};
+
 // A verified inference request; pointers are into the client's arena. The
 // poller reuses one WorkItem for every request it reads (the hot path builds
 // nothing); only a request queued for the executor thread is copied, and the
@@ -38,6 +53,7 @@ struct WorkItem {
   std::array<const void*, kMaxTensorsPerRequest> inputs{};
   std::array<void*, kMaxTensorsPerRequest> outputs{};
   std::array<uint64_t, kMaxTensorsPerRequest> output_bytes{};
+  ChunkOf chunk;  // the batcher's; the poller leaves it default
 };
 
 struct CancelItem {

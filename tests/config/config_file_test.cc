@@ -250,6 +250,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "config: limits.max_clients = 0 is out of range [1, 4096]"},
         Refusal{"shouldRefuseMaxClientsAboveMax", "limits.max_clients = 4097",
                 "config: limits.max_clients = 4097 is out of range [1, 4096]"},
+        Refusal{"shouldRefuseMaxRequestRowsAboveMax", "limits.max_request_rows = 2147483649",
+                "config: limits.max_request_rows = 2147483649 is out of range [1, 2147483648]"},
         Refusal{"shouldRefuseArenaBelowMin", "limits.arena_bytes = 65535",
                 "config: limits.arena_bytes = 65535 is out of range [65536, 17179869184]"},
         Refusal{"shouldRefuseArenaSizeStringAboveMax", "limits.arena_bytes = \"32GiB\"",
@@ -572,6 +574,7 @@ TEST(ConfigFile, shouldDescribeEveryKeyAndModelOnItsOwnLine) {
             "limits.max_clients = 64\n"
             "limits.arena_bytes = 67108864\n"
             "limits.request_memory = 4294967296\n"
+            "limits.max_request_rows = 65536\n"
             "limits.ring_slots = 256\n"
             "limits.slot_bytes = 1024\n"
             "security.allowed_uids = []\n"

@@ -148,6 +148,8 @@ TEST_F(ConfigFlags, shouldRefuseOutOfRangeFlagNamingTheFlag) {
             "config: --arena-bytes = 32GiB is out of range [65536, 17179869184]");
   EXPECT_EQ(error_of({"--max-clients", "99999999999999999999"}),
             "config: --max-clients = 99999999999999999999 is out of range [1, 4096]");
+  EXPECT_EQ(error_of({"--max-request-rows", "0"}),
+            "config: --max-request-rows = 0 is out of range [1, 2147483648]");
 }
 
 TEST_F(ConfigFlags, shouldRefuseFlagValueOfWrongType) {

@@ -27,6 +27,7 @@ struct Expected {
   uint32_t client = 0;
   Priority priority = Priority::kNormal;
   uint32_t rows = 1;
+  uint32_t rows_done = 0;  // dispatched in earlier chunks
   int64_t length = 0;
   uint64_t deadline_ns = kNever;
 };
@@ -76,6 +77,7 @@ class ExactlyOnce {
     policy.aging_ns = pick(0, 1) == 1 ? pick(1, 3000) * kUs : 0;
     if (pick(0, 1) == 1) policy.length_buckets = {8, 16, 32};
     policy.memory_limit_bytes = pick(0, 1) == 1 ? pick(50, 400) : 0;
+    policy.chunk_requests = pick(0, 1) == 1;
     policy_ = policy;
     return policy;
   }
@@ -162,19 +164,33 @@ class ExactlyOnce {
 
   void check_batch(const Batch& batch, uint64_t now_ns) {
     ASSERT_FALSE(batch.tickets.empty());
+    ASSERT_EQ(batch.slices.size(), batch.tickets.size());
     uint32_t rows = 0;
-    for (const uint64_t ticket : batch.tickets) {
+    for (std::size_t k = 0; k < batch.tickets.size(); ++k) {
+      const uint64_t ticket = batch.tickets[k];
+      const Slice& slice = batch.slices[k];
       const auto it = queued_.find(ticket);
       ASSERT_NE(it, queued_.end())
           << "ticket " << ticket << " not queued (lost, duplicated or unknown)";
-      ASSERT_GT(it->second.deadline_ns, now_ns) << "expired request in a batch";
-      ASSERT_EQ(padded_length_for(policy_, it->second.length), batch.padded_length)
+      Expected& request = it->second;
+      ASSERT_GT(request.deadline_ns, now_ns) << "expired request in a batch";
+      ASSERT_EQ(padded_length_for(policy_, request.length), batch.padded_length)
           << "mixed buckets";
-      rows += it->second.rows;
-      leave(ticket);
+      ASSERT_EQ(slice.first_row, request.rows_done) << "a chunk skipped or repeated rows";
+      ASSERT_GE(slice.rows, 1u);
+      ASSERT_LE(slice.first_row + slice.rows, request.rows);
+      ASSERT_EQ(slice.last, slice.first_row + slice.rows == request.rows);
+      rows += slice.rows;
+      if (slice.last) {
+        leave(ticket);
+      } else {
+        ASSERT_TRUE(policy_.chunk_requests) << "a request split without chunk_requests";
+        request.rows_done += slice.rows;
+      }
     }
     ASSERT_EQ(rows, batch.rows);
-    if (batch.tickets.size() > 1) {
+    // With chunks, only a single row may pass the limits (it goes even over the memory cap).
+    if (batch.tickets.size() > 1 || (policy_.chunk_requests && batch.rows > 1)) {
       ASSERT_LE(batch.rows, policy_.max_batch);
       if (policy_.memory_limit_bytes != 0) {
         ASSERT_LE(batch.estimated_bytes, policy_.memory_limit_bytes);

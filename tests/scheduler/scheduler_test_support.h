@@ -49,6 +49,7 @@ struct SimulatedRequest {
   uint64_t arrival_ns = 0;
   uint32_t client = 0;
   Priority priority = Priority::kNormal;
+  uint32_t rows = 1;
 };
 
 struct SimulationResult {
@@ -61,7 +62,7 @@ struct SimulationResult {
 // Plays `trace` (sorted by arrival) through `scheduler` on one device whose
 // batches of b rows take exec_ns_of(b). With `feedback`, every batch's time is
 // given to record_execution(). Ends when every request has left the queue and
-// the device is idle.
+// the device is idle. A request that runs in chunks is recorded at its last chunk.
 inline SimulationResult simulate(ModelScheduler& scheduler,
                                  const std::vector<SimulatedRequest>& trace,
                                  const std::function<uint64_t(uint32_t rows)>& exec_ns_of,
@@ -93,7 +94,8 @@ inline SimulationResult simulate(ModelScheduler& scheduler,
     for (; next_arrival < trace.size() && trace[next_arrival].arrival_ns <= now_ns;
          ++next_arrival) {
       const SimulatedRequest& r = trace[next_arrival];
-      scheduler.admit(make_request(next_arrival, r.client, r.priority, r.arrival_ns), now_ns);
+      scheduler.admit(make_request(next_arrival, r.client, r.priority, r.arrival_ns, r.rows),
+                      now_ns);
     }
     expired.clear();
     scheduler.expire(now_ns, &expired);

@@ -106,23 +106,34 @@ std::optional<Batch> ModelScheduler::next_batch(uint64_t now_ns) {
   batch.rows = candidate.rows;
   batch.padded_length = candidate.padded_length;
   batch.tickets.reserve(candidate.taken.size());
+  batch.slices.reserve(candidate.taken.size());
   const bool bucketed = !policy_.length_buckets.empty();
-  for (const std::size_t i : candidate.taken) {
-    const QueuedRequest& r = *plan.order[i].request;
+  for (std::size_t k = 0; k < candidate.taken.size(); ++k) {
+    const QueuedRequest& r = *plan.order[candidate.taken[k]].request;
+    const uint32_t rows = taken_rows(plan.order, candidate, k);
     batch.tickets.push_back(r.ticket);
+    batch.slices.push_back({.first_row = r.first_row, .rows = rows, .last = rows == r.rows});
     if (bucketed) {
       batch.padded_elements_wasted +=
-          uint64_t{r.rows} * static_cast<uint64_t>(r.padded_length - r.length);
+          uint64_t{rows} * static_cast<uint64_t>(r.padded_length - r.length);
     }
   }
   batch.estimated_bytes = estimator_ ? estimator_(batch.rows, batch.padded_length) : 0;
 
   // The cursors read the order, whose pointers die with the removals below.
   queue_.advance_round_robin(plan.order, candidate.taken);
-  for (const uint64_t ticket : batch.tickets) queue_.remove(ticket);
+  for (std::size_t k = 0; k < batch.tickets.size(); ++k) {
+    const Slice& slice = batch.slices[k];
+    if (slice.last) {
+      queue_.remove(batch.tickets[k]);
+      ++stats_.batched_requests;
+    } else {
+      queue_.take_rows(batch.tickets[k], slice.rows);
+    }
+    if (slice.first_row > 0 || !slice.last) ++stats_.chunks;
+  }
 
   ++stats_.batches;
-  stats_.batched_requests += batch.tickets.size();
   stats_.batched_rows += batch.rows;
   ++stats_.batch_rows_histogram[batch_rows_histogram_bucket(batch.rows)];
   stats_.padded_elements_wasted += batch.padded_elements_wasted;

@@ -8,8 +8,9 @@
 //   - Not thread-safe: one owner thread per instance (or the caller's lock).
 //   - Exactly once: every accepted request leaves the queue exactly once, in
 //     one of three ways the caller answers: in a Batch from next_batch() (it
-//     runs), through expire() (DEADLINE_EXCEEDED), or through a cancel() that
-//     returned true (CANCELLED). A request refused by admit() never entered.
+//     runs; with its last Slice when it runs in chunks), through expire()
+//     (DEADLINE_EXCEEDED), or through a cancel() that returned true
+//     (CANCELLED). A request refused by admit() never entered.
 //   - Broken preconditions (a nonsense Policy, a ticket already queued, rows
 //     of 0, a negative length, a memory cap without an estimator) are
 //     programmer errors and abort (COPROC_CHECK).
@@ -78,6 +79,19 @@
 // the smallest preferred size is cut to the largest preferred size <= its
 // rows, rounding down to whole requests (batch_former.h). kAdaptive ignores
 // them: its target replaces them.
+//
+// Chunks (Policy::chunk_requests). A request that does not fit a batch by
+// itself (rows over max_batch, or over the memory cap) is dispatched a chunk
+// at a time: each next_batch() that reaches it in the order takes as many of
+// its rows as fit (batch_former.h) and leaves the rest queued, in the same
+// place with the same priority, arrival and deadline, so between two chunks
+// the order is decided afresh: a more urgent request goes first, and at its
+// own level the request takes its round-robin turn like any other (so two
+// clients' big requests alternate chunks). Batch::slices says which rows
+// each ticket brings; Slice::last marks the chunk with which the request
+// leaves the queue. Until then it is still queued: expire() and cancel() take
+// it with its remaining rows (the caller answers for the rows already run).
+// Aging counts from its arrival, as for any request.
 //
 // Length buckets. With length_buckets, a request belongs to the first bucket
 // whose bound >= its length, padded to that bound; a request longer than every

@@ -69,6 +69,15 @@ void RequestQueue::remove(uint64_t ticket) {
   erase(by_seq_.find(seq->second));
 }
 
+void RequestQueue::take_rows(uint64_t ticket, uint32_t rows) {
+  const auto seq = seq_by_ticket_.find(ticket);
+  COPROC_CHECK(seq != seq_by_ticket_.end());
+  QueuedRequest& r = by_seq_.find(seq->second)->second;
+  COPROC_CHECK(rows >= 1 && rows < r.rows);
+  r.first_row += rows;
+  r.rows -= rows;
+}
+
 std::size_t RequestQueue::take_expired(uint64_t now_ns, std::vector<uint64_t>* expired) {
   std::size_t count = 0;
   while (!deadlines_.empty() && deadlines_.begin()->first <= now_ns) {

@@ -41,7 +41,8 @@ struct QueuedRequest {
   uint64_t ticket = 0;
   uint32_t client = 0;
   Priority priority = Priority::kNormal;
-  uint32_t rows = 1;
+  uint32_t rows = 1;       // rows still queued
+  uint32_t first_row = 0;  // rows already dispatched in chunks (Policy::chunk_requests)
   int64_t length = 0;
   int64_t padded_length = 0;      // its bucket (padded_length_for)
   uint64_t deadline_ns = kNever;  // effective: own, else arrival + default timeout, else kNever
@@ -71,6 +72,9 @@ class RequestQueue {
   bool cancel(uint32_t client, uint64_t ticket);
   // Removes a queued request.
   void remove(uint64_t ticket);
+  // A chunk of a queued request was dispatched: its first `rows` rows (fewer
+  // than it has queued) leave; the request keeps its place, priority and deadline.
+  void take_rows(uint64_t ticket, uint32_t rows);
   // Removes every request with deadline_ns <= now_ns, appending their tickets
   // in deadline order; returns how many.
   std::size_t take_expired(uint64_t now_ns, std::vector<uint64_t>* expired);

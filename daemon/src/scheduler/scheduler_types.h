@@ -47,6 +47,10 @@ struct Policy {
   // dimension; empty = no bucketing.
   std::vector<int64_t> length_buckets;
   uint64_t memory_limit_bytes = 0;  // 0 = no cap; a cap needs a MemoryEstimator
+  // A request that does not fit a batch by itself (more rows than max_batch, or over
+  // memory_limit_bytes) runs in chunks of rows that do, instead of alone and whole. Off: the
+  // caller must be able to run any row range of a request on its own (dim 0 is the batch).
+  bool chunk_requests = false;
 };
 
 // Aborts (COPROC_CHECK) when `policy` breaks an invariant written on its fields.
@@ -68,8 +72,16 @@ struct Request {
   uint64_t arrival_ns = 0;   // stamped by the daemon when it read the request
 };
 
+// The rows of one request a batch runs: all of them, or one chunk (chunk_requests).
+struct Slice {
+  uint32_t first_row = 0;  // rows of the request dispatched in earlier chunks
+  uint32_t rows = 0;       // >= 1
+  bool last = true;        // the request's final rows: it has left the queue
+};
+
 struct Batch {
   std::vector<uint64_t> tickets;        // in dispatch order
+  std::vector<Slice> slices;            // parallel to tickets
   uint32_t rows = 0;                    // sum of the requests' rows
   int64_t padded_length = 0;            // bucket bound the batch is padded to (0 when not bucketed)
   uint64_t padded_elements_wasted = 0;  // sum over requests of rows * (padded_length - length)
@@ -88,7 +100,8 @@ inline constexpr std::size_t kBatchRowsHistogramBuckets = 16;
 std::size_t batch_rows_histogram_bucket(uint32_t rows);
 
 // Monotonic counters since construction (set_policy keeps them). Invariant:
-// admitted == batched_requests + expired + cancelled + queued().
+// admitted == batched_requests + expired + cancelled + queued(); a request
+// counts as batched when its last slice is.
 struct Stats {
   uint64_t admitted = 0;
   uint64_t rejected_queue_full = 0;
@@ -97,6 +110,7 @@ struct Stats {
   uint64_t batches = 0;
   uint64_t batched_requests = 0;
   uint64_t batched_rows = 0;  // mean batch size = batched_rows / batches
+  uint64_t chunks = 0;        // slices of requests that ran in chunks, the last ones included
   std::array<uint64_t, kBatchRowsHistogramBuckets> batch_rows_histogram{};
   // Elements of the variable-length dimension: total = sum of rows *
   // padded_length over batches, wasted = the padding part of it. Both stay 0
