@@ -50,6 +50,12 @@ bool readable_within(int fd, int timeout_ms) {
   return ::poll(&pfd, 1, timeout_ms) == 1;
 }
 
+// Whether the daemon has closed its end of `fd` (within timeout_ms), whatever it sent before.
+bool hung_up_within(int fd, int timeout_ms) {
+  pollfd pfd{fd, POLLRDHUP, 0};
+  return ::poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP)) != 0;
+}
+
 // ------------------------------------------------------------------ connections without hello
 
 // Opens `count` connections that the daemon accepted and keeps waiting for their hello. One it
@@ -102,13 +108,15 @@ struct Attempt {
   std::string message;
 };
 
-// coproc_connect from a child process running as uid:gid; how long it took and what it said.
-Attempt connect_as(const std::string& socket, uid_t uid, gid_t gid) {
+// coproc_connect from a child process running as uid:gid, after it opened `idle` connections
+// that never say hello (kept open meanwhile); how long the connect took and what it said.
+Attempt connect_as(const std::string& socket, uid_t uid, gid_t gid, int idle = 0) {
   int report[2];
   if (::pipe(report) != 0) return {};
   const int code = run_in_child([&] {
     ::close(report[0]);
     if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) return 100;
+    if (static_cast<int>(hold_pending(socket, idle).size()) != idle) return 102;
     const auto start = Clock::now();
     ClientHandle client(socket);
     const auto ms =
@@ -132,7 +140,13 @@ Attempt connect_as(const std::string& socket, uid_t uid, gid_t gid) {
   return attempt;
 }
 
-class AdmissionAcrossUsers : public PeerUserTest {};
+class AdmissionAcrossUsers : public PeerUserTest {
+ protected:
+  // Lets the peer reach the socket: search permission on the daemon's private directory.
+  static void open_directory(const DaemonProcess& daemon) {
+    ASSERT_EQ(::chmod(std::filesystem::path(daemon.socket_path()).parent_path().c_str(), 0711), 0);
+  }
+};
 
 TEST_F(AdmissionAcrossUsers,
        shouldConnectAnotherUsersClientPromptlyWhileOneUidFloodsIdleConnections) {
@@ -142,7 +156,7 @@ TEST_F(AdmissionAcrossUsers,
                            "--max-clients", "4"});
   DaemonProcess daemon(args);
   ASSERT_TRUE(daemon.started()) << daemon.log();
-  ASSERT_EQ(::chmod(std::filesystem::path(daemon.socket_path()).parent_path().c_str(), 0711), 0);
+  open_directory(daemon);
   int ready[2], stop[2];
   ASSERT_EQ(::pipe(ready), 0);
   ASSERT_EQ(::pipe(stop), 0);
@@ -178,6 +192,27 @@ TEST_F(AdmissionAcrossUsers,
   EXPECT_EQ(daemon.wait_exit(0), -1) << "daemon died: " << daemon.log();
 }
 
+TEST_F(AdmissionAcrossUsers,
+       shouldAnswerAConnectionOverTheTotalPendingLimitResourceExhaustedNamingIt) {
+  auto args = standard_models();
+  args.insert(args.end(), {"--socket-mode", "0666", "--allowed-uids", std::to_string(peer_.uid),
+                           "--max-pending-hellos", "3", "--max-pending-hellos-per-uid", "2"});
+  DaemonProcess daemon(args);
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  open_directory(daemon);
+  // Root takes two places, the peer a third: every place is taken, though the peer has one left
+  // of its own.
+  const std::vector<int> root_idle = hold_pending(daemon.socket_path(), 2);
+  ASSERT_EQ(root_idle.size(), 2u);
+
+  const Attempt attempt = connect_as(daemon.socket_path(), peer_.uid, peer_.gid, 1);
+
+  EXPECT_EQ(attempt.status, COPROC_ERR_RESOURCE_EXHAUSTED) << attempt.message;
+  EXPECT_THAT(attempt.message, HasSubstr("too many connections waiting for their hello: 3 from 2 "
+                                         "uids (limits.max_pending_hellos = 3)"));
+  for (int fd : root_idle) ::close(fd);
+}
+
 TEST(Admission, shouldAnswerAConnectionOverItsUidsPendingLimitResourceExhaustedNamingIt) {
   auto args = standard_models();
   args.insert(args.end(), {"--max-pending-hellos-per-uid", "2"});
@@ -200,7 +235,7 @@ TEST(Admission, shouldAnswerAConnectionOverItsUidsPendingLimitResourceExhaustedN
   // the answer is still there to read.
   const int late = connect_silently(daemon.socket_path());
   ASSERT_GE(late, 0);
-  ASSERT_TRUE(readable_within(late, 5000));
+  ASSERT_TRUE(hung_up_within(late, 5000));
   const wire::HelloRequest hello{wire::kHelloMagic, wire::kProtocolVersion,
                                  wire::HelloKind::kClient, 0};
   EXPECT_EQ(::send(late, &hello, sizeof(hello), MSG_NOSIGNAL), -1);
