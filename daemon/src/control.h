@@ -88,6 +88,11 @@ class ControlLoop {
   std::optional<std::string> pending_limit_reached(const Connection& c) const;
   void start_pending(Connection& c);
   void end_pending(Connection& c);
+  // Reads what has arrived of a waiting connection's hello, without waiting.
+  enum class HelloRead { kGone, kPartial, kWhole };
+  static HelloRead read_waiting_hello(Connection& c);
+  // Reads and handles the hellos that have arrived on uid's waiting connections.
+  void catch_up_hellos(uid_t uid);
   void handle_hello(Connection& c);
   // The hello's fields other than magic, after the peer is known to be allowed; the refusal's
   // status and message if one is wrong.
@@ -127,7 +132,8 @@ class ControlLoop {
   uint32_t next_client_id_ = 1;
   std::unordered_map<uint32_t, Connection*> connections_;
   uint32_t pending_hellos_ = 0;  // connections that have not said hello yet
-  std::unordered_map<uid_t, uint32_t> pending_by_uid_;  // the same by peer uid; no zeros kept
+  // The same by peer uid, in accept order; no empty lists kept.
+  std::unordered_map<uid_t, std::vector<Connection*>> pending_by_uid_;
   uint64_t clients_connected_ = 0;  // client sessions (observers get none)
 
   // What peers and clients can make this loop log as often as they like, one limiter per cause

@@ -96,28 +96,75 @@ void ControlLoop::on_connection(uv_stream_t* server, int status) {
     c->uid = cred.uid;
     c->gid = cred.gid;
   }
-  // Connections that never say hello hold a descriptor each for up to kHelloTimeoutMs: bounded
-  // per uid, so one user cannot keep another out, and in all, within the descriptor budget.
-  if (auto refusal = self->pending_limit_reached(*c)) {
-    self->logs_.pending_refusals.log(
-        uv_now(&self->loop_), fmt::format("refused connection (pid {}, uid {}, gid {}) before its "
-                                          "hello: {}",
-                                          c->pid, c->uid, c->gid, *refusal));
-    send_refusal(fd, ErrorCode::kResourceExhausted, *refusal);
+  // A client sends its hello right after connect(), so it is usually in the socket by the time
+  // the daemon accepts: take it now. Only a connection whose hello has not arrived waits, and
+  // only those count against the pending limits.
+  const HelloRead read = read_waiting_hello(*c);
+  if (read == HelloRead::kGone) {
     drop(c);
     return;
+  }
+  // Connections that never say hello hold a descriptor each for up to kHelloTimeoutMs: bounded
+  // per uid, so one user cannot keep another out, and in all, within the descriptor budget.
+  if (read == HelloRead::kPartial) {
+    // libuv accepts every queued connection before it reads any, so in a burst of clients of one
+    // uid the earlier ones may have said their hello by now without the daemon having read it:
+    // read those first, so that the burst is not refused for itself.
+    if (self->pending_limit_reached(*c)) self->catch_up_hellos(c->uid);
+    if (auto refusal = self->pending_limit_reached(*c)) {
+      self->logs_.pending_refusals.log(
+          uv_now(&self->loop_),
+          fmt::format("refused connection (pid {}, uid {}, gid {}) before its hello: {}", c->pid,
+                      c->uid, c->gid, *refusal));
+      send_refusal(fd, ErrorCode::kResourceExhausted, *refusal);
+      drop(c);
+      return;
+    }
   }
   if (!self->config_.allowed_gids.empty()) c->groups = peer_groups(fd);
   c->id = self->next_client_id_++;
   c->accepted_ms = uv_now(&self->loop_);
   self->connections_[c->id] = c;
-  self->start_pending(*c);
+  // Read on even after the hello: EOF is how a client's end is seen.
   uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), on_alloc, on_read);
+  if (read == HelloRead::kWhole) {
+    self->handle_hello(*c);
+  } else {
+    self->start_pending(*c);
+  }
+}
+
+ControlLoop::HelloRead ControlLoop::read_waiting_hello(Connection& c) {
+  const ssize_t got = ::recv(fd_of(c.pipe), reinterpret_cast<char*>(&c.hello) + c.hello_bytes,
+                             sizeof(c.hello) - c.hello_bytes, MSG_DONTWAIT);
+  if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return HelloRead::kGone;
+  if (got > 0) c.hello_bytes += static_cast<std::size_t>(got);
+  return c.hello_bytes == sizeof(c.hello) ? HelloRead::kWhole : HelloRead::kPartial;
+}
+
+void ControlLoop::catch_up_hellos(uid_t uid) {
+  const auto it = pending_by_uid_.find(uid);
+  if (it == pending_by_uid_.end()) return;
+  // A copy: handling a hello takes its connection out of the list. Closed connections are only
+  // deleted in their close callback, later, so every pointer stays valid through the loop.
+  const std::vector<Connection*> waiting = it->second;
+  for (Connection* w : waiting) {
+    switch (read_waiting_hello(*w)) {
+      case HelloRead::kGone:
+        close_connection(*w, "disconnected");
+        break;
+      case HelloRead::kWhole:
+        handle_hello(*w);
+        break;
+      case HelloRead::kPartial:
+        break;
+    }
+  }
 }
 
 std::optional<std::string> ControlLoop::pending_limit_reached(const Connection& c) const {
   const auto mine = pending_by_uid_.find(c.uid);
-  if (mine != pending_by_uid_.end() && mine->second >= config_.max_pending_hellos_per_uid) {
+  if (mine != pending_by_uid_.end() && mine->second.size() >= config_.max_pending_hellos_per_uid) {
     return fmt::format(
         "too many connections waiting for their hello from uid {} "
         "(limits.max_pending_hellos_per_uid = {})",
@@ -135,14 +182,16 @@ std::optional<std::string> ControlLoop::pending_limit_reached(const Connection& 
 void ControlLoop::start_pending(Connection& c) {
   c.awaiting_hello = true;
   ++pending_hellos_;
-  ++pending_by_uid_[c.uid];
+  pending_by_uid_[c.uid].push_back(&c);
 }
 
 void ControlLoop::end_pending(Connection& c) {
   if (!c.awaiting_hello) return;
   c.awaiting_hello = false;
   --pending_hellos_;
-  if (auto it = pending_by_uid_.find(c.uid); --it->second == 0) pending_by_uid_.erase(it);
+  const auto it = pending_by_uid_.find(c.uid);
+  std::erase(it->second, &c);
+  if (it->second.empty()) pending_by_uid_.erase(it);
 }
 
 void ControlLoop::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
