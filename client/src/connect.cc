@@ -134,19 +134,24 @@ coproc_status coproc_client::connect(const coproc_connect_options& options, copr
 
   HelloRequest hello{coproc::wire::kHelloMagic, coproc::wire::kProtocolVersion,
                      coproc::wire::HelloKind::kClient, 0};
+  // The daemon may refuse a connection as soon as it accepts it (too many waiting for their
+  // hello) and hang up before our hello arrives: the send then fails, but its answer is queued
+  // in our socket, and that answer, not the failed send, says what happened.
+  std::string send_error;
   if (::send(client->socket_fd_, &hello, sizeof(hello), MSG_NOSIGNAL) != sizeof(hello)) {
-    *message = errno_text("send hello");
-    return COPROC_ERR_CONNECT;
+    send_error = errno_text("send hello");
   }
   HelloReply reply{};
   std::vector<int> fds;
+  std::string receive_error;
   const bool received = coproc::wire::receive_hello_reply(client->socket_fd_, &reply, &fds,
-                                                          kHelloTimeoutMs, message);
+                                                          kHelloTimeoutMs, &receive_error);
   auto close_fds = [&] {
     for (const int fd : fds) ::close(fd);
   };
   if (!received) {
     close_fds();
+    *message = send_error.empty() ? receive_error : send_error;
     return COPROC_ERR_CONNECT;
   }
   if (reply.magic != coproc::wire::kHelloMagic) {

@@ -124,6 +124,13 @@ constexpr KeySpec kKeys[] = {
     {.key = "limits.max_clients", .flag = "--max-clients", .metavar = "N", .kind = Kind::kInteger,
      .min = 1, .max = 4096, .u32 = &Config::max_clients,
      .help = "Clients connected at once"},
+    {.key = "limits.max_pending_hellos", .flag = "--max-pending-hellos", .metavar = "N",
+     .kind = Kind::kInteger, .min = 2, .max = 4096, .u32 = &Config::max_pending_hellos,
+     .help = "Connections waiting for their hello at once, from all users"},
+    {.key = "limits.max_pending_hellos_per_uid", .flag = "--max-pending-hellos-per-uid",
+     .metavar = "N", .kind = Kind::kInteger, .min = 1, .max = 4095,
+     .u32 = &Config::max_pending_hellos_per_uid,
+     .help = "Connections waiting for their hello at once from one uid (below the total)"},
     {.key = "limits.arena_bytes", .flag = "--arena-bytes", .metavar = "N|SIZE", .kind = Kind::kSize,
      .min = 64 * 1024, .max = uint64_t{16} << 30, .u64 = &Config::arena_bytes,
      .help = "Tensor arena in each client segment"},
@@ -570,8 +577,15 @@ Status apply_toml(std::string_view text, std::string_view source, const fs::path
   return {};
 }
 
-// Fills in what depends on the environment once every source has been applied.
+// Fills in what depends on the environment once every source has been applied, and checks what
+// depends on two keys.
 Status finish(Config& c) {
+  if (c.max_pending_hellos_per_uid >= c.max_pending_hellos) {
+    return invalid(fmt::format(
+        "limits.max_pending_hellos_per_uid = {} must be below limits.max_pending_hellos = {}: "
+        "else one user's idle connections can take every place",
+        c.max_pending_hellos_per_uid, c.max_pending_hellos));
+  }
   if (!c.socket_path.empty()) return {};
   const std::string path = default_socket_path();
   const Input in{

@@ -72,6 +72,10 @@ struct Config {
   // http.listen parsed, by the same check that accepted the text; nullopt for "off".
   std::optional<ListenAddress> http = ListenAddress{"127.0.0.1", 9470};
   uint32_t max_clients = 64;       // limits.max_clients
+  // Connections that have not said hello yet (docs/threat-model.md, "Limits"): in all, which
+  // bounds their descriptors, and per peer uid, below that, so one user cannot take every place.
+  uint32_t max_pending_hellos = 64;         // limits.max_pending_hellos, in [2, 4096]
+  uint32_t max_pending_hellos_per_uid = 8;  // limits.max_pending_hellos_per_uid, in [1, 4095]
   // limits.arena_bytes; the file and flag also take "512KiB", "64MiB", "1GiB".
   uint64_t arena_bytes = uint64_t{64} << 20;
   // limits.request_memory: the most one run (a request or a batch) may use,

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "control_connection.h"
 #include "coproc/ring/wait.h"
 
 namespace coproc::daemon {
@@ -26,12 +27,6 @@ namespace fs = std::filesystem;
 
 constexpr uint64_t kHeartbeatMs = 1000;
 constexpr uint64_t kDrainCheckMs = 1;
-// A connection that has not sent its whole hello by then is closed (checked
-// on the heartbeat, so after 5 to 6 s); the client library waits 5 s for the
-// reply.
-constexpr uint64_t kHelloTimeoutMs = 5000;
-// At most this many refusals are logged per second; the rest are counted and
-// the count logged, so a peer connecting in a loop cannot flood the log.
 // Descriptors a connected client holds in the daemon: its socket, its
 // segment's memfd and its eventfd.
 constexpr rlim_t kFdsPerClient = 3;
@@ -47,11 +42,11 @@ Error start_error(std::string message) {
 }
 
 // Clients beyond the descriptor limit would be refused for want of a memfd;
-// raise the soft limit to what limits.max_clients needs, as far as the hard
-// limit allows, and say so when it does not.
-void raise_descriptor_limit(uint32_t max_clients) {
+// raise the soft limit to what limits.max_clients and limits.max_pending_hellos
+// need, as far as the hard limit allows, and say so when it does not.
+void raise_descriptor_limit(uint32_t max_clients, uint32_t max_pending_hellos) {
   // Each client's three, plus one per connection waiting to say hello.
-  const rlim_t need = (kFdsPerClient + 1) * max_clients + kFdsReserved;
+  const rlim_t need = kFdsPerClient * max_clients + max_pending_hellos + kFdsReserved;
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= need) return;
   rlimit raised = limit;
@@ -59,9 +54,9 @@ void raise_descriptor_limit(uint32_t max_clients) {
   if (raised.rlim_cur > limit.rlim_cur && ::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
   if (limit.rlim_cur < need) {
     spdlog::warn(
-        "RLIMIT_NOFILE is {} (hard {}), below the {} descriptors that "
-        "limits.max_clients = {} needs: connections beyond it will be refused",
-        limit.rlim_cur, limit.rlim_max, need, max_clients);
+        "RLIMIT_NOFILE is {} (hard {}), below the {} descriptors that limits.max_clients = {} "
+        "and limits.max_pending_hellos = {} need: connections beyond it will be refused",
+        limit.rlim_cur, limit.rlim_max, need, max_clients, max_pending_hellos);
   }
 }
 
@@ -113,53 +108,7 @@ Result<std::optional<gid_t>> resolve_socket_group(const std::string& group) {
   return std::optional<gid_t>(found->gr_gid);
 }
 
-// The peer's supplementary groups as the kernel recorded them at connect()
-// (SO_PEERGROUPS, Linux 4.13): the connecting process's own, not a lookup in
-// the group database. Empty when the kernel cannot say.
-std::vector<gid_t> peer_groups(int fd) {
-  std::vector<gid_t> groups(32);
-  for (;;) {
-    auto len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
-      groups.resize(len / sizeof(gid_t));
-      return groups;
-    }
-    // ERANGE: len now holds the size needed (NGROUPS_MAX bounds it).
-    if (errno != ERANGE || len / sizeof(gid_t) <= groups.size()) return {};
-    groups.resize(len / sizeof(gid_t));
-  }
-}
-
-// The control loop is the only writer of the daemon's client gauges (relaxed: standalone values).
-void bump_gauge(std::atomic<uint64_t>& gauge, uint64_t by) {
-  gauge.store(gauge.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
-}
-
-bool contains(const std::vector<uint32_t>& ids, uint32_t id) {
-  return std::find(ids.begin(), ids.end(), id) != ids.end();
-}
 }  // namespace
-
-struct ControlLoop::Connection {
-  uv_pipe_t pipe{};
-  ControlLoop* owner = nullptr;
-  uint32_t id = 0;
-  // From SO_PEERCRED, taken by the kernel when the peer called connect().
-  bool credentials_known = false;
-  pid_t pid = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;  // supplementary; read only when allowed_gids is set
-  uint64_t accepted_ms = 0;   // uv_now() at accept
-  bool awaiting_hello = true;
-  wire::HelloRequest hello{};
-  std::size_t hello_bytes = 0;
-  char read_buffer[256];
-  std::shared_ptr<ClientSession> session;
-  int stats_slot = -1;  // the client's slot in the stats page, -1: none
-  bool counted = false;   // in clients_connected_
-  bool closing = false;
-};
 
 ControlLoop::ControlLoop(const Config& config, Registry& registry, SessionTable& sessions,
                          int numa_node, StatsSampler& sampler)
@@ -191,7 +140,7 @@ ControlLoop::~ControlLoop() {
 
 Status ControlLoop::listen() {
   install_signal_handlers();
-  raise_descriptor_limit(config_.max_clients);
+  raise_descriptor_limit(config_.max_clients, config_.max_pending_hellos);
   fs::path path(config_.socket_path);
   const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
   std::error_code ec;
@@ -281,7 +230,8 @@ void ControlLoop::run(Poller& poller, Batcher& batcher) {
     self->registry_.heartbeat();
     self->sampler_.sample(static_cast<uint64_t>(ring::monotonic_ns()));
     self->expire_hellos();
-    self->refusal_log_.flush(uv_now(&self->loop_));
+    self->logs_.flush(uv_now(&self->loop_));
+    self->poller_->flush_logs(static_cast<uint64_t>(ring::monotonic_ns()) / 1'000'000);
   }, kHeartbeatMs, kHeartbeatMs);
   uv_timer_init(&loop_, &drain_timer_);
 
@@ -294,7 +244,9 @@ void ControlLoop::run(Poller& poller, Batcher& batcher) {
     }
     for (auto& [id, reason] : broken) {
       if (auto it = self->connections_.find(id); it != self->connections_.end()) {
-        spdlog::warn("client {} (pid {}) disconnected: {}", id, it->second->pid, reason);
+        self->logs_.violations.log(uv_now(&self->loop_),
+                                   fmt::format("client {} (pid {}) disconnected: {}", id,
+                                               it->second->pid, reason));
         self->close_connection(*it->second, "protocol violation");
       }
     }
@@ -314,232 +266,10 @@ void ControlLoop::disconnect_later(uint32_t client_id, std::string reason) {
   uv_async_send(&broken_async_);
 }
 
-void ControlLoop::on_connection(uv_stream_t* server, int status) {
-  auto* self = static_cast<ControlLoop*>(server->data);
-  if (status < 0) {
-    self->log_refusal(fmt::format("accept failed: {}", uv_strerror(status)));
-    return;
-  }
-  auto* c = new Connection();
-  c->owner = self;
-  uv_pipe_init(&self->loop_, &c->pipe, 0);
-  c->pipe.data = c;
-  auto drop = [](Connection* dropped) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&dropped->pipe),
-             [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
-  };
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) {
-    drop(c);
-    return;
-  }
-  uv_os_fd_t fd;
-  uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &fd);
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-    c->credentials_known = true;
-    c->pid = cred.pid;
-    c->uid = cred.uid;
-    c->gid = cred.gid;
-  }
-  // Connections that never say hello hold a descriptor each: at most
-  // max_clients of them at once, each for at most kHelloTimeoutMs.
-  if (self->pending_hellos_ >= self->config_.max_clients) {
-    self->log_refusal(fmt::format(
-        "closed connection (pid {}, uid {}, gid {}) at once: {} connections are already waiting "
-        "to say hello (limits.max_clients = {})",
-        c->pid, c->uid, c->gid, self->pending_hellos_, self->config_.max_clients));
-    drop(c);
-    return;
-  }
-  if (!self->config_.allowed_gids.empty()) c->groups = peer_groups(fd);
-  c->id = self->next_client_id_++;
-  c->accepted_ms = uv_now(&self->loop_);
-  self->connections_[c->id] = c;
-  ++self->pending_hellos_;
-  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), on_alloc, on_read);
-}
-
-void ControlLoop::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-  auto* c = static_cast<Connection*>(handle->data);
-  *buf = uv_buf_init(c->read_buffer, sizeof(c->read_buffer));
-}
-
-void ControlLoop::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-  auto* c = static_cast<Connection*>(stream->data);
-  ControlLoop* self = c->owner;
-  if (nread < 0) {
-    self->close_connection(*c, nread == UV_EOF ? "disconnected" : uv_strerror(static_cast<int>(nread)));
-    return;
-  }
-  if (c->session || c->closing) return;  // nothing is expected after hello
-  std::size_t take = std::min<std::size_t>(static_cast<std::size_t>(nread),
-                                           sizeof(c->hello) - c->hello_bytes);
-  std::memcpy(reinterpret_cast<char*>(&c->hello) + c->hello_bytes, buf->base, take);
-  c->hello_bytes += take;
-  if (c->hello_bytes == sizeof(c->hello)) self->handle_hello(*c);
-}
-
-// docs/threat-model.md, "Who may connect". Root and the daemon's own uid can
-// read and write the daemon's memory anyway (ptrace, /proc/PID/mem), so
-// refusing them would protect nothing.
-bool ControlLoop::peer_allowed(const Connection& c) const {
-  if (c.uid == 0 || c.uid == daemon_uid_) return true;
-  if (contains(config_.allowed_uids, c.uid) || contains(config_.allowed_gids, c.gid)) return true;
-  return std::any_of(c.groups.begin(), c.groups.end(),
-                     [&](gid_t g) { return contains(config_.allowed_gids, g); });
-}
-
-void ControlLoop::log_refusal(const std::string& line) { refusal_log_.warn(uv_now(&loop_), line); }
-
-void ControlLoop::expire_hellos() {
-  const uint64_t now = uv_now(&loop_);
-  std::vector<Connection*> late;
-  for (auto& [id, c] : connections_) {
-    if (c->awaiting_hello && now - c->accepted_ms >= kHelloTimeoutMs) late.push_back(c);
-  }
-  for (Connection* c : late) {
-    log_refusal(fmt::format("closed connection (pid {}, uid {}, gid {}): no hello within {} ms",
-                            c->pid, c->uid, c->gid, kHelloTimeoutMs));
-    close_connection(*c, "no hello");
-  }
-}
-
-void ControlLoop::refuse(Connection& c, ErrorCode code, const std::string& message) {
-  log_refusal(fmt::format("refused client (pid {}, uid {}, gid {}): {}", c.pid, c.uid, c.gid,
-                          message));
-  wire::HelloReply reply{};
-  reply.magic = wire::kHelloMagic;
-  reply.protocol_version = wire::kProtocolVersion;
-  reply.status = static_cast<int32_t>(code);
-  std::strncpy(reply.message, message.c_str(), sizeof(reply.message) - 1);
-  uv_os_fd_t fd;
-  uv_fileno(reinterpret_cast<uv_handle_t*>(&c.pipe), &fd);
-  [[maybe_unused]] ssize_t n = ::send(fd, &reply, sizeof(reply), MSG_NOSIGNAL);
-  close_connection(c, "refused");
-}
-
-void ControlLoop::handle_hello(Connection& c) {
-  using namespace wire;
-  c.awaiting_hello = false;
-  --pending_hellos_;
-  if (c.hello.magic != kHelloMagic) {
-    refuse(c, ErrorCode::kInvalidArgument, "not a coproc hello");
-    return;
-  }
-  // Before anything else is said: a peer that may not connect learns nothing
-  // about the daemon beyond this refusal.
-  if (!c.credentials_known) {
-    refuse(c, ErrorCode::kPermissionDenied,
-           "permission denied: the kernel gave no credentials for this peer (SO_PEERCRED)");
-    return;
-  }
-  if (!peer_allowed(c)) {
-    refuse(c, ErrorCode::kPermissionDenied,
-           fmt::format("permission denied: uid {} (gid {}) is not in security.allowed_uids or "
-                       "security.allowed_gids",
-                       c.uid, c.gid));
-    return;
-  }
-  if (c.hello.protocol_version != kProtocolVersion) {
-    refuse(c, ErrorCode::kUnsupported,
-           "protocol version mismatch: client speaks " + std::to_string(c.hello.protocol_version) +
-               ", daemon speaks " + std::to_string(kProtocolVersion));
-    return;
-  }
-  if (shutting_down_) {
-    refuse(c, ErrorCode::kUnavailable, "the daemon is shutting down");
-    return;
-  }
-  // An observer (coproc-stat) only maps the registry: it gets that descriptor alone, no session,
-  // no segment and no stats slot, and is hung up on at once. It is not a client, so the client
-  // limit does not apply; pending_hellos_ bounds observers like any connection.
-  if (c.hello.kind == HelloKind::kObserver) {
-    const int registry_fd = registry_.registry_fd();
-    if (send_hello_reply(c, 0, {&registry_fd, 1})) {
-      spdlog::debug("observer {} (pid {}, uid {}) served", c.id, c.pid, c.uid);
-      close_connection(c, "observer served");
-    }
-    return;
-  }
-  if (sessions_.size() >= config_.max_clients) {
-    refuse(c, ErrorCode::kResourceExhausted,
-           "too many clients (limits.max_clients = " + std::to_string(config_.max_clients) + ")");
-    return;
-  }
-  SegmentGeometry geometry{config_.ring_slots, config_.slot_bytes, config_.arena_bytes};
-  auto session = ClientSession::create(c.id, c.pid, c.uid, geometry, numa_node_);
-  if (!session.ok()) {
-    refuse(c, session.error().code, "cannot create the client segment: " + session.error().message);
-    return;
-  }
-  c.session = session.value();
-  wire::DaemonInfo& info = registry_.daemon_info();
-  c.stats_slot = registry_.acquire_client_slot(c.id, c.pid, c.uid);
-  if (c.stats_slot >= 0) {
-    c.session->attach_stats(&registry_.client_stats(c.stats_slot),
-                            [registry = &registry_, slot = c.stats_slot] {
-                              registry->release_client_slot(slot);
-                            });
-  } else {
-    bump_gauge(info.clients_untracked, 1);
-  }
-  // Into the poller's table before the reply: once the client has its fds it
-  // may push and ring at once, and the poller must already know its ring.
-  sessions_.add(c.session);
-  // Counted from here, so close_connection's decrement always has its increment, even when the
-  // reply below fails.
-  c.counted = true;
-  bump_gauge(info.clients_total, 1);
-  info.clients_connected.store(++clients_connected_, std::memory_order_relaxed);
-
-  const int fds[kHelloFdCount] = {c.session->segment_fd(), registry_.registry_fd(),
-                                  registry_.doorbell_fd(), c.session->event_fd()};
-  if (!send_hello_reply(c, c.session->segment_bytes(), fds)) return;
-  spdlog::info("client {} connected: pid {}, uid {}, gid {}, segment {} bytes", c.id, c.pid,
-               c.uid, c.gid, c.session->segment_bytes());
-}
-
-bool ControlLoop::send_hello_reply(Connection& c, uint64_t segment_bytes,
-                                   std::span<const int> fds) {
-  using namespace wire;
-  COPROC_CHECK(!fds.empty() && fds.size() <= static_cast<std::size_t>(kHelloFdCount));
-  HelloReply reply{};
-  reply.magic = kHelloMagic;
-  reply.protocol_version = kProtocolVersion;
-  reply.status = 0;
-  reply.client_id = c.id;
-  reply.segment_bytes = segment_bytes;
-  reply.registry_bytes = registry_.registry_bytes();
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kHelloFdCount)] = {};
-  iovec iov{&reply, sizeof(reply)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-  std::memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
-  uv_os_fd_t fd;
-  uv_fileno(reinterpret_cast<uv_handle_t*>(&c.pipe), &fd);
-  if (::sendmsg(fd, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(reply))) {
-    spdlog::warn("hello reply to pid {} failed: {}", c.pid, std::strerror(errno));
-    close_connection(c, "hello reply failed");
-    return false;
-  }
-  return true;
-}
-
 void ControlLoop::close_connection(Connection& c, const char* why) {
   if (c.closing) return;
   c.closing = true;
-  if (c.awaiting_hello) {
-    c.awaiting_hello = false;
-    --pending_hellos_;
-  }
+  end_pending(c);
   if (c.session) {
     c.session->close();
     sessions_.remove(c.id);
@@ -551,12 +281,20 @@ void ControlLoop::close_connection(Connection& c, const char* why) {
     // Wake the poller so it drops its snapshot's reference now: the segment
     // is unmapped when the last reference (queued work included) goes.
     registry_.ring_doorbell();
-    spdlog::info("client {} (pid {}) {}: reclaimed", c.id, c.pid, why);
+    logs_.reclaims.log(uv_now(&loop_),
+                       fmt::format("client {} (pid {}) {}: reclaimed", c.id, c.pid, why));
     c.session.reset();
   }
   connections_.erase(c.id);
   uv_close(reinterpret_cast<uv_handle_t*>(&c.pipe),
            [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+}
+
+void ControlLoop::PeerLogs::flush(uint64_t now_ms) {
+  for (LogLimiter* limiter : {&failed_accepts, &pending_refusals, &hello_timeouts, &refused_hellos,
+                              &failed_replies, &connects, &violations, &reclaims}) {
+    limiter->flush(now_ms);
+  }
 }
 
 void ControlLoop::begin_shutdown(const char* signal_name) {

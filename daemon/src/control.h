@@ -7,7 +7,14 @@
 // peer's kernel credentials (SO_PEERCRED, SO_PEERGROUPS) and the allow-lists
 // in Config; a peer that is not allowed gets PERMISSION_DENIED and the
 // refusal is logged with its pid, uid and gid. Connections that have not said
-// hello are bounded in number (limits.max_clients) and in time (5 s).
+// hello are bounded per peer uid (limits.max_pending_hellos_per_uid), in all
+// (limits.max_pending_hellos) and in time (5 s); one over a bound is answered
+// RESOURCE_EXHAUSTED naming it. A hello this daemon does not understand (magic,
+// version, kind, reserved field) is refused naming the field.
+//
+// Every line a peer or a client can cause is rate-limited per cause
+// (log_limiter.h, PeerLogs below), the per-client info lines included, so a
+// client that reconnects in a loop cannot flood the log.
 //
 // A client's socket stays open for the life of the client. When the process
 // exits or crashes the kernel closes it, the loop sees EOF and reclaims the
@@ -32,6 +39,7 @@
 #include <functional>
 #include <span>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -76,14 +84,26 @@ class ControlLoop {
   static void on_connection(uv_stream_t* server, int status);
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  // Whether accepting c would exceed a pending-hello limit; the refusal's message if so.
+  std::optional<std::string> pending_limit_reached(const Connection& c) const;
+  void start_pending(Connection& c);
+  void end_pending(Connection& c);
+  // Reads what has arrived of a waiting connection's hello, without waiting.
+  enum class HelloRead { kGone, kPartial, kWhole };
+  static HelloRead read_waiting_hello(Connection& c);
+  // Reads and handles the hellos that have arrived on uid's waiting connections.
+  void catch_up_hellos(uid_t uid);
   void handle_hello(Connection& c);
+  // The hello's fields other than magic, after the peer is known to be allowed; the refusal's
+  // status and message if one is wrong.
+  std::optional<std::pair<ErrorCode, std::string>> check_hello_fields(const Connection& c) const;
   // Sends the OK hello reply with `fds` (SCM_RIGHTS); on failure logs, closes the connection and
   // returns false.
   bool send_hello_reply(Connection& c, uint64_t segment_bytes, std::span<const int> fds);
   bool peer_allowed(const Connection& c) const;
+  // Logs the refusal of a hello, answers it and closes the connection.
   void refuse(Connection& c, ErrorCode code, const std::string& message);
   void expire_hellos();
-  void log_refusal(const std::string& line);
   void close_connection(Connection& c, const char* why);
   void begin_shutdown(const char* signal_name);
   void install_signal_handlers();
@@ -112,10 +132,25 @@ class ControlLoop {
   uint32_t next_client_id_ = 1;
   std::unordered_map<uint32_t, Connection*> connections_;
   uint32_t pending_hellos_ = 0;  // connections that have not said hello yet
+  // The same by peer uid, in accept order; no empty lists kept.
+  std::unordered_map<uid_t, std::vector<Connection*>> pending_by_uid_;
   uint64_t clients_connected_ = 0;  // client sessions (observers get none)
 
-  // Refusal log rate limit (loop thread only).
-  LogLimiter refusal_log_{10, "refusals"};
+  // What peers and clients can make this loop log as often as they like, one limiter per cause
+  // (log_limiter.h), flushed on the heartbeat. Used on the loop thread only.
+  struct PeerLogs {
+    static constexpr uint32_t kPerSecond = 10;
+    LogLimiter failed_accepts{kPerSecond, "failed accepts"};
+    LogLimiter pending_refusals{kPerSecond, "connections refused before their hello"};
+    LogLimiter hello_timeouts{kPerSecond, "hello timeouts"};
+    LogLimiter refused_hellos{kPerSecond, "refused hellos"};
+    LogLimiter failed_replies{kPerSecond, "failed hello replies"};
+    LogLimiter connects{kPerSecond, "client connections", spdlog::level::info};
+    LogLimiter violations{kPerSecond, "protocol-violation disconnects"};
+    LogLimiter reclaims{kPerSecond, "client reclaims", spdlog::level::info};
+    void flush(uint64_t now_ms);
+  };
+  PeerLogs logs_;
 
   std::mutex broken_mu_;
   std::vector<std::pair<uint32_t, std::string>> broken_;

@@ -122,7 +122,7 @@ void Poller::report_rejection(ClientSession& session, const Rejection& rejection
                   rejection.message);
     send_error(session, rejection.id, rejection.code, rejection.message);
   } else {
-    garbage_log_.warn(static_cast<uint64_t>(ring::monotonic_ns()) / 1'000'000,
+    garbage_log_.log(static_cast<uint64_t>(ring::monotonic_ns()) / 1'000'000,
                       fmt::format("client {} (pid {}): unanswerable request dropped: {}",
                                   session.id(), session.pid(), rejection.message));
   }

@@ -36,7 +36,9 @@ class Poller {
   void request_stop();
   bool finished() const { return finished_.load(std::memory_order_acquire); }
   void join();
-
+  // Any thread (the control loop's heartbeat): logs the counts of warnings held back, once their
+  // second is over, even while the poller sleeps. now_ms: CLOCK_MONOTONIC in milliseconds.
+  void flush_logs(uint64_t now_ms) { garbage_log_.flush(now_ms); }
 
  private:
   void loop();
@@ -54,7 +56,8 @@ class Poller {
   std::vector<std::shared_ptr<ClientSession>> snapshot_;  // poller thread only
   uint64_t snapshot_generation_ = ~uint64_t{0};
   std::vector<std::byte> slot_copy_;
-  // Any client can push garbage as fast as it likes: its warnings are rate-limited.
+  // Any client can push garbage as fast as it likes: its warnings are rate-limited, timed with
+  // CLOCK_MONOTONIC in milliseconds (flushed by the control loop too).
   LogLimiter garbage_log_{10, "unanswerable requests"};
   Parsed parsed_;  // reused for every message
   // The current drain pass's requests, handed to the batcher together.

@@ -72,6 +72,8 @@ TEST(ConfigFile, shouldUseDefaultsWhenDocumentIsEmpty) {
   EXPECT_EQ(config->inline_max_us, 200u);
   EXPECT_EQ(config->cpu_threads, 1u);
   EXPECT_EQ(config->max_clients, 64u);
+  EXPECT_EQ(config->max_pending_hellos, 64u);
+  EXPECT_EQ(config->max_pending_hellos_per_uid, 8u);
   EXPECT_EQ(config->arena_bytes, uint64_t{64} << 20);
   EXPECT_EQ(config->ring_slots, 256u);
   EXPECT_EQ(config->slot_bytes, 1024u);
@@ -122,6 +124,8 @@ TEST(ConfigFile, shouldParseEveryKey) {
     cpu_threads = 256
     [limits]
     max_clients = 4096
+    max_pending_hellos = 4096
+    max_pending_hellos_per_uid = 4095
     arena_bytes = 17179869184
     ring_slots = 65536
     slot_bytes = 65536
@@ -144,6 +148,8 @@ TEST(ConfigFile, shouldParseEveryKey) {
   EXPECT_EQ(config->inline_max_us, 10'000'000u);
   EXPECT_EQ(config->cpu_threads, 256u);
   EXPECT_EQ(config->max_clients, 4096u);
+  EXPECT_EQ(config->max_pending_hellos, 4096u);
+  EXPECT_EQ(config->max_pending_hellos_per_uid, 4095u);
   EXPECT_EQ(config->arena_bytes, uint64_t{17179869184});
   EXPECT_EQ(config->ring_slots, 65536u);
   EXPECT_EQ(config->slot_bytes, 65536u);
@@ -252,6 +258,15 @@ INSTANTIATE_TEST_SUITE_P(
                 "config: limits.max_clients = 4097 is out of range [1, 4096]"},
         Refusal{"shouldRefuseMaxRequestRowsAboveMax", "limits.max_request_rows = 2147483649",
                 "config: limits.max_request_rows = 2147483649 is out of range [1, 2147483648]"},
+        Refusal{"shouldRefuseMaxPendingHellosBelowTwo", "limits.max_pending_hellos = 1",
+                "config: limits.max_pending_hellos = 1 is out of range [2, 4096]"},
+        Refusal{"shouldRefuseZeroMaxPendingHellosPerUid", "limits.max_pending_hellos_per_uid = 0",
+                "config: limits.max_pending_hellos_per_uid = 0 is out of range [1, 4095]"},
+        Refusal{"shouldRefuseMaxPendingHellosPerUidNotBelowTheTotal",
+                "limits = { max_pending_hellos = 8, max_pending_hellos_per_uid = 8 }",
+                "config: limits.max_pending_hellos_per_uid = 8 must be below "
+                "limits.max_pending_hellos = 8: else one user's idle connections can take every "
+                "place"},
         Refusal{"shouldRefuseArenaBelowMin", "limits.arena_bytes = 65535",
                 "config: limits.arena_bytes = 65535 is out of range [65536, 17179869184]"},
         Refusal{"shouldRefuseArenaSizeStringAboveMax", "limits.arena_bytes = \"32GiB\"",
@@ -572,6 +587,8 @@ TEST(ConfigFile, shouldDescribeEveryKeyAndModelOnItsOwnLine) {
             "opencl.device = \"\"\n"
             "http.listen = \"127.0.0.1:9470\"\n"
             "limits.max_clients = 64\n"
+            "limits.max_pending_hellos = 64\n"
+            "limits.max_pending_hellos_per_uid = 8\n"
             "limits.arena_bytes = 67108864\n"
             "limits.request_memory = 4294967296\n"
             "limits.max_request_rows = 65536\n"

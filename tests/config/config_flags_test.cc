@@ -96,7 +96,8 @@ TEST_F(ConfigFlags, shouldLetEveryFlagOverrideTheFile) {
            "--poller-spin-us", "20",         "--inline-max-us", "30",
            "--cpu-threads",    "4",          "--max-clients",   "128",
            "--arena-bytes",    "1GiB",       "--ring-slots",    "1024",
-           "--slot-bytes",     "2048"});
+           "--slot-bytes",     "2048",       "--max-pending-hellos", "100",
+           "--max-pending-hellos-per-uid", "50"});
 
   ASSERT_TRUE(result.ok()) << result.error().message;
   const Config& config = result.value().value();
@@ -111,6 +112,8 @@ TEST_F(ConfigFlags, shouldLetEveryFlagOverrideTheFile) {
   EXPECT_EQ(config.arena_bytes, uint64_t{1} << 30);
   EXPECT_EQ(config.ring_slots, 1024u);
   EXPECT_EQ(config.slot_bytes, 2048u);
+  EXPECT_EQ(config.max_pending_hellos, 100u);
+  EXPECT_EQ(config.max_pending_hellos_per_uid, 50u);
 }
 
 TEST_F(ConfigFlags, shouldKeepFileValuesForFlagsNotGiven) {

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
+#include <string>
 #include <thread>
 
 #include "coproc/coproc_generated.h"
@@ -141,6 +143,70 @@ TEST(Robustness, shouldDisconnectClientWhoseRingIndicesAreCorruptAndKeepServingO
   EXPECT_TRUE(raw.closed_by_daemon(5000));
   EXPECT_NE(daemon.log().find("submission ring is corrupt"), std::string::npos) << daemon.log();
   EXPECT_EQ(run_in_child([&] { return healthy_client_rounds(daemon.socket_path(), 100); }), 0);
+}
+
+// The lines of `log` that contain `text`.
+std::size_t count_lines(const std::string& log, const std::string& text) {
+  std::size_t lines = 0;
+  for (std::size_t at = 0; (at = log.find(text, at)) != std::string::npos; at += text.size()) {
+    ++lines;
+  }
+  return lines;
+}
+
+// The sum of N over the lines "N more <what> not logged" (log_limiter.h).
+uint64_t not_logged(const std::string& log, const std::string& what) {
+  const std::string tail = " more " + what + " not logged";
+  uint64_t sum = 0;
+  for (std::size_t at = 0; (at = log.find(tail, at)) != std::string::npos; at += tail.size()) {
+    std::size_t digits = at;
+    while (digits > 0 && std::isdigit(static_cast<unsigned char>(log[digits - 1])) != 0) --digits;
+    sum += std::stoull(log.substr(digits, at - digits));
+  }
+  return sum;
+}
+
+TEST(Robustness, shouldBoundTheLogOfAClientThatReconnectsAndCorruptsItsRingInALoop) {
+  DaemonProcess daemon(standard_models());
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  const std::size_t before = daemon.log().size();
+
+  // Connect, corrupt the submission ring, get disconnected, again, for kLoop.
+  constexpr auto kLoop = std::chrono::seconds(3);
+  uint64_t cycles = 0;
+  for (const auto until = Clock::now() + kLoop; Clock::now() < until; ++cycles) {
+    RawClient raw(daemon.socket_path());
+    ASSERT_TRUE(raw.connected()) << raw.hello_message();
+    raw.scribble_submission_tail(uint64_t{1} << 40);
+    ASSERT_TRUE(raw.closed_by_daemon(5000));
+  }
+  // The counts of what was held back are logged on the heartbeat once their second is over.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  const std::string log = daemon.log().substr(before);
+
+  // At most 10 lines a second per cause (log_limiter.h): the loop's 3 s touch at most 4
+  // one-second windows, and the last disconnects may land in a fifth.
+  constexpr uint64_t kWindows = 5;
+  constexpr uint64_t kBound = 10 * kWindows;
+  ASSERT_GT(cycles, 2 * kBound) << "too few cycles for the bound to mean anything";
+  struct Cause {
+    const char* line;  // a part of each of its lines
+    const char* what;  // its name in the count of lines not logged
+  };
+  const Cause causes[] = {
+      {"connected: pid", "client connections"},
+      {"disconnected: its submission ring is corrupt", "protocol-violation disconnects"},
+      {": reclaimed", "client reclaims"},
+  };
+  for (const Cause& cause : causes) {
+    const std::size_t logged = count_lines(log, cause.line);
+    EXPECT_LE(logged, kBound) << cause.line << " in " << cycles << " cycles";
+    // Every cycle is either logged or counted.
+    EXPECT_EQ(logged + not_logged(log, cause.what), cycles) << cause.what << "\n" << log;
+  }
+  // Nothing else grows with the loop: those three causes and their counts, with room to spare.
+  EXPECT_LE(count_lines(log, "\n"), 3 * (kBound + kWindows) + 20) << log;
+  EXPECT_EQ(daemon.wait_exit(0), -1) << "daemon died: " << daemon.log();
 }
 
 TEST(Robustness, shouldReclaimClientKilledWithRequestsInFlight) {
