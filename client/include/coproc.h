@@ -176,7 +176,9 @@ COPROC_EXPORT void coproc_connect_options_init(coproc_connect_options* options);
  *                                 (see daemon_uid above); nothing was sent to it
  *   COPROC_ERR_RESOURCE_EXHAUSTED the daemon is full: limits.max_clients clients
  *                                 are connected, too many connections wait for
- *                                 their hello, or no segment could be made
+ *                                 their hello (limits.max_pending_hellos, or
+ *                                 _per_uid), or no segment could be made; the
+ *                                 message names the limit. Try again later.
  *   COPROC_ERR_UNAVAILABLE        the daemon is shutting down
  *   COPROC_ERR_VERSION_MISMATCH   the daemon speaks another protocol version
  *   COPROC_ERR_INVALID_ARGUMENT   a bad option (path too long, bad daemon_uid)
