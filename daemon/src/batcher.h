@@ -138,6 +138,8 @@ class Batcher {
   uint64_t run_single(WorkItem& item, ThreadState& state);
   void run_batch(Formed& formed, ThreadState& state);
   void answer(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer);
+  // A request cancelled or expired (`code`) before its end: counted and answered with what ran.
+  void answer_stopped(WorkItem& request, ErrorCode code, uint32_t writer);
   // answer() for an item a run path holds: a chunk that is not the last goes to end_chunk().
   void fail(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer);
   // The client died: the request is dropped (a chunk that is not the last, through end_chunk()).
