@@ -22,18 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Writes a TOML config next to nothing else; returns its path.
-std::string write_config(const std::string& name, const std::string& text) {
-  std::string path = "/tmp/coproc-test-" + std::to_string(::getpid()) + "-" + name + ".toml";
-  std::ofstream(path) << text;
-  return path;
-}
-
-std::string model_block(const std::string& name, const std::string& keys) {
-  return "[[model]]\nname = \"" + name + "\"\npath = \"" + models_dir() + "/" + name + ".onnx\"\n" + keys +
-         "\n";
-}
-
 TEST(Batching, shouldBatchVariableLengthRequestsPaddingToTheBucketAndCroppingEachOutput) {
   DaemonProcess daemon({"--config", write_config("seq", model_block("seq", R"(
 mode = "fixed"

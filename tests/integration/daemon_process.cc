@@ -37,6 +37,17 @@ std::vector<std::string> standard_models() {
           "mlp=" + models_dir() + "/mlp.onnx"};
 }
 
+std::string write_config(const std::string& name, const std::string& text) {
+  std::string path = "/tmp/coproc-test-" + std::to_string(::getpid()) + "-" + name + ".toml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string model_block(const std::string& name, const std::string& keys) {
+  return "[[model]]\nname = \"" + name + "\"\npath = \"" + models_dir() + "/" + name + ".onnx\"\n" +
+         keys + "\n";
+}
+
 DaemonProcess::DaemonProcess(std::vector<std::string> args) {
   char tmpl[] = "/tmp/coproc-test-XXXXXX";
   dir_ = ::mkdtemp(tmpl);

@@ -51,6 +51,11 @@ class DaemonProcess {
 // The standard daemon of the tests: noop and mlp models.
 std::vector<std::string> standard_models();
 
+// Writes a TOML config for a test daemon (a file per test process and name); returns its path.
+std::string write_config(const std::string& name, const std::string& text);
+// A [[model]] table for build/models/NAME.onnx with extra `keys` (batching policy lines).
+std::string model_block(const std::string& name, const std::string& keys = "");
+
 // Runs `body` in a forked child; returns its exit code (or 128 + signal).
 // The child exits with body()'s return value.
 int run_in_child(const std::function<int()>& body, int timeout_ms = 60000);

@@ -10,7 +10,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -402,17 +401,9 @@ TEST_F(EventLoop, shouldSeeARequestCompleteThroughRequestStatusAlone) {
   }
 }
 
-std::string write_config(const std::string& text) {
-  std::string path = "/tmp/coproc-test-" + std::to_string(::getpid()) + "-limits.toml";
-  std::ofstream(path) << text;
-  return path;
-}
-
 TEST(ClientLimitsApi, shouldReportTheArenaTheInFlightWindowAndEachModelsMaxBatch) {
   DaemonProcess daemon({"--arena-bytes", "8MiB", "--ring-slots", "64", "--config",
-                        write_config("[[model]]\nname = \"noop\"\npath = \"" + models_dir() +
-                                     "/noop.onnx\"\nmax_batch = 7\n[[model]]\nname = \"mlp\"\npath = \"" +
-                                     models_dir() + "/mlp.onnx\"\n")});
+                        write_config("limits", model_block("noop", "max_batch = 7") + model_block("mlp"))});
   ASSERT_TRUE(daemon.started()) << daemon.log();
   ClientHandle client(daemon.socket_path());
   ASSERT_EQ(client.status, COPROC_OK) << coproc_last_error();

@@ -489,9 +489,10 @@ TEST(ClientLimits, shouldReportArenaExhaustionNamingTheArenaSize) {
 }
 
 TEST(ClientLimits, shouldAnswerARequestOverTheMemoryLimitResourceExhaustedAndRunTheRest) {
-  auto args = standard_models();
-  args.insert(args.end(), {"--request-memory", "1MiB"});
-  DaemonProcess daemon(args);
+  // max_batch 4096: the 2048-row request is one run. (Under the default max_batch it runs in
+  // chunks, each checked against the limit on its own: the next test.)
+  DaemonProcess daemon({"--request-memory", "1MiB", "--config",
+                        write_config("memory", model_block("mlp", "max_batch = 4096"))});
   ASSERT_TRUE(daemon.started()) << daemon.log();
   ClientHandle client(daemon.socket_path());
   ASSERT_EQ(client.status, COPROC_OK) << coproc_last_error();
@@ -510,6 +511,24 @@ TEST(ClientLimits, shouldAnswerARequestOverTheMemoryLimitResourceExhaustedAndRun
   EXPECT_THAT(message, HasSubstr("over the limit of 1048576"));
   EXPECT_EQ(fits, COPROC_OK) << coproc_last_error();
   EXPECT_EQ(daemon.wait_exit(0), -1) << "daemon died: " << daemon.log();
+}
+
+TEST(ClientLimits, shouldRunABigRequestOverTheMemoryLimitInChunksThatFitIt) {
+  auto args = standard_models();
+  args.insert(args.end(), {"--request-memory", "1MiB"});
+  DaemonProcess daemon(args);
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  ClientHandle client(daemon.socket_path());
+  ASSERT_EQ(client.status, COPROC_OK) << coproc_last_error();
+
+  // 2 MiB of input as a whole; its chunks of max_batch (32) rows fit 1 MiB each.
+  coproc_tensor big_in = arena_tensor(client.c, {2048, 256});
+  coproc_tensor big_out = arena_tensor(client.c, {2048, 16});
+  EXPECT_EQ(coproc_infer(client.c, client.model("mlp"), &big_in, 1, &big_out, 1, 5'000'000'000),
+            COPROC_OK)
+      << coproc_last_error();
+  EXPECT_EQ(big_out.rank, 2);
+  EXPECT_EQ(big_out.shape[0], 2048);
 }
 
 TEST(ClientLimits, shouldReturnWouldBlockNamingTheWindowWhenItIsFull) {
