@@ -204,9 +204,10 @@ COPROC_EXPORT size_t coproc_max_in_flight(const coproc_client* client);
  * the first call count too. Level-triggered: it stays readable until
  * coproc_collect() has taken them all. Completions of requests submitted
  * without the flag (a thread blocked in coproc_wait) never make it readable.
- * Under a steady stream a few percent of wake-ups find nothing, when a
- * completion's signal lands just after a coproc_collect took it;
- * coproc_collect() then returns 0 and clears it. The library owns
+ * Rarely it wakes a loop with nothing to collect (a completion's signal
+ * landing just after a coproc_collect took it, or a collectable request
+ * released before it was collected); coproc_collect() then returns 0 and
+ * clears it. The library owns
  * the fd: never read, write or close it. The same fd every call. */
 COPROC_EXPORT coproc_status coproc_event_fd(coproc_client* client, int* out_fd);
 
@@ -318,8 +319,8 @@ COPROC_EXPORT coproc_status coproc_request_timing(const coproc_request* request,
  * When it returns anything but COPROC_ERR_IN_FLIGHT, the daemon is done with
  * the buffers: they may be reused or freed at once. On a timeout the request
  * is cancelled and given 100 ms more to complete:
- *   COPROC_ERR_TIMEOUT    it completed (cancelled, or finished) in that time;
- *                         the outputs hold no result.
+ *   COPROC_ERR_TIMEOUT    it completed (cancelled, or finished after all) in
+ *                         that time; don't use the outputs.
  *   COPROC_ERR_IN_FLIGHT  it had still not completed (a stopped or overloaded
  *                         daemon). The library frees it when its completion
  *                         arrives; until then the daemon may still write its

@@ -205,8 +205,7 @@ bool coproc_client::drain_completions() {
       draining_.exchange(true, std::memory_order_acquire)) {
     return false;
   }
-  size_t none = 0;
-  drain_locked(nullptr, 0, &none);
+  drain_locked(/*signal=*/true);
   unlock_drain();
   return true;
 }
@@ -224,11 +223,11 @@ void coproc_client::unlock_drain() {
   draining_.store(false, std::memory_order_release);
 }
 
-void coproc_client::drain_locked(coproc_request** out, size_t capacity, size_t* n) {
+void coproc_client::drain_locked(bool signal) {
   namespace fb = coproc::fb;
   if (completions_.empty()) return;
-  const bool armed = event_armed_.load(std::memory_order_relaxed);
-  // Collectable completions beyond `out`, appended to ready_ after the pops.
+  const bool armed = signal && event_armed_.load(std::memory_order_relaxed);
+  // Collectable completions, appended to ready_ a few at a time.
   std::array<uint64_t, 64> spill;
   size_t n_spill = 0;
   auto flush_spill = [&] {
@@ -281,12 +280,8 @@ void coproc_client::drain_locked(coproc_request** out, size_t capacity, size_t* 
     // so an abandoned request is always freed).
     r.state.store(static_cast<uint32_t>(RequestState::kDone), std::memory_order_seq_cst);
     if (collect) {
-      if (*n < capacity) {
-        out[(*n)++] = &r;
-      } else {
-        spill[n_spill++] = id;
-        if (n_spill == spill.size()) flush_spill();
-      }
+      spill[n_spill++] = id;
+      if (n_spill == spill.size()) flush_spill();
     } else if (r.abandoned.load(std::memory_order_seq_cst)) {
       std::lock_guard lock(submit_mu_);
       release_locked(r);
@@ -310,23 +305,27 @@ size_t coproc_client::collect(coproc_request** out, size_t capacity) {
   size_t n = 0;
   const bool armed = event_armed_.load(std::memory_order_relaxed);
   for (;;) {
+    drain_locked(/*signal=*/false);  // this call settles the fd itself, below
+    bool more = false;
     {
-      std::lock_guard lock(ready_mu_);
+      // submit_mu_: a release on another thread and this hand-out never interleave, so a
+      // request released before it was collected is never handed out (its generation moved on).
+      std::lock_guard submit_lock(submit_mu_);
+      std::lock_guard ready_lock(ready_mu_);
       while (n < capacity && !ready_.empty()) {
         const uint64_t id = ready_.front();
         ready_.pop_front();
         coproc_request& r = *pool_[static_cast<uint32_t>(id)];
-        if (r.matches(id)) out[n++] = &r;  // else released
+        if (r.matches(id) && is_done(r)) out[n++] = &r;
       }
-      if (!ready_.empty()) break;  // the caller did not take them all: the fd stays readable
+      more = !ready_.empty();
     }
-    drain_locked(out, capacity, &n);
-    {
-      std::lock_guard lock(ready_mu_);
-      if (!ready_.empty()) continue;
+    if (more) {
+      if (armed) signal_event_fd();  // E1: the caller did not take them all
+      break;
     }
     if (!armed) break;
-    reset_event_fd();                // E2
+    reset_event_fd();                 // E2
     if (completions_.empty()) break;  // anything pushed after the reset signals again
   }
   unlock_drain();
@@ -384,6 +383,7 @@ coproc_status coproc_client::poll(coproc_request* const* requests, size_t n, int
 
 coproc_status coproc_client::cancel(coproc_request& request, std::string* message) {
   namespace fb = coproc::fb;
+  if (!is_done(request)) drain_completions();  // completed but not yet read: nothing to cancel
   if (is_done(request)) return COPROC_OK;
   std::lock_guard lock(submit_mu_);
   if (gone_.load(std::memory_order_relaxed)) {
@@ -462,8 +462,7 @@ coproc_status coproc_client::event_fd(int* out_fd, std::string*) {
       header_->eventfd_armed.store(1, std::memory_order_relaxed);
       coproc::ring::detail::seq_cst_fence();
       event_armed_.store(true, std::memory_order_relaxed);
-      size_t none = 0;
-      drain_locked(nullptr, 0, &none);
+      drain_locked(/*signal=*/true);
       std::lock_guard lock(ready_mu_);
       if (!ready_.empty()) signal_event_fd();  // completions that came before the fd
     }

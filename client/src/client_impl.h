@@ -13,8 +13,9 @@
 //    lock simply re-check their own request.
 //  - ready_mu_ guards the collect queue (ready_): completions of requests
 //    submitted with COPROC_SUBMIT_COLLECT that coproc_collect has not handed
-//    out yet. Lock order: submit_mu_, then ready_mu_; the drainer never holds
-//    ready_mu_ while it takes submit_mu_.
+//    out yet. Lock order: the drain lock, then submit_mu_, then ready_mu_
+//    (collect holds all three while it hands requests out); nobody waits for
+//    the drain lock while holding a mutex.
 //  - The arena allocator has its own mutex (alloc_mu_).
 //
 // The event fd (coproc_event_fd) is readable exactly while ready_ holds a
@@ -31,11 +32,13 @@
 //  E3  the daemon signals only for completions of COPROC_SUBMIT_COLLECT
 //      requests (wire::kRequestIdSignalsEventFd in their id), so a thread
 //      that waits for its own requests neither wakes the loop nor needs to
-//      touch the fd. A daemon signal can still land just after a collect
-//      took its completion (the daemon writes the fd after its push): a
-//      spurious readiness, which the next coproc_collect answers with 0 and
-//      clears (E2). Under a saturating stream that is a few percent of the
-//      loop's wake-ups (tests/integration/event_loop_test.cc counts them).
+//      touch the fd; and it writes the fd before it wakes futex sleepers, so
+//      such a thread cannot take a completion to ready_ and have the loop
+//      collect it before the daemon's signal lands. A signal can still land
+//      just after a collect took its completion (a loop collecting while the
+//      daemon pushes): one readiness with nothing to collect, which the next
+//      coproc_collect answers with 0 and clears (E2). Rare: 0 or 1 in about
+//      3,000 wake-ups of tests/integration/event_loop_test.cc.
 //  E4  arming (the first coproc_event_fd) publishes the flag to the daemon,
 //      then drains and writes 1 if ready_ is non-empty, so completions that
 //      arrived before the fd was asked for are not silent; the seq_cst fence
@@ -169,8 +172,9 @@ struct coproc_client {
   void lock_drain();  // waits for the drain lock: for the short pops of another thread
   void unlock_drain();
   // Caller holds the drain lock. Pops every available completion; collectable
-  // ones go into out[*n..capacity) first, then to ready_ (E1, E3).
-  void drain_locked(coproc_request** out, size_t capacity, size_t* n);
+  // ones go to ready_, and with `signal` the fd is made readable if ready_ was
+  // empty (E1).
+  void drain_locked(bool signal);
   void signal_event_fd();
   void reset_event_fd();
   void release_locked(coproc_request& request);  // caller holds submit_mu_; idempotent

@@ -68,16 +68,19 @@ Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::
   COPROC_CHECK(policies.size() == models.size());
   for (const auto& m : models.all()) {
     bool other_dynamic = false;
-    bool all_ranked = true;
+    // Chunks cut every input and output at dim 0, so each must have a dynamic dim 0 (the
+    // batch): an output whose dim 0 is fixed, or follows another input dim, has no row offset
+    // in the client's buffer.
+    bool batch_dim0 = true;
     for (const auto& spec : m.model->inputs()) {
       for (std::size_t d = 2; d < spec.dims.size(); ++d) other_dynamic |= spec.dims[d] < 0;
-      all_ranked &= !spec.dims.empty();
+      batch_dim0 &= !spec.dims.empty() && spec.dims[0] < 0;
     }
-    for (const auto& spec : m.model->outputs()) all_ranked &= !spec.dims.empty();
+    for (const auto& spec : m.model->outputs()) batch_dim0 &= !spec.dims.empty() && spec.dims[0] < 0;
     if (other_dynamic && policies[m.id].max_batch > 1) {
       spdlog::warn("model '{}' has a dynamic dim beyond dim 1: batching off (max_batch 1)", m.name);
     }
-    const bool chunkable = all_ranked && !other_dynamic;
+    const bool chunkable = batch_dim0 && !other_dynamic;
     const sched::Policy policy = effective_policy(other_dynamic, chunkable, policies[m.id]);
     std::vector<bool> input_dim1, output_dim1;
     for (const auto& spec : m.model->inputs()) input_dim1.push_back(variable_dim1(spec.dims));

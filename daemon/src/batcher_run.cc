@@ -257,6 +257,14 @@ std::byte* Batcher::output_place(const WorkItem& item, uint32_t j, const runtime
   uint64_t need = bytes;
   runtime::Shape whole = shape;
   if (item.chunk.total_rows > 0) {
+    // The model declares a dynamic dim 0 (chunkable), but the shape a run computes is checked:
+    // an output whose dim 0 is not this chunk's rows has no place in the request's buffer.
+    if (shape.rank < 1 || shape.dims[0] != request_rows(item)) {
+      *problem = "output '" + spec.name + "' of shape " + shape.to_string() +
+                 " does not have the chunk's " + std::to_string(request_rows(item)) +
+                 " rows in dim 0, so it cannot run in chunks";
+      return nullptr;
+    }
     const uint64_t row_bytes = bytes / static_cast<uint64_t>(shape.dims[0]);  // dim 0: the rows
     offset = row_bytes * static_cast<uint64_t>(item.chunk.first_row);
     need = row_bytes * static_cast<uint64_t>(item.chunk.total_rows);
@@ -362,6 +370,10 @@ void Batcher::end_chunk(const WorkItem& chunk, const ChunkEnd& end, uint32_t wri
   wire::ModelStats& st = stats(model_id, writer);
   if (request.session->closed()) {
     bump(st.dropped_client_gone);
+  } else if (end.kind == ChunkEnd::Kind::kFailed && end.code == ErrorCode::kDeadlineExceeded) {
+    // The deadline passed just before this chunk ran (run_single's check, which counted it):
+    // say, as between chunks, how many rows the earlier chunks wrote.
+    answer(request, end.code, stopped_message(request, end.code), writer);
   } else if (end.kind == ChunkEnd::Kind::kFailed) {
     answer(request, end.code, end.message, writer);
   } else {

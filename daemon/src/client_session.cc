@@ -97,21 +97,29 @@ bool ClientSession::push_completion(std::span<const uint8_t> completion, bool ok
 void ClientSession::wake() {
   // The wake words live in the client's segment: a lying client only delays
   // its own wake-ups.
-  ring::notify(header_->completion_seq, header_->completion_sleepers);
-  // armed, relaxed: ordered after the pushes by notify()'s fence, which pairs
-  // with the client's fence after it arms the flag (E4 in client_impl.h).
-  // The pending flag is taken only when armed: a signal taken while unarmed
-  // could belong to a push that this thread's fence does not order, so the
-  // client's arming drain might miss it. Left pending, it costs at most one
-  // spurious readiness after arming. The relaxed load skips the locked
-  // exchange when nothing is pending; a stale false means the pusher's own
-  // wake() is still to come.
+  //
+  // The eventfd first, then the futex: a thread of the client woken from its
+  // futex could otherwise read the ring, hand a collectable completion to the
+  // client's loop and have it collected before this write lands, which would
+  // wake the loop for nothing (E3 in client_impl.h).
+  //
+  // seq_cst fence, then armed relaxed: the fence orders the load after the
+  // pushes and pairs with the client's fence after it arms the flag (E4 in
+  // client_impl.h), as the one in ring::notify() does for sleepers. The
+  // pending flag is taken only when armed: a signal taken while unarmed could
+  // belong to a push that this thread's fence does not order, so the client's
+  // arming drain might miss it. Left pending, it costs at most one spurious
+  // readiness after arming. The relaxed load skips the locked exchange when
+  // nothing is pending; a stale false means the pusher's own wake() is still
+  // to come.
+  ring::detail::seq_cst_fence();
   if (header_->eventfd_armed.load(std::memory_order_relaxed) != 0 &&
       event_pending_.load(std::memory_order_relaxed) &&
       event_pending_.exchange(false, std::memory_order_acq_rel)) {
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof(one));
   }
+  ring::notify(header_->completion_seq, header_->completion_sleepers);
 }
 
 }  // namespace coproc::daemon

@@ -254,7 +254,7 @@ TEST(Chunks, shouldStopABigRequestBetweenChunksWhenCancelledWithOneCompletion) {
   coproc_model* mlp = client.model("mlp");
   HeavyRequest heavy(client);
   ASSERT_EQ(heavy.submit(client, mlp, nullptr), COPROC_OK);
-  std::this_thread::sleep_for(std::chrono::milliseconds(40));  // some chunks have run
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // some chunks have run
 
   const uint64_t cancelled_at = coproc_now_ns();
   ASSERT_EQ(coproc_cancel(heavy.request), COPROC_OK);
@@ -262,7 +262,8 @@ TEST(Chunks, shouldStopABigRequestBetweenChunksWhenCancelledWithOneCompletion) {
   const uint64_t took_ns = coproc_now_ns() - cancelled_at;
   EXPECT_NE(std::string(coproc_last_error()).find("rows ran in chunks"), std::string::npos)
       << coproc_last_error();
-  EXPECT_LT(took_ns, 150'000'000u) << "stopped at the next chunk, not after all 30,000 rows";
+  // A chunk takes about 1 ms (34 ms under TSan); the slack is for a loaded machine.
+  EXPECT_LT(took_ns, 500'000'000u) << "stopped at the next chunk, not after all 30,000 rows";
   coproc_release(heavy.request);
 
   // The client and the daemon go on: a request after it completes, and the books balance.
@@ -288,14 +289,14 @@ TEST(Chunks, shouldStopABigRequestBetweenChunksAtItsDeadline) {
   coproc_submit_options o;
   coproc_submit_options_init(&o);
   const uint64_t start = coproc_now_ns();
-  o.deadline_ns = start + 60'000'000;
+  o.deadline_ns = start + 150'000'000;
   ASSERT_EQ(heavy.submit(client, mlp, &o), COPROC_OK);
 
   EXPECT_EQ(coproc_wait(heavy.request, 10'000'000'000), COPROC_ERR_DEADLINE_EXCEEDED);
   const uint64_t took_ns = coproc_now_ns() - start;
   EXPECT_NE(std::string(coproc_last_error()).find("rows ran in chunks"), std::string::npos)
       << coproc_last_error();
-  EXPECT_LT(took_ns, 200'000'000u) << "stopped at the deadline's chunk, not after all 30,000 rows";
+  EXPECT_LT(took_ns, 1'000'000'000u) << "stopped at the deadline's chunk, not after all 30,000 rows";
   coproc_release(heavy.request);
   const Books books =
       wait_for_books(daemon.socket_path(), [](const Books& b) { return b.completed == 1; });

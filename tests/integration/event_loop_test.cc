@@ -112,13 +112,11 @@ class CollectingLoop {
     }
     EXPECT_EQ(missing, 0);
     EXPECT_EQ(repeated, 0);
-    // A loop that spins wakes far more often than requests complete, nearly
-    // always with nothing to collect. A wake-up with nothing happens only when
-    // a completion's signal lands just after a collect took it (E3 in
-    // client_impl.h): a few percent of the wake-ups under this saturating
-    // stream (about 100 to 450 here, in about 3,500 wake-ups).
-    EXPECT_LE(wakeups_, static_cast<uint64_t>(kLoopCompletions));
-    EXPECT_LE(empty_wakeups_, static_cast<uint64_t>(kLoopCompletions / 10))
+    // A loop that spins finds nothing to collect nearly every time it wakes.
+    // A wake-up with nothing happens only when a completion's signal lands
+    // just after a collect took it (E3 in client_impl.h): 0 or 1 in about
+    // 3,100 wake-ups here; the slack is for a loaded machine.
+    EXPECT_LE(empty_wakeups_ * 10, wakeups_ + 100)
         << "the loop woke " << empty_wakeups_ << " times with nothing to collect, of " << wakeups_;
     std::printf("loop: %d completions, %llu wake-ups, %llu with nothing to collect\n", collected_,
                 static_cast<unsigned long long>(wakeups_),
