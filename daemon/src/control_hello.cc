@@ -116,7 +116,13 @@ void ControlLoop::on_connection(uv_stream_t* server, int status) {
           uv_now(&self->loop_),
           fmt::format("refused connection (pid {}, uid {}, gid {}) before its hello: {}", c->pid,
                       c->uid, c->gid, *refusal));
-      send_refusal(fd, ErrorCode::kResourceExhausted, *refusal);
+      // A peer that may not connect learns nothing about the daemon's limits, as at its hello.
+      if (!self->config_.allowed_gids.empty()) c->groups = peer_groups(fd);
+      if (c->credentials_known && self->peer_allowed(*c)) {
+        send_refusal(fd, ErrorCode::kResourceExhausted, *refusal);
+      } else {
+        send_refusal(fd, ErrorCode::kPermissionDenied, "permission denied");
+      }
       drop(c);
       return;
     }

@@ -31,6 +31,7 @@ namespace coproc::test {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Clock = std::chrono::steady_clock;
 
 int connect_silently(const std::string& path) {
@@ -223,6 +224,26 @@ TEST_F(AdmissionAcrossUsers,
   EXPECT_EQ(attempt.status, COPROC_ERR_RESOURCE_EXHAUSTED) << attempt.message;
   EXPECT_THAT(attempt.message, HasSubstr("too many connections waiting for their hello: 3 from 2 "
                                          "uids (limits.max_pending_hellos = 3)"));
+  for (int fd : root_idle) ::close(fd);
+}
+
+TEST_F(AdmissionAcrossUsers, shouldTellAPeerThatMayNotConnectNothingOfTheLimitsWhenTheyAreReached) {
+  // The socket is open to everyone, but only root may connect: the peer is refused at its
+  // hello, and, over a pending limit, before it, learning nothing more than at its hello.
+  auto args = standard_models();
+  args.insert(args.end(), {"--socket-mode", "0666", "--max-pending-hellos", "3",
+                           "--max-pending-hellos-per-uid", "2"});
+  DaemonProcess daemon(args);
+  ASSERT_TRUE(daemon.started()) << daemon.log();
+  open_directory(daemon);
+  const std::vector<int> root_idle = hold_pending(daemon.socket_path(), 2);
+  ASSERT_EQ(root_idle.size(), 2u);
+
+  const Attempt attempt = connect_as(daemon.socket_path(), peer_.uid, peer_.gid, 1, true);
+
+  EXPECT_EQ(attempt.status, COPROC_ERR_PERMISSION_DENIED) << attempt.message;
+  EXPECT_THAT(attempt.message, Not(HasSubstr("limits.")));
+  EXPECT_THAT(attempt.message, Not(HasSubstr("uid")));
   for (int fd : root_idle) ::close(fd);
 }
 
