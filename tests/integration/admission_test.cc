@@ -24,6 +24,7 @@
 #include "coproc/hello_io.h"
 #include "coproc/segment.h"
 #include "daemon_process.h"
+#include "raw_client.h"
 #include "peer_user.h"
 #include "test_client.h"
 
@@ -33,18 +34,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 using Clock = std::chrono::steady_clock;
-
-int connect_silently(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // Whether the daemon has answered or hung up on `fd` (within timeout_ms).
 bool readable_within(int fd, int timeout_ms) {

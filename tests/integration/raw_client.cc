@@ -101,6 +101,18 @@ std::optional<RawCompletion> RawClient::next_completion(int timeout_ms) {
   return std::nullopt;
 }
 
+int connect_silently(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 std::vector<uint8_t> make_request(uint64_t id, uint32_t model_id, uint64_t in_offset,
                                   uint64_t in_bytes, std::vector<int64_t> in_shape,
                                   uint64_t out_offset, uint64_t out_bytes, uint8_t dtype,

@@ -59,6 +59,9 @@ class RawClient {
   ring::RingConsumer completions_;
 };
 
+// A connection to the daemon's socket that says nothing (no hello); -1 if connect failed.
+int connect_silently(const std::string& path);
+
 // A well-formed Request flatbuffer with one input and one output TensorRef.
 std::vector<uint8_t> make_request(uint64_t id, uint32_t model_id, uint64_t in_offset,
                                   uint64_t in_bytes, std::vector<int64_t> in_shape,

@@ -29,6 +29,7 @@
 #include "coproc/ring/wait.h"
 #include "coproc/segment.h"
 #include "daemon_process.h"
+#include "raw_client.h"
 #include "peer_user.h"
 #include "test_client.h"
 
@@ -425,18 +426,6 @@ bool closed_within(int fd, int timeout_ms) {
     char buffer[512];
     if (::recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT) <= 0) return true;
   }
-}
-
-int connect_silently(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 TEST(ClientLimits, shouldBoundConnectionsThatNeverSayHelloInNumberAndTime) {
