@@ -16,7 +16,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -143,13 +142,7 @@ Attempt connect_as(const std::string& socket, uid_t uid, gid_t gid, int idle = 0
   return attempt;
 }
 
-class AdmissionAcrossUsers : public PeerUserTest {
- protected:
-  // Lets the peer reach the socket: search permission on the daemon's private directory.
-  static void open_directory(const DaemonProcess& daemon) {
-    ASSERT_EQ(::chmod(std::filesystem::path(daemon.socket_path()).parent_path().c_str(), 0711), 0);
-  }
-};
+class AdmissionAcrossUsers : public PeerUserTest {};
 
 TEST_F(AdmissionAcrossUsers,
        shouldConnectAnotherUsersClientPromptlyWhileOneUidFloodsIdleConnections) {
@@ -159,7 +152,7 @@ TEST_F(AdmissionAcrossUsers,
                            "--max-clients", "4"});
   DaemonProcess daemon(args);
   ASSERT_TRUE(daemon.started()) << daemon.log();
-  open_directory(daemon);
+  open_socket_directory(daemon.socket_path());
   int ready[2], stop[2];
   ASSERT_EQ(::pipe(ready), 0);
   ASSERT_EQ(::pipe(stop), 0);
@@ -202,7 +195,7 @@ TEST_F(AdmissionAcrossUsers,
                            "--max-pending-hellos", "3", "--max-pending-hellos-per-uid", "2"});
   DaemonProcess daemon(args);
   ASSERT_TRUE(daemon.started()) << daemon.log();
-  open_directory(daemon);
+  open_socket_directory(daemon.socket_path());
   // Root takes two places, the peer a third: every place is taken, though the peer has one left
   // of its own. Its next connection that does not say hello at once is answered.
   const std::vector<int> root_idle = hold_pending(daemon.socket_path(), 2);
@@ -224,7 +217,7 @@ TEST_F(AdmissionAcrossUsers, shouldTellAPeerThatMayNotConnectNothingOfTheLimitsW
                            "--max-pending-hellos-per-uid", "2"});
   DaemonProcess daemon(args);
   ASSERT_TRUE(daemon.started()) << daemon.log();
-  open_directory(daemon);
+  open_socket_directory(daemon.socket_path());
   const std::vector<int> root_idle = hold_pending(daemon.socket_path(), 2);
   ASSERT_EQ(root_idle.size(), 2u);
 

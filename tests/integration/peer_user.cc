@@ -1,11 +1,15 @@
 #include "peer_user.h"
 
 #include <grp.h>
+#include <sys/stat.h>
 #include <pwd.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <thread>
 
 namespace coproc::test {
@@ -47,6 +51,11 @@ void PeerUserTest::SetUp() {
   ASSERT_TRUE(peer.has_value()) << "cannot create the user " << kPeerUser << " with useradd";
   ASSERT_NE(peer->uid, 0u);
   peer_ = *peer;
+}
+
+void PeerUserTest::open_socket_directory(const std::string& socket_path) {
+  const std::string dir = std::filesystem::path(socket_path).parent_path().string();
+  ASSERT_EQ(::chmod(dir.c_str(), 0711), 0) << dir << ": " << std::strerror(errno);
 }
 
 }  // namespace coproc::test

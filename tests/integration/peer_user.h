@@ -28,6 +28,9 @@ std::optional<Peer> ensure_peer();
 class PeerUserTest : public ::testing::Test {
  protected:
   void SetUp() override;
+  // Lets the peer reach a test daemon's socket: search permission on its private (0700)
+  // directory. The socket file's own mode still applies.
+  static void open_socket_directory(const std::string& socket_path);
   Peer peer_;
 };
 

@@ -43,10 +43,6 @@ using Clock = std::chrono::steady_clock;
 constexpr gid_t kSupplementaryGid = 4242;
 constexpr gid_t kUnrelatedGid = 4243;
 
-std::string socket_dir(const DaemonProcess& daemon) {
-  return std::filesystem::path(daemon.socket_path()).parent_path().string();
-}
-
 // Waits (up to 5 s) until the daemon's log contains `text`.
 bool log_shows(DaemonProcess& daemon, const std::string& text) {
   const auto deadline = Clock::now() + std::chrono::seconds(5);
@@ -112,21 +108,14 @@ Attempt connect_as(const std::string& socket, uid_t uid, gid_t gid, std::vector<
   return attempt;
 }
 
-class Security : public PeerUserTest {
- protected:
-  // Lets the peer reach the socket: search permission on the daemon's private
-  // (0700) directory. The socket file's own mode still applies.
-  static void open_directory(const DaemonProcess& daemon) {
-    ASSERT_EQ(::chmod(socket_dir(daemon).c_str(), 0711), 0) << std::strerror(errno);
-  }
-};
+class Security : public PeerUserTest {};
 
 TEST_F(Security, shouldRefusePeerNotInTheAllowListWithPermissionDeniedAndLogIt) {
   auto args = standard_models();
   args.insert(args.end(), {"--socket-mode", "0666"});
   DaemonProcess daemon(args);
   ASSERT_TRUE(daemon.started()) << daemon.log();
-  open_directory(daemon);
+  open_socket_directory(daemon.socket_path());
 
   const Attempt attempt = connect_as(daemon.socket_path(), peer_.uid, peer_.gid, {});
 
@@ -153,7 +142,7 @@ TEST_F(Security, shouldAcceptPeerWhoseUidIsAllowed) {
               {"--socket-mode", "0666", "--allowed-uids", "12345," + std::to_string(peer_.uid)});
   DaemonProcess daemon(args);
   ASSERT_TRUE(daemon.started()) << daemon.log();
-  open_directory(daemon);
+  open_socket_directory(daemon.socket_path());
 
   const Attempt attempt = connect_as(daemon.socket_path(), peer_.uid, peer_.gid, {});
 
@@ -166,7 +155,7 @@ TEST_F(Security, shouldAcceptPeerWhosePrimaryGroupIsAllowed) {
   args.insert(args.end(), {"--socket-mode", "0666", "--allowed-gids", std::to_string(peer_.gid)});
   DaemonProcess daemon(args);
   ASSERT_TRUE(daemon.started()) << daemon.log();
-  open_directory(daemon);
+  open_socket_directory(daemon.socket_path());
 
   const Attempt attempt = connect_as(daemon.socket_path(), peer_.uid, peer_.gid, {});
 
@@ -180,7 +169,7 @@ TEST_F(Security, shouldAcceptPeerBySupplementaryGroupAndOnlyWhileItHasIt) {
               {"--socket-mode", "0666", "--allowed-gids", std::to_string(kSupplementaryGid)});
   DaemonProcess daemon(args);
   ASSERT_TRUE(daemon.started()) << daemon.log();
-  open_directory(daemon);
+  open_socket_directory(daemon.socket_path());
 
   const Attempt with_group =
       connect_as(daemon.socket_path(), peer_.uid, peer_.gid, {kSupplementaryGid});
@@ -194,7 +183,7 @@ TEST_F(Security, shouldAcceptPeerBySupplementaryGroupAndOnlyWhileItHasIt) {
 TEST_F(Security, shouldKeepTheSocketClosedToOtherUsersByDefault) {
   DaemonProcess daemon(standard_models());
   ASSERT_TRUE(daemon.started()) << daemon.log();
-  open_directory(daemon);
+  open_socket_directory(daemon.socket_path());
   struct stat st {};
   ASSERT_EQ(::stat(daemon.socket_path().c_str(), &st), 0);
 
@@ -213,7 +202,7 @@ TEST_F(Security, shouldGiveTheSocketTheConfiguredGroupSoThatGroupReachesIt) {
                            std::to_string(peer_.gid)});
   DaemonProcess daemon(args);
   ASSERT_TRUE(daemon.started()) << daemon.log();
-  open_directory(daemon);
+  open_socket_directory(daemon.socket_path());
   struct stat st {};
   ASSERT_EQ(::stat(daemon.socket_path().c_str(), &st), 0);
 
