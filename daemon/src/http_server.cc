@@ -269,8 +269,8 @@ HttpResponse HttpServer::call_handler(std::string_view path) {
     what = "threw an exception that is not a std::exception";
   }
   ++stats_.handler_errors;
-  error_log_.warn(uv_now(loop_),
-                  fmt::format("HTTP handler for \"{:.{}}\" {}", path, kMaxLoggedPathBytes, what));
+  error_log_.log(uv_now(loop_),
+                 fmt::format("HTTP handler for \"{:.{}}\" {}", path, kMaxLoggedPathBytes, what));
   return plain(500, "internal server error\n");
 }
 

@@ -42,8 +42,6 @@ class LogLimiter {
       ++unlogged_;
     }
   }
-  // The name its first users (the HTTP server's handler errors) know it by.
-  void warn(uint64_t now_ms, std::string_view line) { log(now_ms, line); }
 
   // Logs how many lines were held back, once their second is over.
   void flush(uint64_t now_ms) {
