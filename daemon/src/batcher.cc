@@ -333,12 +333,9 @@ void Batcher::cancel(ClientSession& session, uint64_t id) {
       Slot& slot = slab_[ticket];
       if (slot.item.session != &session || slot.item.id != id) continue;
       if (!states_[slot.item.model->id]->scheduler.cancel(session.id(), ticket)) return;
-      if (slot.chunk_running) {
-        slot.stop = ErrorCode::kCancelled;  // answered when the chunk ends
-        return;
-      }
-      cancelled = std::move(slot.item);
-      release_slot_locked(ticket);
+      std::optional<WorkItem> withdrawn = withdraw_locked(ticket, ErrorCode::kCancelled);
+      if (!withdrawn) return;
+      cancelled = std::move(*withdrawn);
       publish_depth_locked(cancelled.model->id);
       break;
     }
@@ -354,18 +351,25 @@ void Batcher::release_slot_locked(uint64_t ticket) {
   --queued_;
 }
 
+std::optional<WorkItem> Batcher::withdraw_locked(uint64_t ticket, ErrorCode code) {
+  Slot& slot = slab_[ticket];
+  if (slot.chunk_running) {
+    slot.stop = code;
+    return std::nullopt;
+  }
+  WorkItem item = std::move(slot.item);
+  release_slot_locked(ticket);
+  return item;
+}
+
 void Batcher::expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired) {
   std::vector<uint64_t> tickets;
   for (uint32_t m = 0; m < states_.size(); ++m) {
     tickets.clear();
     states_[m]->scheduler.expire(now_ns, &tickets);
     for (uint64_t t : tickets) {
-      if (slab_[t].chunk_running) {
-        slab_[t].stop = ErrorCode::kDeadlineExceeded;  // answered when the chunk ends
-        continue;
-      }
-      expired->push_back(std::move(slab_[t].item));
-      release_slot_locked(t);
+      std::optional<WorkItem> item = withdraw_locked(t, ErrorCode::kDeadlineExceeded);
+      if (item) expired->push_back(std::move(*item));
     }
     if (!tickets.empty()) publish_depth_locked(m);
   }

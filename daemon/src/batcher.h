@@ -129,6 +129,10 @@ class Batcher {
   std::optional<Formed> take_batch_locked(uint64_t now_ns);
   void expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired);
   void release_slot_locked(uint64_t ticket);
+  // A request the scheduler just withdrew (cancel, deadline): taken out of its slot, or, while
+  // one of its chunks runs, only marked with `code` and answered when that chunk ends
+  // (end_chunk), so nothing writes its outputs after the answer.
+  std::optional<WorkItem> withdraw_locked(uint64_t ticket, ErrorCode code);
   // The copy of `request` that runs `slice` of its rows.
   static WorkItem chunk_of(const WorkItem& request, uint64_t ticket, const sched::Slice& slice);
   uint64_t next_event_locked(uint64_t now_ns) const;
