@@ -24,13 +24,13 @@
 #include <string>
 #include <vector>
 
-#include "devices.h"
-#include "load.h"
-#include "ort_bench.h"
-#include "private_daemon.h"
-#include "soak.h"
-#include "stats.h"
-#include "transports.h"
+#include "devices/devices.h"
+#include "load/load.h"
+#include "ort/ort_bench.h"
+#include "common/private_daemon.h"
+#include "soak/soak.h"
+#include "common/stats.h"
+#include "transport/transports.h"
 
 namespace {
 

@@ -17,9 +17,9 @@ debian_packages=(
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev
   libonnx-testdata
-  systemd  # tests/ops verifies the unit in tools/systemd with systemd-analyze
-  tmux  # tests/ops drives coproc-stat --watch in a detached tmux session
-  prometheus  # tests/ops: promtool checks /metrics; a real Prometheus server scrapes the daemon
+  systemd  # tests/observe verifies the unit in tools/systemd with systemd-analyze
+  tmux  # tests/observe drives coproc-stat --watch in a detached tmux session
+  prometheus  # tests/observe: promtool checks /metrics; a real Prometheus server scrapes the daemon
   dpkg-dev file  # make package: CPack's DEB generator runs dpkg-shlibdeps, which needs `file`
 )
 

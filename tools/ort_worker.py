@@ -163,7 +163,7 @@ class Worker:
             timer.append(time.perf_counter_ns() - t0)
         identity.sort()
         timer.sort()
-        at = lambda v, q: v[int(q * (len(v) - 1))]  # noqa: E731 (same rule as bench/stats.h)
+        at = lambda v, q: v[int(q * (len(v) - 1))]  # noqa: E731 (same rule as bench/common/stats.h)
         return [str(at(identity, 0.5)), str(at(identity, 0.99)), str(at(timer, 0.5))]
 
 

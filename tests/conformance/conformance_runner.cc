@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/model.h"
+#include "coproc/runtime/model.h"
 
 namespace {
 

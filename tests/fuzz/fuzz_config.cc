@@ -1,4 +1,4 @@
-// fuzz_config: arbitrary text through parse_config_text (daemon/src/config.h), the parser of
+// fuzz_config: arbitrary text through parse_config_text (daemon/config/config.h), the parser of
 // coprocd's TOML file, which also re-reads it on SIGHUP.
 //
 // Input: the file's bytes. Oracle, beyond "no crash, no sanitizer report":
@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "config.h"
+#include "config/config.h"
 #include "fuzz_check.h"
 
 namespace {

@@ -1,5 +1,5 @@
 // fuzz_http: the bytes a peer sends to the daemon's HTTP endpoint, through what HttpServer does
-// with them before its handler sees a path (daemon/src/http_request.h): find the end of the head
+// with them before its handler sees a path (daemon/control/http/http_request.h): find the end of the head
 // while the bytes arrive, then parse the head. Anyone on the host can send these bytes.
 //
 // Input: what one connection sends, as it would lie in the server's head buffer. The head is the
@@ -26,7 +26,7 @@
 #include <string_view>
 
 #include "fuzz_check.h"
-#include "http_request.h"
+#include "control/http/http_request.h"
 
 namespace {
 

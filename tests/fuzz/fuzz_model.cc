@@ -37,7 +37,7 @@
 
 #include "coproc/kernels/cpu.h"
 #include "fuzz_check.h"
-#include "runtime/model.h"
+#include "coproc/runtime/model.h"
 
 extern "C" std::size_t LLVMFuzzerMutate(uint8_t* data, std::size_t size, std::size_t max_size);
 

@@ -1,5 +1,5 @@
 // fuzz_request: the bytes of one submission-ring slot through the daemon's admission
-// (parse_request, daemon/src/request.h) and, when it is admitted, through what the batcher does
+// (parse_request, daemon/ingest/request.h) and, when it is admitted, through what the batcher does
 // with a request it runs alone (Batcher::run_single): prepare a plan for the request's shapes,
 // check the output capacity, run the model zero-copy on the client's arena.
 //
@@ -33,13 +33,13 @@
 #include <utility>
 #include <vector>
 
-#include "client_session.h"
+#include "ingest/client_session.h"
 #include "coproc/coproc_generated.h"
 #include "coproc/kernels/cpu.h"
 #include "fuzz_check.h"
-#include "models.h"
-#include "request.h"
-#include "runtime/model.h"
+#include "models/models.h"
+#include "ingest/request.h"
+#include "coproc/runtime/model.h"
 
 namespace {
 

@@ -12,7 +12,7 @@ Usage: make_models.py [--fuzz-dir tests/fuzz]
                        order in model_table().
   corpus/model/*.onnx  seeds for fuzz_model: the models above, the op-coverage and refused models
                        of tools/make_test_models.py, small graphs of every fusion pattern
-                       (daemon/runtime/passes_fuse.cc) and operator family, and the ONNX backend
+                       (runtime/graph/fusion.cc) and operator family, and the ONNX backend
                        node tests the conformance suite runs (tests/conformance/allow_list), each
                        under the test's name.
 

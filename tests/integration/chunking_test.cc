@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "coproc/segment.h"
-#include "daemon_process.h"
-#include "raw_client.h"
-#include "test_client.h"
+#include "support/daemon_process.h"
+#include "support/raw_client.h"
+#include "support/test_client.h"
 
 namespace coproc::test {
 namespace {

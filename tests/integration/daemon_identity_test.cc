@@ -22,8 +22,8 @@
 #include <thread>
 
 #include "coproc.h"
-#include "daemon_process.h"
-#include "peer_user.h"
+#include "support/daemon_process.h"
+#include "support/peer_user.h"
 
 namespace coproc::test {
 namespace {

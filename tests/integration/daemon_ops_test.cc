@@ -8,8 +8,8 @@
 #include <sstream>
 #include <thread>
 
-#include "daemon_process.h"
-#include "test_client.h"
+#include "support/daemon_process.h"
+#include "support/test_client.h"
 
 namespace coproc::test {
 namespace {

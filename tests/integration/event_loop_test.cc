@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "daemon_process.h"
-#include "test_client.h"
+#include "support/daemon_process.h"
+#include "support/test_client.h"
 
 namespace coproc::test {
 namespace {

@@ -28,10 +28,10 @@
 #include "coproc/ring/spsc_ring.h"
 #include "coproc/ring/wait.h"
 #include "coproc/segment.h"
-#include "daemon_process.h"
-#include "raw_client.h"
-#include "peer_user.h"
-#include "test_client.h"
+#include "support/daemon_process.h"
+#include "support/raw_client.h"
+#include "support/peer_user.h"
+#include "support/test_client.h"
 
 namespace coproc::test {
 namespace {

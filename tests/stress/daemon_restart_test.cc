@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "coproc.h"
-#include "daemon_process.h"
+#include "support/daemon_process.h"
 #include "stress_support.h"
 
 namespace coproc::test {

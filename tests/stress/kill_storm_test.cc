@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "coproc.h"
-#include "daemon_process.h"
+#include "support/daemon_process.h"
 #include "load_client.h"
 #include "stress_support.h"
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "coproc.h"
-#include "daemon_process.h"
+#include "support/daemon_process.h"
 #include "stress_support.h"
 
 namespace coproc::test {

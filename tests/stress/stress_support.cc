@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "coproc/segment.h"
-#include "daemon_process.h"
-#include "raw_client.h"
+#include "support/daemon_process.h"
+#include "support/raw_client.h"
 
 namespace coproc::test {
 

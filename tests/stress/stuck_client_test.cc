@@ -18,9 +18,9 @@
 #include <thread>
 
 #include "coproc.h"
-#include "daemon_process.h"
+#include "support/daemon_process.h"
 #include "load_client.h"
-#include "raw_client.h"
+#include "support/raw_client.h"
 #include "stress_support.h"
 
 namespace coproc::test {

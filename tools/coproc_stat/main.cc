@@ -21,9 +21,9 @@
 
 #include "coproc/socket_path.h"
 #include "registry_view.h"
-#include "exposition.h"
+#include "coproc/stats/exposition.h"
 #include "render.h"
-#include "snapshot.h"
+#include "coproc/stats/snapshot.h"
 
 namespace {
 

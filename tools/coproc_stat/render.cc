@@ -6,7 +6,7 @@
 #include <ctime>
 #include <iterator>
 
-#include "common/json_text.h"
+#include "coproc/base/json_text.h"
 #include "suggest.h"
 
 namespace coproc::stat {

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "snapshot.h"
+#include "coproc/stats/snapshot.h"
 
 namespace coproc::stat {
 

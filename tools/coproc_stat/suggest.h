@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "snapshot.h"
+#include "coproc/stats/snapshot.h"
 
 namespace coproc::stat {
 

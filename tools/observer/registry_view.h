@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "coproc/segment.h"
-#include "stats_page.h"
+#include "coproc/stats/stats_page.h"
 
 namespace coproc::observer {
 

@@ -2,7 +2,7 @@
 // common.cl). Every one takes the same arguments, so the host binds them all one way: the output
 // and three operands (an absent one is a null buffer the kernel never reads), the box, and an
 // operation code where the kernel has a choice (kernel_codes.h). Semantics are the CPU device's
-// (daemon/runtime/ops_elementwise.cc); the comments say where they are not obvious.
+// (runtime/ops/elementwise.cc); the comments say where they are not obvious.
 
 #define COPROC_ELEMENTWISE_PARAMS(TO, TA, TB, TC)                                             \
   __global TO *out, const long out_off, __global const TA *a, const long a_off,               \

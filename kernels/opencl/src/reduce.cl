@@ -1,6 +1,6 @@
 // Reductions: one work item per output element. Output element i reduces the input elements of
 // a box (box_rank dims with box_strides) that starts at its own offset: index i located in
-// out_dims under in_strides. Semantics are the CPU device's (daemon/runtime/ops_reduce.cc).
+// out_dims under in_strides. Semantics are the CPU device's (runtime/ops/reduce.cc).
 
 // Walks a box row by row: `len` elements `step` apart along the innermost dim, the other dims
 // advanced like an odometer between rows, so the inner loop divides nothing.

@@ -1,5 +1,5 @@
 // CPU kernels: plain functions over raw float32 pointers and sizes. They know nothing of the daemon
-// or of ONNX; daemon/runtime lowers a model to calls of these.
+// or of ONNX; runtime/ lowers a model to calls of these.
 //
 // Contract shared by every kernel here:
 //  - Tensors are dense and row-major unless a leading dimension says otherwise.
@@ -175,7 +175,7 @@ void softmax_strided(const float* x, float* y, int64_t outer, int64_t n, int64_t
 
 // ---------------------------------------------------------------- fused operators
 
-// The kernels behind the runtime's fused operators (daemon/runtime/ops_fused.cc), each doing in
+// The kernels behind the runtime's fused operators (runtime/ops/fused.cc), each doing in
 // one pass what a chain of the kernels above would do in several.
 
 // Exact (erf) GELU: y[i] = 0.5 x (1 + erf(x / sqrt 2)) with x = x[i]. erf is a branchless

@@ -1,5 +1,5 @@
 // The OpenCL device: one context and one in-order queue per device for the whole process, our own
-// .cl kernels for everything but GEMM, and CLBlast for GEMM. The runtime (daemon/runtime) plans a
+// .cl kernels for everything but GEMM, and CLBlast for GEMM. The runtime (runtime/) plans a
 // model once per set of shapes and calls these functions to ENQUEUE work; nothing here blocks the
 // host except Device::open, the alloc functions and Device::finish.
 //
@@ -7,7 +7,7 @@
 // are the runtime's: float32, int64, int32 and bool (one byte, 0 or 1). Strides and element
 // offsets are in ELEMENTS; Mem offsets are in BYTES.
 //
-// Semantics follow the CPU device exactly (daemon/runtime/ops_*.cc), so results agree within
+// Semantics follow the CPU device exactly (runtime/ops/*.cc), so results agree within
 // floating-point tolerance and bit-exactly for integers and bools.
 //
 // Threads: a Device is used by one thread at a time (the runtime's executing thread); open() may
@@ -135,7 +135,7 @@ enum class Elementwise : uint8_t {
   // unary, any dtype (a -> out): a copy; bools are written as 0 or 1
   kCopy,
   // binary, float32, int64, int32 (a, b -> out). Integers wrap; integer Div truncates toward
-  // zero, x / 0 = 0 and min / -1 = min (ops_elementwise.cc).
+  // zero, x / 0 = 0 and min / -1 = min (ops/elementwise.cc).
   kAdd, kSub, kMul, kDiv,
   // binary: a float32, b float32 -> float32 (std::pow semantics); integer bases and exponents are
   // planned by the runtime on the host or refused, never sent here.
@@ -154,7 +154,7 @@ struct ElementwiseCall {
   Strided layout;
 };
 
-// numpy astype, as the CPU device's Cast (ops_tensor.cc, cast_value): float to integer truncates
+// numpy astype, as the CPU device's Cast (ops/tensor.cc, cast_value): float to integer truncates
 // toward zero, and NaN or a value outside the target's range gives the target's MINIMUM (what
 // numpy and ONNX Runtime give on x86; defined, where C++ is not); anything nonzero (NaN too) is
 // true; bools read as 0 or 1; integer narrowing wraps.

@@ -1,0 +1,85 @@
+#include "models/batching_policy.h"
+
+#include <spdlog/spdlog.h>
+
+namespace coproc::daemon {
+
+sched::Policy to_policy(const BatchingConfig& b) {
+  sched::Policy p;
+  p.mode = b.mode == "fixed" ? sched::Mode::kFixed
+           : b.mode == "adaptive" ? sched::Mode::kAdaptive
+                                  : sched::Mode::kDynamic;
+  p.max_batch = b.max_batch;
+  p.min_batch = b.min_batch;
+  p.max_wait_ns = uint64_t{b.max_wait_us} * 1000;
+  p.preferred_batch_sizes = b.preferred_batch_sizes;
+  p.target = b.target == "latency" ? sched::Target::kLatency
+             : b.target == "throughput" ? sched::Target::kThroughput
+                                        : sched::Target::kBalanced;
+  p.p99_goal_ns = uint64_t{b.p99_goal_us} * 1000;
+  p.queue_limit = b.queue_limit;
+  p.default_timeout_ns = uint64_t{b.timeout_ms} * 1'000'000;
+  p.aging_ns = uint64_t{b.aging_ms} * 1'000'000;
+  p.length_buckets = b.length_buckets;
+  p.memory_limit_bytes = b.memory_limit_bytes;
+  return p;
+}
+
+Result<std::vector<sched::Policy>> policies_for(const ModelSet& models, const Config& config) {
+  std::vector<sched::Policy> policies;
+  for (const auto& m : models.all()) {
+    const ModelConfig* found = nullptr;
+    for (const auto& mc : config.models) {
+      if (mc.name == m.name) found = &mc;
+    }
+    sched::Policy p = to_policy(found ? found->batching : BatchingConfig{});
+    bool variable_length = false;
+    for (const auto& spec : m.model->inputs()) variable_length |= spec.dims.size() >= 2 && spec.dims[1] < 0;
+    if (p.memory_limit_bytes > 0 && variable_length && p.length_buckets.empty()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "model '" + m.name + "': memory_limit needs length_buckets (its dim 1 varies, "
+                        "and the cap is estimated at a bucket's padded length)");
+    }
+    policies.push_back(std::move(p));
+  }
+  return policies;
+}
+
+void reload_policies(int argc, const char* const* argv, const ModelSet& models,
+                     const Config& running, Batcher& batcher) {
+  std::string text;
+  auto parsed = parse_command_line(argc, argv, &text);
+  if (!parsed.ok() || !parsed.value().has_value()) {
+    spdlog::error("SIGHUP: configuration not reloaded: {}",
+                  parsed.ok() ? "no configuration" : parsed.error().message);
+    return;
+  }
+  const Config& fresh = **parsed;
+  for (const auto& m : models.all()) {
+    const ModelConfig* now = nullptr;
+    const ModelConfig* before = nullptr;
+    for (const auto& mc : fresh.models) {
+      if (mc.name == m.name) now = &mc;
+    }
+    for (const auto& mc : running.models) {
+      if (mc.name == m.name) before = &mc;
+    }
+    if (!now || !before || now->path != before->path) {
+      spdlog::warn("SIGHUP: model '{}' was removed or moved: that needs a restart", m.name);
+      continue;
+    }
+    sched::Policy policy = to_policy(now->batching);
+    if (policy.memory_limit_bytes > 0 && policy.length_buckets.empty() &&
+        batcher.variable_length(m.id)) {
+      spdlog::warn("SIGHUP: model '{}': memory_limit needs length_buckets; policy not applied", m.name);
+      continue;
+    }
+    batcher.set_policy(m.id, std::move(policy));
+    spdlog::info("SIGHUP: batching policy of model '{}' applied", m.name);
+  }
+  for (const auto& mc : fresh.models) {
+    if (!models.find(mc.name)) spdlog::warn("SIGHUP: new model '{}' needs a restart", mc.name);
+  }
+}
+
+}  // namespace coproc::daemon

@@ -1,0 +1,75 @@
+// The models the daemon serves: loaded once at start, shared read-only by
+// every client and thread. Each gets an id (its index in the registry's model
+// table) and a measured batch-1 execution time, which decides whether its
+// requests run inline on the poller or go to the executor thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "device/opencl/cl_session.h"
+#include "coproc/runtime/model.h"
+
+namespace coproc::daemon {
+
+// One batch size's run times on both devices, measured at load for device "auto".
+struct DeviceTiming {
+  uint32_t batch = 0;
+  int64_t cpu_ns = 0;
+  int64_t gpu_ns = 0;
+};
+
+struct LoadedModel {
+  uint32_t id = 0;
+  std::string name;
+  std::shared_ptr<const runtime::Model> model;
+  int64_t batch1_exec_ns = 0;  // on the CPU, measured at load (best of a few runs)
+  std::string device = "cpu";  // as configured: cpu, gpu or auto
+  uint32_t max_batch = 0;      // batching.max_batch as configured at start (model table)
+  // The weights on the OpenCL device (gpu and auto, when there is a device), else null.
+  std::shared_ptr<const runtime::ClModel> cl;
+  // Batches of at least this many rows run on the OpenCL device; 0: none do.
+  uint32_t gpu_from_batch = 0;
+  std::vector<DeviceTiming> timings;  // auto: batch sizes 1, 2, 4, ... max_batch
+
+  bool on_gpu(int64_t rows) const {
+    return cl != nullptr && gpu_from_batch != 0 && rows >= int64_t{gpu_from_batch};
+  }
+};
+
+// The NUMA node of the OpenCL device the config selects, when a model runs on gpu or auto and
+// the system reports the node; -1 otherwise. Opens nothing.
+int gpu_numa_node(const Config& config);
+
+class ModelSet {
+ public:
+  // Loads every configured model; the first failure is returned with the
+  // model's name and path in the message. Models on gpu or auto get the
+  // OpenCL device config names (opened once, on first need); auto models are
+  // timed on both devices here.
+  static Result<ModelSet> load(const Config& config);
+
+  std::size_t size() const { return models_.size(); }
+  const LoadedModel* get(uint32_t id) const { return id < models_.size() ? &models_[id] : nullptr; }
+  const LoadedModel* find(std::string_view name) const {
+    for (const auto& m : models_) {
+      if (m.name == name) return &m;
+    }
+    return nullptr;
+  }
+  const std::vector<LoadedModel>& all() const { return models_; }
+  // The OpenCL device, when a model uses one.
+  const std::shared_ptr<runtime::ClDevice>& cl_device() const { return cl_device_; }
+
+  // The flatbuffer ModelTable published in the registry.
+  std::vector<uint8_t> model_table() const;
+
+ private:
+  std::vector<LoadedModel> models_;
+  std::shared_ptr<runtime::ClDevice> cl_device_;
+};
+
+}  // namespace coproc::daemon

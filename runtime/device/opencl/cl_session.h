@@ -1,0 +1,154 @@
+// Running a Model on an OpenCL device (kernels/opencl).
+//
+// ClDevice: one opened device for the whole process, with the lock that makes its single queue
+// usable from more than one thread (a Device is used by one thread at a time).
+//
+// ClModel: a Model's weights uploaded to a ClDevice once, shared by every ClSession on it. The
+// model must be loaded with LoadOptions::keep_unpacked when weight packing is on: the device
+// reads the weights' original layout.
+//
+// ClSession: ClSession is to the OpenCL device what Session is to the CPU. It uses the same
+// Plans (the planner binds the device's kernels, cl_kernels.h) and the same memory plan, with the
+// scratch arena, the inputs and the outputs in device buffers. run() takes host memory: it
+// enqueues the inputs' upload, every kernel, the outputs' download, and waits once.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "coproc/kernels/opencl.h"
+#include "coproc/runtime/model.h"
+
+namespace coproc::runtime {
+
+class ClDevice {
+ public:
+  // Opens the device the selector names; the error says which and why not.
+  static Result<std::shared_ptr<ClDevice>> open(const kernels::opencl::Selector& selector);
+  explicit ClDevice(std::unique_ptr<kernels::opencl::Device> device)
+      : device_(std::move(device)) {}
+
+  kernels::opencl::Device& device() { return *device_; }
+  const kernels::opencl::DeviceInfo& info() const { return device_->info(); }
+  // Held for every prepare() and run() on the device.
+  std::mutex& mutex() { return mu_; }
+
+ private:
+  std::unique_ptr<kernels::opencl::Device> device_;
+  std::mutex mu_;
+};
+
+class ClModel {
+ public:
+  // Uploads every weight the model holds in its original layout.
+  static Result<std::shared_ptr<const ClModel>> upload(std::shared_ptr<const Model> model,
+                                                       std::shared_ptr<ClDevice> device);
+
+  const Model& model() const { return *model_; }
+  const std::shared_ptr<const Model>& model_ptr() const { return model_; }
+  ClDevice& device() const { return *device_; }
+  // The device copy of host bytes inside one of the model's weights; Mem{} when `data` is not.
+  kernels::opencl::Mem find(const std::byte* data) const;
+
+ private:
+  struct Upload {
+    const std::byte* host = nullptr;
+    std::size_t bytes = 0;
+    kernels::opencl::Buffer buffer;
+  };
+  ClModel(std::shared_ptr<const Model> model, std::shared_ptr<ClDevice> device)
+      : model_(std::move(model)), device_(std::move(device)) {}
+
+  std::shared_ptr<const Model> model_;
+  std::shared_ptr<ClDevice> device_;
+  std::vector<Upload> weights_;  // sorted by host address
+};
+
+class ClSession {
+ public:
+  explicit ClSession(std::shared_ptr<const ClModel> model, SessionLimits limits = {});
+  ~ClSession();
+  ClSession(const ClSession&) = delete;
+  ClSession& operator=(const ClSession&) = delete;
+
+  const Model& model() const { return model_->model(); }
+
+  // As Session::prepare, with the plan's kernels on the device; also uploads the constants the
+  // plan folded and sizes the device buffers, so that run() allocates nothing.
+  Result<const Plan*> prepare(std::span<const Shape> input_shapes,
+                              std::span<const void* const> input_values = {});
+  // As Session::run; inputs and outputs are host memory. A Gather index out of range fails with
+  // kInvalidArgument naming the node, as on the CPU; a device failure with kInternal.
+  Status run(const Plan& plan, std::span<const void* const> inputs,
+             std::span<void* const> outputs);
+  // run(), where the caller vouches that the rows along dim 0 of every input and output are
+  // independent (a batch of requests: the batcher's contract with the models it batches). A
+  // batch of at least two rows whose transfers reach overlap_min_bytes then runs as two halves
+  // on plans prepare() made alongside: the second half uploads while the first computes, and the
+  // first downloads while the second computes (Device::upload, compute_after, download_after).
+  Status run_rows(const Plan& plan, std::span<const void* const> inputs,
+                  std::span<void* const> outputs);
+  // The transfers (inputs and outputs) from which run_rows splits a batch; tests set 0.
+  void set_overlap_min_bytes(std::size_t bytes) { overlap_min_bytes_ = bytes; }
+  // How many run_rows calls ran as two halves.
+  uint64_t split_runs() const { return split_runs_; }
+  static constexpr std::size_t kOverlapMinBytes = std::size_t{1} << 20;
+
+  // Pinned host memory (mapped for the host, reached by the device's DMA) for input i and output
+  // j of the plans prepare() returned, at least as large as theirs: a caller that gathers a batch
+  // gathers it here and hands these to run(), which then moves no byte through pageable memory.
+  void* input_staging(std::size_t i) const { return input_pins_[i].host; }
+  void* output_staging(std::size_t j) const { return output_pins_[j].host; }
+
+ private:
+  struct Prepared;
+  // Where a run's inputs and outputs are on the device: the session's buffers, or a row range of
+  // them for one half of a split batch.
+  struct Bases {
+    std::vector<kernels::opencl::Mem> inputs;
+    std::vector<kernels::opencl::Mem> outputs;
+  };
+  Result<std::unique_ptr<Prepared>> prepare_plan(std::span<const Shape> input_shapes,
+                                                 std::span<const void* const> input_values);
+  Status enqueue_steps(const Prepared& prepared, const Bases& bases,
+                       std::span<void* const> host_outputs);
+  Status finish_run();
+  Status run_halves(const Prepared& prepared, std::span<const void* const> inputs,
+                    std::span<void* const> outputs);
+  const Prepared& prepared_of(const Plan& plan) const;
+  // Whether output j is a constant of the plan, written on the host: nothing to download.
+  static bool constant_output(const Plan& plan, std::size_t j);
+  struct Pinned {
+    kernels::opencl::Buffer buffer;
+    void* host = nullptr;
+  };
+  Status grow(std::vector<kernels::opencl::Buffer>* buffers, std::size_t count,
+              std::span<const std::size_t> bytes);
+  Status grow_pinned(std::vector<Pinned>* pins, std::size_t count,
+                     std::span<const std::size_t> bytes);
+
+  std::shared_ptr<const ClModel> model_;
+  SessionLimits limits_;
+  std::vector<std::unique_ptr<Prepared>> plans_;  // least recently used first
+  kernels::opencl::Buffer scratch_;
+  std::vector<kernels::opencl::Buffer> inputs_;
+  std::vector<kernels::opencl::Buffer> outputs_;
+  std::vector<Pinned> input_pins_;
+  std::vector<Pinned> output_pins_;
+  // Reused by every run, so that a run allocates nothing: where each half's (or the whole
+  // run's, in [0]) inputs and outputs are, and its outputs' host addresses.
+  Bases bases_[2];
+  std::vector<void*> host_outputs_[2];
+  std::size_t overlap_min_bytes_ = kOverlapMinBytes;
+  uint64_t split_runs_ = 0;
+  // One step's operands, and pointers to them for its KernelIO.
+  std::vector<kernels::opencl::Mem> mems_;
+  std::vector<const void*> in_ptrs_;
+  std::vector<void*> out_ptrs_;
+};
+
+}  // namespace coproc::runtime
