@@ -22,7 +22,7 @@
 
 #include "coproc.h"
 #include "coproc/kernels/cpu.h"
-#include "common/coproc_runner.h"
+#include "ort/coproc_runner.h"
 #include "load/load.h"
 #include "ort/ort_bench.h"
 #include "ort/ort_process.h"
