@@ -1,11 +1,12 @@
-// A coprocd started by the benchmark for its own use: a private socket in a
-// temporary directory, the requested model, stopped with SIGTERM at the end.
+// A coprocd started by the benchmark for its own use: the launcher's private
+// socket in a temporary directory, the requested models in a config written
+// there, stopped with SIGTERM at the end. Its log shares the benchmark's stderr.
 #pragma once
-
-#include <sys/types.h>
 
 #include <string>
 #include <vector>
+
+#include "launcher/private_daemon.h"
 
 namespace coproc::bench {
 
@@ -14,7 +15,7 @@ struct ServedModel {
   std::string path;
 };
 
-class PrivateDaemon {
+class PrivateDaemon : public launcher::PrivateDaemon {
  public:
   // Starts build/bin/coprocd (next to this binary) serving `model_path` as
   // `model_name`, with `batching` (TOML keys of its [[model]] table, e.g.
@@ -25,19 +26,6 @@ class PrivateDaemon {
   // The same serving every one of `models`, `batching` in each [[model]] table.
   PrivateDaemon(const std::vector<ServedModel>& models, int cpu_threads,
                 const std::string& batching = "", int intra_op_threads = 1);
-  ~PrivateDaemon();
-  PrivateDaemon(const PrivateDaemon&) = delete;
-  PrivateDaemon& operator=(const PrivateDaemon&) = delete;
-
-  bool ok() const { return pid_ > 0 && error_.empty(); }
-  const std::string& error() const { return error_; }
-  const std::string& socket_path() const { return socket_path_; }
-
- private:
-  pid_t pid_ = -1;
-  std::string dir_;
-  std::string socket_path_;
-  std::string error_;
 };
 
 // Directory of the running executable (build/bin).

@@ -13,7 +13,7 @@
 
 #include "coproc/kernels/cpu.h"
 #include "coproc/kernels/parallel.h"
-#include "common/coproc_runner.h"
+#include "ort/coproc_runner.h"
 #include "ort/ort_bench.h"
 #include "ort/ort_process.h"
 #include "common/stats.h"

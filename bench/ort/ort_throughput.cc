@@ -22,7 +22,7 @@
 
 #include "coproc.h"
 #include "coproc/kernels/cpu.h"
-#include "common/coproc_runner.h"
+#include "ort/coproc_runner.h"
 #include "load/load.h"
 #include "ort/ort_bench.h"
 #include "ort/ort_process.h"
@@ -74,7 +74,7 @@ class CoprocSide {
     load_.shape = {1, o.seq};
   }
   const std::string& error() const { return daemon_.error(); }
-  bool ok() const { return daemon_.ok(); }
+  bool ok() const { return daemon_.started(); }
 
   bool round(int64_t duration_ns, SideSamples* out, std::string* error) {
     load_.duration_ns = duration_ns;

@@ -3,9 +3,9 @@
 // registry heartbeat. It never touches a ring; the hot path is the poller's.
 //
 // Access control (docs/threat-model.md): the socket file gets the configured
-// mode and group before it listens, and each hello is checked against the
-// peer's kernel credentials (SO_PEERCRED, SO_PEERGROUPS) and the allow-lists
-// in Config; a peer that is not allowed gets PERMISSION_DENIED and the
+// mode and group before it listens (listener.h), and each hello is checked
+// against the peer's kernel credentials (SO_PEERCRED, SO_PEERGROUPS) and the
+// allow-lists in Config (peer_acl.h); a peer that is not allowed gets PERMISSION_DENIED and the
 // refusal is logged with its pid, uid and gid. Connections that have not said
 // hello are bounded per peer uid (limits.max_pending_hellos_per_uid), in all
 // (limits.max_pending_hellos) and in time (5 s); one over a bound is answered
@@ -64,9 +64,9 @@ class ControlLoop {
   ControlLoop(const ControlLoop&) = delete;
   ControlLoop& operator=(const ControlLoop&) = delete;
 
-  // Binds the socket, sets its mode and group, then listens. Refuses to take
-  // over a socket a live daemon answers on, and a socket directory that
-  // another user owns or may write to. Raises RLIMIT_NOFILE (soft) to what
+  // Binds the socket, sets its mode and group, then listens (listener.h).
+  // Refuses to take over a socket a live daemon answers on, and a socket
+  // directory that another user owns or may write to. Raises RLIMIT_NOFILE (soft) to what
   // limits.max_clients needs, up to the hard limit. Then the HTTP endpoint,
   // unless http.listen is "off"; an address it cannot bind fails the start.
   Status listen();
@@ -100,6 +100,7 @@ class ControlLoop {
   // Sends the OK hello reply with `fds` (SCM_RIGHTS); on failure logs, closes the connection and
   // returns false.
   bool send_hello_reply(Connection& c, uint64_t segment_bytes, std::span<const int> fds);
+  // allowed_to_connect (peer_acl.h) for c's credentials.
   bool peer_allowed(const Connection& c) const;
   // Logs the refusal of a hello, answers it and closes the connection.
   void refuse(Connection& c, ErrorCode code, const std::string& message);

@@ -12,6 +12,7 @@
 
 #include "control/control.h"
 #include "control/control_connection.h"
+#include "control/peer_acl.h"
 
 namespace coproc::daemon {
 
@@ -22,30 +23,9 @@ namespace {
 // reply.
 constexpr uint64_t kHelloTimeoutMs = 5000;
 
-// The peer's supplementary groups as the kernel recorded them at connect()
-// (SO_PEERGROUPS, Linux 4.13): the connecting process's own, not a lookup in
-// the group database. Empty when the kernel cannot say.
-std::vector<gid_t> peer_groups(int fd) {
-  std::vector<gid_t> groups(32);
-  for (;;) {
-    auto len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
-      groups.resize(len / sizeof(gid_t));
-      return groups;
-    }
-    // ERANGE: len now holds the size needed (NGROUPS_MAX bounds it).
-    if (errno != ERANGE || len / sizeof(gid_t) <= groups.size()) return {};
-    groups.resize(len / sizeof(gid_t));
-  }
-}
-
 // The control loop is the only writer of the daemon's client gauges (relaxed: standalone values).
 void bump_gauge(std::atomic<uint64_t>& gauge, uint64_t by) {
   gauge.store(gauge.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
-}
-
-bool contains(const std::vector<uint32_t>& ids, uint32_t id) {
-  return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
 int fd_of(uv_pipe_t& pipe) {
@@ -221,14 +201,8 @@ void ControlLoop::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* bu
   if (c->hello_bytes == sizeof(c->hello)) self->handle_hello(*c);
 }
 
-// docs/threat-model.md, "Who may connect". Root and the daemon's own uid can
-// read and write the daemon's memory anyway (ptrace, /proc/PID/mem), so
-// refusing them would protect nothing.
 bool ControlLoop::peer_allowed(const Connection& c) const {
-  if (c.uid == 0 || c.uid == daemon_uid_) return true;
-  if (contains(config_.allowed_uids, c.uid) || contains(config_.allowed_gids, c.gid)) return true;
-  return std::any_of(c.groups.begin(), c.groups.end(),
-                     [&](gid_t g) { return contains(config_.allowed_gids, g); });
+  return allowed_to_connect(c.uid, c.gid, c.groups, config_, daemon_uid_);
 }
 
 void ControlLoop::expire_hellos() {

@@ -18,7 +18,7 @@
 #include "soak_client.h"
 #include "soak_watch.h"
 
-namespace coproc::bench {
+namespace coproc::soak {
 
 namespace {
 
@@ -233,7 +233,7 @@ class Soak {
     if (o_.json) {
       fmt::print("{{\"ok\":false,\"error\":\"{}\"}}\n", json_escape(why));
     } else {
-      std::fprintf(stderr, "coproc-bench soak: %s\n", why.c_str());
+      std::fprintf(stderr, "coproc-soak: %s\n", why.c_str());
     }
     for (auto& inc : live_) ::kill(inc.pid, SIGKILL);
     for (auto& inc : live_) ::waitpid(inc.pid, nullptr, 0);
@@ -616,4 +616,4 @@ int run_soak(const SoakOptions& options) {
   return soak.run();
 }
 
-}  // namespace coproc::bench
+}  // namespace coproc::soak

@@ -1,4 +1,4 @@
-// coproc-bench soak: a long run of mixed load with client processes killed
+// coproc-soak: a long run of mixed load with client processes killed
 // along the way, checking that nothing is lost and nothing leaks.
 //
 //   1. Capacity: N client processes run the request mix (soak_client.h) in a
@@ -34,7 +34,7 @@
 #include <cstdint>
 #include <string>
 
-namespace coproc::bench {
+namespace coproc::soak {
 
 struct SoakOptions {
   std::string socket_path;      // the daemon under test
@@ -56,4 +56,4 @@ struct SoakOptions {
 // made.
 int run_soak(const SoakOptions& options);
 
-}  // namespace coproc::bench
+}  // namespace coproc::soak

@@ -12,9 +12,13 @@
 #include "common/inputs.h"
 #include "transport/transports.h"
 
-namespace coproc::bench {
+namespace coproc::soak {
 
 namespace {
+
+// The benchmark's rule for a model's inputs: shapes and values (bench/common/inputs.h).
+using bench::alloc_model_tensors;
+using bench::resolve_dims;
 
 constexpr double kSideShare = 0.25;
 constexpr double kFewRowsShare = 0.20;
@@ -332,4 +336,4 @@ int run_soak_client(const ClientPlan& plan, ClientBook* book) {
   return client.run();
 }
 
-}  // namespace coproc::bench
+}  // namespace coproc::soak

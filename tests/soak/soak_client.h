@@ -1,11 +1,11 @@
-// One client process of `coproc-bench soak`, and the books it keeps in memory
-// it shares with the bench.
+// One client process of coproc-soak, and the books it keeps in memory it
+// shares with the soak.
 //
-// The bench forks every client (and every replacement of a killed one) from
+// The soak forks every client (and every replacement of a killed one) from
 // its only thread. Each process gets its own ClientBook in an anonymous
 // MAP_SHARED mapping made before the fork and writes its counters there as it
 // goes, so what a client did is still readable after it was SIGKILLed. Every
-// field is a lock-free atomic with one writer (the client); the bench reads
+// field is a lock-free atomic with one writer (the client); the soak reads
 // them only after waitpid() returned for that client, which orders the reads
 // after every write the client made, so relaxed accesses suffice.
 //
@@ -22,7 +22,7 @@
 
 #include "coproc/segment.h"
 
-namespace coproc::bench {
+namespace coproc::soak {
 
 // Latencies in a log-linear histogram: exact below 32 ns, then 32 buckets per
 // power of two (about 3% wide), up to 2^41 ns. A fixed-size histogram instead
@@ -102,4 +102,4 @@ enum ClientExit : int {
 // the process's exit code.
 int run_soak_client(const ClientPlan& plan, ClientBook* book);
 
-}  // namespace coproc::bench
+}  // namespace coproc::soak

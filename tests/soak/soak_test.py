@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The soak test: runs `coproc-bench soak --json` and checks its report.
+"""The soak test: runs `coproc-soak --json` and checks its report.
 
-Usage: soak_test.py COPROC_BENCH [coproc-bench soak options, e.g. --seconds 120]
+Usage: soak_test.py COPROC_SOAK [coproc-soak options, e.g. --seconds 120]
 
-coproc-bench makes the checks and exits 1 when one fails; this driver also makes sure that
+coproc-soak makes the checks and exits 1 when one fails; this driver also makes sure that
 every check was made (a check silently left out would otherwise pass), that the run did what
 a soak must do (clients killed, cancels and deadlines exercised, requests answered) and prints
 the figures for the test log.
@@ -42,15 +42,15 @@ def fail(message, report):
 
 
 def main():
-    bench, options = sys.argv[1], sys.argv[2:]
+    soak, options = sys.argv[1], sys.argv[2:]
     timeout_s = run_seconds(options) + OVERHEAD_S
-    done = subprocess.run([bench, "soak", "--json", *options], capture_output=True, text=True,
+    done = subprocess.run([soak, "--json", *options], capture_output=True, text=True,
                           timeout=timeout_s)
     sys.stderr.write(done.stderr)
     try:
         report = json.loads(done.stdout)
     except json.JSONDecodeError:
-        sys.exit(f"coproc-bench soak exited {done.returncode} without a JSON report:\n{done.stdout}")
+        sys.exit(f"coproc-soak exited {done.returncode} without a JSON report:\n{done.stdout}")
     report.pop("samples_t_rss_anon_file_shmem_kb", None)  # one row a second: too long for a log
     if "error" in report:
         fail(f"the soak could not run: {report['error']}", report)
@@ -62,7 +62,7 @@ def main():
     for c in report["checks"]:
         print(f"{'PASS' if c['ok'] else 'FAIL'}  {c['name']}: {c['detail']}")
     if not report["ok"] or done.returncode != 0:
-        fail(f"coproc-bench soak exited {done.returncode}", report)
+        fail(f"coproc-soak exited {done.returncode}", report)
 
     requests, outcomes = report["requests"], report["requests"]["outcomes"]
     if report["kills"] < 1:

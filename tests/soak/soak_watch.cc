@@ -6,7 +6,7 @@
 #include <fstream>
 #include <string_view>
 
-namespace coproc::bench {
+namespace coproc::soak {
 
 namespace {
 
@@ -109,4 +109,4 @@ ProcSample DaemonWatch::sample() const {
   return p;
 }
 
-}  // namespace coproc::bench
+}  // namespace coproc::soak

@@ -1,4 +1,4 @@
-// What `coproc-bench soak` watches of the daemon, without disturbing it: its
+// What coproc-soak watches of the daemon, without disturbing it: its
 // books (the per-model counters in its registry, which the daemon writes and
 // everyone else maps read-only) and what /proc says about its memory,
 // descriptors and mappings.
@@ -13,7 +13,7 @@
 #include "coproc/segment.h"
 #include "registry_view.h"
 
-namespace coproc::bench {
+namespace coproc::soak {
 
 // One model's counters at one moment (each counter is read once; two of them
 // may be from slightly different moments while the daemon works, which is
@@ -72,4 +72,4 @@ class DaemonWatch {
   std::string error_;
 };
 
-}  // namespace coproc::bench
+}  // namespace coproc::soak

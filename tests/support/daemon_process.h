@@ -1,6 +1,6 @@
-// Test harness: a real coprocd process on a private socket, and helpers to
-// run code in real child processes. Every wait is bounded, so a broken daemon
-// fails a test instead of hanging it.
+// Test harness: a real coprocd process on a private socket (tools/launcher, which
+// coproc-bench shares), and helpers to run code in real child processes. Every wait
+// is bounded, so a broken daemon fails a test instead of hanging it.
 #pragma once
 
 #include <signal.h>
@@ -11,41 +11,19 @@
 #include <string>
 #include <vector>
 
+#include "launcher/private_daemon.h"
+
 namespace coproc::test {
 
 std::string models_dir();   // build/models
 std::string coprocd_path(); // build/bin/coprocd
 
-class DaemonProcess {
+// A coprocd for one test: launcher::PrivateDaemon with the tests' defaults (build/bin/coprocd,
+// stderr collected in log(), SIGKILL at the end). `args` are its flags; a private --socket is
+// added. started() is false if it exited first or did not open its socket within 30 s.
+class DaemonProcess : public launcher::PrivateDaemon {
  public:
-  // Starts coprocd with `args` plus a private --socket; waits up to 30 s for
-  // the socket to accept. started() is false if it exited first.
   explicit DaemonProcess(std::vector<std::string> args);
-  ~DaemonProcess();
-  DaemonProcess(const DaemonProcess&) = delete;
-  DaemonProcess& operator=(const DaemonProcess&) = delete;
-
-  bool started() const { return started_; }
-  pid_t pid() const { return pid_; }
-  const std::string& socket_path() const { return socket_path_; }
-  const std::string& log() ;  // stderr collected so far
-
-  void signal(int sig) const;
-  // SIGSTOP, then waits until every thread of the daemon is stopped.
-  bool stop_and_wait(int timeout_ms) const;
-  // Waits for the process to exit (up to timeout_ms); returns the raw wait
-  // status, or -1 on timeout.
-  int wait_exit(int timeout_ms);
-
- private:
-  pid_t pid_ = -1;
-  bool started_ = false;
-  bool reaped_ = false;
-  int exit_status_ = 0;
-  std::string dir_;
-  std::string socket_path_;
-  std::string log_path_;
-  std::string log_;
 };
 
 // The standard daemon of the tests: noop and mlp models.

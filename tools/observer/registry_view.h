@@ -1,5 +1,5 @@
 // A read-only view of a running coprocd's registry, for tools that watch the
-// daemon without disturbing it (coproc-stat, coproc-bench soak). It says hello
+// daemon without disturbing it (coproc-stat, coproc-soak). It says hello
 // on the control socket as an observer, maps the registry read-only, closes
 // every other descriptor at once (so the daemon carries no client for us) and
 // from then on only loads the daemon's relaxed counters.

@@ -1,4 +1,4 @@
-#include "common/coproc_runner.h"
+#include "ort/coproc_runner.h"
 
 #include <fmt/format.h>
 
