@@ -168,7 +168,7 @@ Status ControlLoop::listen() {
   uv_pipe_init(&loop_, &server_, 0);
   server_.data = this;
   // umask is per process; no other thread creates files while the daemon
-  // starts (the poller and batcher start after listen()).
+  // starts (the poller and dispatcher start after listen()).
   const mode_t old_umask = ::umask(kBindUmask);
   const int bound = uv_pipe_bind(&server_, config_.socket_path.c_str());
   ::umask(old_umask);
@@ -221,9 +221,9 @@ void ControlLoop::install_signal_handlers() {
 
 }
 
-void ControlLoop::run(Poller& poller, Batcher& batcher) {
+void ControlLoop::run(Poller& poller, Dispatcher& dispatcher) {
   poller_ = &poller;
-  batcher_ = &batcher;
+  dispatcher_ = &dispatcher;
   uv_timer_init(&loop_, &heartbeat_);
   uv_timer_start(&heartbeat_, [](uv_timer_t* t) {
     auto* self = static_cast<ControlLoop*>(t->loop->data);
@@ -314,7 +314,7 @@ void ControlLoop::begin_shutdown(const char* signal_name) {
 }
 
 void ControlLoop::check_drained() {
-  if (!poller_->finished() || !batcher_->idle()) return;
+  if (!poller_->finished() || !dispatcher_->idle()) return;
   spdlog::info("drained: closing {} client(s)", connections_.size());
   std::vector<Connection*> all;
   for (auto& [id, c] : connections_) all.push_back(c);

@@ -14,15 +14,15 @@
 #include <cstdint>
 #include <span>
 
-#include "ingest/request.h"
 #include "coproc/runtime/model.h"
+#include "ingest/request.h"
 
 namespace coproc::daemon {
 
 // The shape of input/output `spec`-shaped tensor `request_shape` in a batch of
 // `rows` rows padded to `padded_length` (when `variable_dim1`).
-runtime::Shape batched_shape(const runtime::Shape& request_shape, int64_t rows,
-                             bool variable_dim1, int64_t padded_length);
+runtime::Shape batched_shape(const runtime::Shape& request_shape, int64_t rows, bool variable_dim1,
+                             int64_t padded_length);
 
 // Rows of a request: dim 0 of its first input (1 for a scalar input).
 inline int64_t request_rows(const WorkItem& item) {

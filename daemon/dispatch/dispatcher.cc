@@ -1,6 +1,6 @@
-// The batcher's queue side (batcher.h): admitting what the poller hands over, the slots of
+// The dispatcher's queue side (dispatcher.h): admitting what the poller hands over, the slots of
 // queued requests, cancel and expiry, forming batches (and the chunks of a request) and the
-// worker loop that takes them. Running a batch and answering its requests is batcher_run.cc.
+// worker loop that takes them. Running a batch and answering its requests is infer_executor.cc.
 #include "dispatch/dispatcher.h"
 
 #include <spdlog/spdlog.h>
@@ -9,9 +9,9 @@
 #include <chrono>
 #include <map>
 
+#include "coproc/ring/wait.h"
 #include "dispatch/batch_io.h"
 #include "dispatch/dispatcher_state.h"
-#include "coproc/ring/wait.h"
 
 namespace coproc::daemon {
 
@@ -58,8 +58,9 @@ class MemoryEstimate {
   std::map<int64_t, uint64_t> per_row_;
 };
 
-Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::Policy> policies,
-                 int64_t inline_max_ns, uint64_t request_memory_bytes, uint32_t max_request_rows)
+Dispatcher::Dispatcher(const ModelSet& models, Registry& registry,
+                       std::vector<sched::Policy> policies, int64_t inline_max_ns,
+                       uint64_t request_memory_bytes, uint32_t max_request_rows)
     : models_(models),
       registry_(registry),
       inline_max_ns_(inline_max_ns),
@@ -76,7 +77,8 @@ Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::
       for (std::size_t d = 2; d < spec.dims.size(); ++d) other_dynamic |= spec.dims[d] < 0;
       batch_dim0 &= !spec.dims.empty() && spec.dims[0] < 0;
     }
-    for (const auto& spec : m.model->outputs()) batch_dim0 &= !spec.dims.empty() && spec.dims[0] < 0;
+    for (const auto& spec : m.model->outputs())
+      batch_dim0 &= !spec.dims.empty() && spec.dims[0] < 0;
     if (other_dynamic && policies[m.id].max_batch > 1) {
       spdlog::warn("model '{}' has a dynamic dim beyond dim 1: batching off (max_batch 1)", m.name);
     }
@@ -87,9 +89,8 @@ Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::
     for (const auto& spec : m.model->outputs()) output_dim1.push_back(variable_dim1(spec.dims));
     sched::MemoryEstimator estimator;
     if (policy.memory_limit_bytes > 0) {
-      estimator = [e = std::make_shared<MemoryEstimate>(m, input_dim1)](uint32_t rows, int64_t len) {
-        return (*e)(rows, len);
-      };
+      estimator = [e = std::make_shared<MemoryEstimate>(m, input_dim1)](
+                      uint32_t rows, int64_t len) { return (*e)(rows, len); };
     }
     auto state = std::make_unique<ModelState>(policy, std::move(estimator));
     state->one_per_batch = other_dynamic;
@@ -110,25 +111,25 @@ Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::
   poller_state_ = make_thread_state(0);
 }
 
-Batcher::~Batcher() { stop(); }
+Dispatcher::~Dispatcher() { stop(); }
 
-std::unique_ptr<Batcher::ThreadState> Batcher::make_thread_state(uint32_t writer) const {
+std::unique_ptr<Dispatcher::ThreadState> Dispatcher::make_thread_state(uint32_t writer) const {
   auto state = std::make_unique<ThreadState>();
   for (const auto& m : models_.all()) {
     const runtime::SessionLimits limits{kMaxPlansPerSession, request_memory_bytes_};
     state->sessions.push_back(std::make_unique<runtime::Session>(m.model, limits));
-    state->cl_sessions.push_back(m.cl != nullptr ? std::make_unique<runtime::ClSession>(m.cl, limits)
-                                                 : nullptr);
+    state->cl_sessions.push_back(
+        m.cl != nullptr ? std::make_unique<runtime::ClSession>(m.cl, limits) : nullptr);
   }
   state->writer = writer;
   return state;
 }
 
-void Batcher::start() {
+void Dispatcher::start() {
   worker_ = std::thread([this] { worker_loop(); });
 }
 
-void Batcher::stop() {
+void Dispatcher::stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -137,12 +138,13 @@ void Batcher::stop() {
   if (worker_.joinable()) worker_.join();
 }
 
-bool Batcher::idle() const {
+bool Dispatcher::idle() const {
   std::lock_guard lock(mu_);
   return queued_ == 0 && !device_busy_;
 }
 
-sched::Policy Batcher::effective_policy(bool one_per_batch, bool chunkable, sched::Policy policy) {
+sched::Policy Dispatcher::effective_policy(bool one_per_batch, bool chunkable,
+                                           sched::Policy policy) {
   if (one_per_batch) {
     policy.max_batch = 1;
     policy.min_batch = 1;
@@ -152,7 +154,7 @@ sched::Policy Batcher::effective_policy(bool one_per_batch, bool chunkable, sche
   return policy;
 }
 
-void Batcher::set_policy(uint32_t model_id, sched::Policy policy) {
+void Dispatcher::set_policy(uint32_t model_id, sched::Policy policy) {
   {
     std::lock_guard lock(mu_);
     const ModelState& state = *states_[model_id];
@@ -163,15 +165,18 @@ void Batcher::set_policy(uint32_t model_id, sched::Policy policy) {
   cv_.notify_all();
 }
 
-bool Batcher::variable_length(uint32_t model_id) const { return states_[model_id]->length_input >= 0; }
+bool Dispatcher::variable_length(uint32_t model_id) const {
+  return states_[model_id]->length_input >= 0;
+}
 
-int64_t Batcher::request_length(const ModelState& state, const WorkItem& item) const {
+int64_t Dispatcher::request_length(const ModelState& state, const WorkItem& item) const {
   if (state.length_input < 0) return 0;
   const runtime::Shape& s = item.input_shapes[static_cast<std::size_t>(state.length_input)];
   return s.rank > 1 ? s.dims[1] : 0;
 }
 
-bool Batcher::check_shapes(const ModelState& state, const WorkItem& item, std::string* problem) const {
+bool Dispatcher::check_shapes(const ModelState& state, const WorkItem& item,
+                              std::string* problem) const {
   const auto& specs = item.model->model->inputs();
   const int64_t rows = request_rows(item);
   const int64_t length = request_length(state, item);
@@ -184,18 +189,22 @@ bool Batcher::check_shapes(const ModelState& state, const WorkItem& item, std::s
     const runtime::Shape& s = item.input_shapes[i];
     const auto& dims = specs[i].dims;
     if (s.rank != static_cast<int32_t>(dims.size())) {
-      return refuse(i, "has rank " + std::to_string(s.rank) + ", model expects " + std::to_string(dims.size()));
+      return refuse(i, "has rank " + std::to_string(s.rank) + ", model expects " +
+                           std::to_string(dims.size()));
     }
     for (int32_t d = 0; d < s.rank; ++d) {
       const int64_t want = dims[static_cast<std::size_t>(d)];
       if (d == 0 && s.dims[0] != rows) {
-        return refuse(i, "has batch dim " + std::to_string(s.dims[0]) + ", input 0 has " + std::to_string(rows));
+        return refuse(i, "has batch dim " + std::to_string(s.dims[0]) + ", input 0 has " +
+                             std::to_string(rows));
       }
       if (d == 1 && state.input_dim1[i] && s.dims[1] != length) {
-        return refuse(i, "has length " + std::to_string(s.dims[1]) + ", another input has " + std::to_string(length));
+        return refuse(i, "has length " + std::to_string(s.dims[1]) + ", another input has " +
+                             std::to_string(length));
       }
       if (d > 0 && want >= 0 && s.dims[d] != want) {
-        return refuse(i, "of shape " + s.to_string() + ": dim " + std::to_string(d) + " must be " + std::to_string(want));
+        return refuse(i, "of shape " + s.to_string() + ": dim " + std::to_string(d) + " must be " +
+                             std::to_string(want));
       }
     }
   }
@@ -206,8 +215,8 @@ bool Batcher::check_shapes(const ModelState& state, const WorkItem& item, std::s
   return true;
 }
 
-ErrorCode Batcher::admission_problem(const ModelState& state, const WorkItem& item,
-                                     std::string* problem) const {
+ErrorCode Dispatcher::admission_problem(const ModelState& state, const WorkItem& item,
+                                        std::string* problem) const {
   if (!check_shapes(state, item, problem)) return ErrorCode::kInvalidArgument;
   const int64_t rows = request_rows(item);
   if (rows > static_cast<int64_t>(max_request_rows_)) {
@@ -219,7 +228,7 @@ ErrorCode Batcher::admission_problem(const ModelState& state, const WorkItem& it
   return ErrorCode::kOk;
 }
 
-bool Batcher::fast_path_allowed_locked(const WorkItem& item) const {
+bool Dispatcher::fast_path_allowed_locked(const WorkItem& item) const {
   const ModelState& state = *states_[item.model->id];
   const sched::Policy& p = state.policy;
   const int64_t rows = request_rows(item);
@@ -236,7 +245,7 @@ bool Batcher::fast_path_allowed_locked(const WorkItem& item) const {
          p.length_buckets.empty();
 }
 
-void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
+void Dispatcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
   if (items.empty()) return;
   std::vector<std::pair<WorkItem, Error>> refused;
   bool run_now = false;
@@ -273,8 +282,8 @@ void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
   for (auto& [item, error] : refused) answer(item, error.code, error.message, 0);
 }
 
-void Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
-                           std::vector<std::pair<WorkItem, Error>>* refused) {
+void Dispatcher::admit_locked(WorkItem& item, uint64_t now_ns,
+                              std::vector<std::pair<WorkItem, Error>>* refused) {
   const uint32_t model_id = item.model->id;
   ModelState& state = *states_[model_id];
   wire::ModelStats& st = stats(model_id, 0);
@@ -304,9 +313,10 @@ void Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
   if (state.scheduler.admit(r, now_ns) == sched::Admit::kQueueFull) {
     free_tickets_.push_back(ticket);
     bump(st.rejected_queue_full);
-    refused->emplace_back(item, make_error(ErrorCode::kResourceExhausted,
-                                           "queue of model '" + item.model->name + "' is full (" +
-                                               std::to_string(state.policy.queue_limit) + " requests)"));
+    refused->emplace_back(item,
+                          make_error(ErrorCode::kResourceExhausted,
+                                     "queue of model '" + item.model->name + "' is full (" +
+                                         std::to_string(state.policy.queue_limit) + " requests)"));
     return;
   }
   bump(st.accepted);
@@ -317,7 +327,7 @@ void Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
   publish_depth_locked(model_id);
 }
 
-void Batcher::publish_depth_locked(uint32_t model_id) {
+void Dispatcher::publish_depth_locked(uint32_t model_id) {
   auto depth = states_[model_id]->scheduler.queued_by_priority();
   wire::ModelStats& st = stats(model_id, 0);
   for (std::size_t p = 0; p < depth.size(); ++p) {
@@ -325,7 +335,7 @@ void Batcher::publish_depth_locked(uint32_t model_id) {
   }
 }
 
-void Batcher::cancel(ClientSession& session, uint64_t id) {
+void Dispatcher::cancel(ClientSession& session, uint64_t id) {
   WorkItem cancelled;
   {
     std::lock_guard lock(mu_);
@@ -345,13 +355,13 @@ void Batcher::cancel(ClientSession& session, uint64_t id) {
   answer_stopped(cancelled, ErrorCode::kCancelled, 0);
 }
 
-void Batcher::release_slot_locked(uint64_t ticket) {
+void Dispatcher::release_slot_locked(uint64_t ticket) {
   slab_[ticket] = Slot{};
   free_tickets_.push_back(ticket);
   --queued_;
 }
 
-std::optional<WorkItem> Batcher::withdraw_locked(uint64_t ticket, ErrorCode code) {
+std::optional<WorkItem> Dispatcher::withdraw_locked(uint64_t ticket, ErrorCode code) {
   Slot& slot = slab_[ticket];
   if (slot.chunk_running) {
     slot.stop = code;
@@ -362,7 +372,7 @@ std::optional<WorkItem> Batcher::withdraw_locked(uint64_t ticket, ErrorCode code
   return item;
 }
 
-void Batcher::expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired) {
+void Dispatcher::expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired) {
   std::vector<uint64_t> tickets;
   for (uint32_t m = 0; m < states_.size(); ++m) {
     tickets.clear();
@@ -375,20 +385,21 @@ void Batcher::expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired) {
   }
 }
 
-uint64_t Batcher::next_event_locked(uint64_t now_ns) const {
+uint64_t Dispatcher::next_event_locked(uint64_t now_ns) const {
   uint64_t next = sched::kNever;
   for (const auto& s : states_) next = std::min(next, s->scheduler.next_event_ns(now_ns));
   return next;
 }
 
-WorkItem Batcher::chunk_of(const WorkItem& request, uint64_t ticket, const sched::Slice& slice) {
+WorkItem Dispatcher::chunk_of(const WorkItem& request, uint64_t ticket, const sched::Slice& slice) {
   WorkItem chunk = request;
   const auto& specs = request.model->model->inputs();
   for (uint32_t i = 0; i < request.n_inputs; ++i) {
     runtime::Shape& shape = chunk.input_shapes[i];  // rank >= 1: the model is chunkable
     const auto row_bytes = static_cast<std::size_t>(shape.elements() / shape.dims[0]) *
                            runtime::dtype_bytes(specs[i].dtype);
-    chunk.inputs[i] = static_cast<const std::byte*>(request.inputs[i]) + slice.first_row * row_bytes;
+    chunk.inputs[i] =
+        static_cast<const std::byte*>(request.inputs[i]) + slice.first_row * row_bytes;
     shape.dims[0] = slice.rows;
   }
   chunk.chunk.ticket = ticket;
@@ -398,7 +409,7 @@ WorkItem Batcher::chunk_of(const WorkItem& request, uint64_t ticket, const sched
   return chunk;
 }
 
-std::optional<Batcher::Formed> Batcher::take_batch_locked(uint64_t now_ns) {
+std::optional<Dispatcher::Formed> Dispatcher::take_batch_locked(uint64_t now_ns) {
   for (std::size_t k = 0; k < states_.size(); ++k) {
     const std::size_t m = (next_model_ + k) % states_.size();
     auto batch = states_[m]->scheduler.next_batch(now_ns);
@@ -429,7 +440,7 @@ std::optional<Batcher::Formed> Batcher::take_batch_locked(uint64_t now_ns) {
   return std::nullopt;
 }
 
-void Batcher::worker_loop() {
+void Dispatcher::worker_loop() {
   std::unique_ptr<ThreadState> state = make_thread_state(1);
   std::vector<WorkItem> expired;
   std::unique_lock lock(mu_);

@@ -1,4 +1,4 @@
-// The batcher: turns the verified requests the poller reads into batches per
+// The dispatcher: turns the verified requests the poller reads into batches per
 // model, runs them on the CPU, and answers every accepted request exactly once.
 //
 // Threads and the thread layout for small machines (the poller and a waiting
@@ -48,9 +48,9 @@
 #include <thread>
 #include <vector>
 
+#include "ingest/request.h"
 #include "models/models.h"
 #include "observe/registry.h"
-#include "ingest/request.h"
 #include "scheduler/model_scheduler.h"
 
 namespace coproc::daemon {
@@ -63,18 +63,18 @@ inline constexpr uint32_t kStatsWriters = wire::kStatsWriters;
 // through shapes cannot grow the daemon without bound.
 inline constexpr std::size_t kMaxPlansPerSession = 256;
 
-class Batcher {
+class Dispatcher {
  public:
   // request_memory_bytes (limits.request_memory): the most one run, a request, a chunk
   // or a batch, may use (inputs, outputs and scratch); a run over it is
   // answered RESOURCE_EXHAUSTED, a batch over it runs request by request.
   // max_request_rows (limits.max_request_rows): a request with more rows is
   // refused RESOURCE_EXHAUSTED at admission.
-  Batcher(const ModelSet& models, Registry& registry, std::vector<sched::Policy> policies,
-          int64_t inline_max_ns, uint64_t request_memory_bytes, uint32_t max_request_rows);
-  ~Batcher();
-  Batcher(const Batcher&) = delete;
-  Batcher& operator=(const Batcher&) = delete;
+  Dispatcher(const ModelSet& models, Registry& registry, std::vector<sched::Policy> policies,
+             int64_t inline_max_ns, uint64_t request_memory_bytes, uint32_t max_request_rows);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
 
   void start();
   // Poller thread: one drain pass's requests. now_ns is CLOCK_MONOTONIC.
@@ -122,9 +122,11 @@ class Batcher {
   // The policy the scheduler runs for a model: configured, adjusted to what the model allows.
   static sched::Policy effective_policy(bool one_per_batch, bool chunkable, sched::Policy policy);
   // kOk, or why the request is refused at admission (the message in *problem).
-  ErrorCode admission_problem(const ModelState& state, const WorkItem& item, std::string* problem) const;
+  ErrorCode admission_problem(const ModelState& state, const WorkItem& item,
+                              std::string* problem) const;
   // Admits one request (mu_ held), or adds it to *refused with the answer it gets.
-  void admit_locked(WorkItem& item, uint64_t now_ns, std::vector<std::pair<WorkItem, Error>>* refused);
+  void admit_locked(WorkItem& item, uint64_t now_ns,
+                    std::vector<std::pair<WorkItem, Error>>* refused);
   bool fast_path_allowed_locked(const WorkItem& item) const;
   std::optional<Formed> take_batch_locked(uint64_t now_ns);
   void expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired);
@@ -178,7 +180,7 @@ class Batcher {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Slot> slab_;            // queued requests by ticket
+  std::vector<Slot> slab_;  // queued requests by ticket
   std::vector<uint64_t> free_tickets_;
   uint64_t queued_ = 0;
   bool device_busy_ = false;

@@ -1,5 +1,5 @@
-// The batcher's per-model and per-thread state (batcher.h), shared by its queue side (batcher.cc)
-// and its execution side (batcher_run.cc); private to those two files.
+// The dispatcher's per-model and per-thread state (dispatcher.h), shared by its queue side
+// (dispatcher.cc) and its execution side (infer_executor.cc); private to those two files.
 #pragma once
 
 #include <atomic>
@@ -9,9 +9,9 @@
 #include <utility>
 #include <vector>
 
-#include "dispatch/dispatcher.h"
-#include "device/opencl/cl_session.h"
 #include "coproc/runtime/model.h"
+#include "device/opencl/cl_session.h"
+#include "dispatch/dispatcher.h"
 
 namespace coproc::daemon {
 
@@ -22,7 +22,7 @@ inline void bump(std::atomic<uint64_t>& counter, uint64_t by = 1) {
   counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
 }
 
-struct Batcher::ModelState {
+struct Dispatcher::ModelState {
   ModelState(const sched::Policy& p, sched::MemoryEstimator estimator)
       : scheduler(p, std::move(estimator)), policy(p) {}
   sched::ModelScheduler scheduler;
@@ -39,7 +39,7 @@ struct Batcher::ModelState {
 
 // What an executing thread owns: runtime Sessions (plan caches, scratch) and
 // staging buffers for gathered inputs and batch outputs.
-struct Batcher::ThreadState {
+struct Dispatcher::ThreadState {
   std::vector<std::unique_ptr<runtime::Session>> sessions;
   std::vector<std::unique_ptr<runtime::ClSession>> cl_sessions;  // null for models on the CPU only
 

@@ -1,16 +1,17 @@
-// The batcher's execution side (batcher.h): running one request or a formed batch on a thread's
-// sessions, and answering each request that leaves the batcher: its completion, its error, or for
-// a chunk that is not its request's last, its progress (end_chunk). The queue is batcher.cc.
+// The dispatcher's execution side (dispatcher.h): running one request or a formed batch on a
+// thread's sessions, and answering each request that leaves the dispatcher: its completion, its
+// error, or for a chunk that is not its request's last, its progress (end_chunk). The queue is
+// dispatcher.cc.
 #include <algorithm>
 #include <array>
 #include <new>
 #include <string>
 
+#include "coproc/ring/wait.h"
 #include "dispatch/batch_io.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/dispatcher_state.h"
 #include "ingest/completion.h"
-#include "coproc/ring/wait.h"
 #include "platform/cycle_clock.h"
 
 namespace coproc::daemon {
@@ -45,7 +46,7 @@ std::string stopped_message(const WorkItem& request, ErrorCode code) {
 
 }  // namespace
 
-uint64_t Batcher::run_single(WorkItem& item, ThreadState& state) {
+uint64_t Dispatcher::run_single(WorkItem& item, ThreadState& state) {
   ClientSession& client = *item.session;
   const uint32_t model_id = item.model->id;
   wire::ModelStats& st = stats(model_id, state.writer);
@@ -97,8 +98,8 @@ uint64_t Batcher::run_single(WorkItem& item, ThreadState& state) {
   return exec_ns;
 }
 
-void Batcher::count_run(wire::ModelStats& st, uint32_t writer, bool on_gpu, uint64_t rows,
-                        uint64_t exec_ns) const {
+void Dispatcher::count_run(wire::ModelStats& st, uint32_t writer, bool on_gpu, uint64_t rows,
+                           uint64_t exec_ns) const {
   bump(st.batches);
   if (on_gpu) bump(st.batches_on_gpu);
   bump(st.batch_rows, rows);
@@ -110,7 +111,7 @@ void Batcher::count_run(wire::ModelStats& st, uint32_t writer, bool on_gpu, uint
   bump(device.batches);
 }
 
-void Batcher::run_batch(Formed& formed, ThreadState& state) {
+void Dispatcher::run_batch(Formed& formed, ThreadState& state) {
   const uint32_t model_id = formed.model_id;
   const ModelState& ms = *states_[model_id];
   wire::ModelStats& st = stats(model_id, state.writer);
@@ -249,8 +250,8 @@ void Batcher::run_batch(Formed& formed, ThreadState& state) {
   states_[model_id]->scheduler.record_execution(static_cast<uint32_t>(rows), padded, exec_ns);
 }
 
-std::byte* Batcher::output_place(const WorkItem& item, uint32_t j, const runtime::Shape& shape,
-                                 std::string* problem) {
+std::byte* Dispatcher::output_place(const WorkItem& item, uint32_t j, const runtime::Shape& shape,
+                                    std::string* problem) {
   const auto& spec = item.model->model->outputs()[j];
   const uint64_t bytes = static_cast<uint64_t>(shape.elements()) * runtime::dtype_bytes(spec.dtype);
   uint64_t offset = 0;
@@ -279,18 +280,18 @@ std::byte* Batcher::output_place(const WorkItem& item, uint32_t j, const runtime
   return static_cast<std::byte*>(item.outputs[j]) + offset;
 }
 
-void Batcher::answer(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer) {
+void Dispatcher::answer(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer) {
   if (!send_error(*item.session, item.id, code, message)) report_overflow(*item.session);
   bump(stats(item.model->id, writer).completed[static_cast<int>(code)]);
 }
 
-void Batcher::answer_stopped(WorkItem& request, ErrorCode code, uint32_t writer) {
+void Dispatcher::answer_stopped(WorkItem& request, ErrorCode code, uint32_t writer) {
   wire::ModelStats& st = stats(request.model->id, writer);
   bump(code == ErrorCode::kCancelled ? st.cancelled : st.expired);
   answer(request, code, stopped_message(request, code), writer);
 }
 
-void Batcher::fail(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer) {
+void Dispatcher::fail(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer) {
   if (chunk_not_last(item)) {
     end_chunk(item, {.kind = ChunkEnd::Kind::kFailed, .code = code, .message = message}, writer);
     return;
@@ -298,7 +299,7 @@ void Batcher::fail(WorkItem& item, ErrorCode code, std::string_view message, uin
   answer(item, code, message, writer);
 }
 
-void Batcher::drop(WorkItem& item, uint32_t writer) {
+void Dispatcher::drop(WorkItem& item, uint32_t writer) {
   if (chunk_not_last(item)) {
     end_chunk(item, {.kind = ChunkEnd::Kind::kClientGone}, writer);
     return;
@@ -306,8 +307,8 @@ void Batcher::drop(WorkItem& item, uint32_t writer) {
   bump(stats(item.model->id, writer).dropped_client_gone);
 }
 
-void Batcher::finish_ok(WorkItem& item, std::span<runtime::Shape> shapes, uint64_t start_ticks,
-                        uint64_t exec_ns, uint32_t batch_rows, bool wake, uint32_t writer) {
+void Dispatcher::finish_ok(WorkItem& item, std::span<runtime::Shape> shapes, uint64_t start_ticks,
+                           uint64_t exec_ns, uint32_t batch_rows, bool wake, uint32_t writer) {
   if (chunk_not_last(item)) {
     end_chunk(item,
               {.kind = ChunkEnd::Kind::kRan,
@@ -339,7 +340,7 @@ void Batcher::finish_ok(WorkItem& item, std::span<runtime::Shape> shapes, uint64
   bump(st.e2e_ns_sum, e2e_ns);
 }
 
-void Batcher::end_chunk(const WorkItem& chunk, const ChunkEnd& end, uint32_t writer) {
+void Dispatcher::end_chunk(const WorkItem& chunk, const ChunkEnd& end, uint32_t writer) {
   const uint32_t model_id = chunk.model->id;
   const uint64_t ticket = chunk.chunk.ticket;
   WorkItem request;
@@ -381,7 +382,7 @@ void Batcher::end_chunk(const WorkItem& chunk, const ChunkEnd& end, uint32_t wri
   }
 }
 
-void Batcher::report_overflow(const ClientSession& session) {
+void Dispatcher::report_overflow(const ClientSession& session) {
   // The poller disconnects an overflowed client; it may be asleep with every
   // ring empty (the stuck client no longer submits), so wake it.
   if (session.overflowed() && !session.closed()) registry_.ring_doorbell();

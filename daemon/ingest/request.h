@@ -20,11 +20,11 @@ namespace coproc::daemon {
 
 inline constexpr uint32_t kMaxTensorsPerRequest = 16;
 
-// Set by the batcher on its copy of a request that runs in chunks (more rows
+// Set by the dispatcher on its copy of a request that runs in chunks (more rows
 // than the model's max_batch): which rows this copy is, and what the earlier
 // chunks took, for the one completion the request gets.
 struct ChunkOf {
-  uint64_t ticket = 0;      // the request's place in the batcher
+  uint64_t ticket = 0;      // the request's place in the dispatcher
   int64_t first_row = 0;    // the copy's inputs start at this row of the request's
   int64_t total_rows = 0;   // the request's rows; 0: not a chunk, the whole request
   bool last = true;         // the request completes with this chunk
@@ -53,7 +53,7 @@ struct WorkItem {
   std::array<const void*, kMaxTensorsPerRequest> inputs{};
   std::array<void*, kMaxTensorsPerRequest> outputs{};
   std::array<uint64_t, kMaxTensorsPerRequest> output_bytes{};
-  ChunkOf chunk;  // the batcher's; the poller leaves it default
+  ChunkOf chunk;  // the dispatcher's; the poller leaves it default
 };
 
 struct CancelItem {
