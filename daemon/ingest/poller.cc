@@ -5,6 +5,7 @@
 
 #include "coproc/ring/wait.h"
 #include "ingest/completion.h"
+#include "models/models.h"
 #include "platform/cycle_clock.h"
 
 namespace coproc::daemon {
@@ -25,6 +26,7 @@ Poller::Poller(Registry& registry, SessionTable& sessions, Dispatcher& dispatche
       sessions_(sessions),
       dispatcher_(dispatcher),
       models_(models),
+      stats_(registry, kPollerWriter),
       spin_ns_(spin_ns),
       on_broken_(std::move(on_broken)),
       pass_(kMaxPass) {}
@@ -120,7 +122,12 @@ void Poller::report_rejection(ClientSession& session, const Rejection& rejection
     session.count_request();  // it is answered, so it counts as the client's request
     spdlog::debug("client {}: request {} rejected: {}", session.id(), rejection.id,
                   rejection.message);
+    // A shape refusal is counted as refused before its answer leaves and as completed after,
+    // like every answer of the model's.
+    const LoadedModel* counted = rejection.counted_against;
+    if (counted != nullptr) stats_.rejected_invalid(counted->id);
     send_error(session, rejection.id, rejection.code, rejection.message);
+    if (counted != nullptr) stats_.completed(counted->id, rejection.code);
   } else {
     garbage_log_.log(static_cast<uint64_t>(ring::monotonic_ns()) / 1'000'000,
                      fmt::format("client {} (pid {}): unanswerable request dropped: {}",

@@ -1,5 +1,6 @@
-// The poller thread: drains every client's submission ring, verifies each
-// request (parse_request works on a private copy of the slot), and hands each
+// The poller thread: drains every client's submission ring, checks each
+// request against its model (parse_request works on a private copy of the
+// slot; what leaves it is fully checked), and hands each
 // drain pass's requests to the dispatcher at once, so requests that arrive
 // together can be batched together. When all rings stay empty for spin_ns it
 // sleeps on the registry doorbell (ring/wait.h protocol): an idle daemon uses
@@ -18,6 +19,7 @@
 #include "dispatch/dispatcher.h"
 #include "ingest/session_table.h"
 #include "observe/registry.h"
+#include "observe/run_stats.h"
 #include "platform/log_limiter.h"
 
 namespace coproc::daemon {
@@ -50,6 +52,7 @@ class Poller {
   SessionTable& sessions_;
   Dispatcher& dispatcher_;
   const ModelSet& models_;
+  RunStats stats_;  // the poller's writer: requests refused for their shapes
   const int64_t spin_ns_;
   BrokenClient on_broken_;
 
