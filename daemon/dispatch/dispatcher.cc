@@ -19,17 +19,14 @@ namespace coproc::daemon {
 Dispatcher::Dispatcher(const ModelSet& models, Registry& registry,
                        std::vector<sched::Policy> policies, int64_t inline_max_ns,
                        uint64_t request_memory_bytes, uint32_t max_request_rows)
-    : models_(models),
-      registry_(registry),
-      inline_max_ns_(inline_max_ns),
-      max_request_rows_(max_request_rows) {
+    : registry_(registry), inline_max_ns_(inline_max_ns), max_request_rows_(max_request_rows) {
   COPROC_CHECK(policies.size() == models.size());
   // Every model is an ONNX inference model: one InferExecutor runs them all. A new kind of model
   // brings its own Executor, made here and picked per model by the model's kind.
+  const std::size_t infer = executors_.size();
   executors_.push_back(std::make_unique<InferExecutor>(models, request_memory_bytes));
   for (const auto& m : models.all()) {
-    constexpr std::size_t kInfer = 0;
-    Executor& executor = *executors_[kInfer];
+    Executor& executor = *executors_[infer];
     const BatchTraits traits = executor.traits(m);
     if (traits.one_per_batch && policies[m.id].max_batch > 1) {
       spdlog::warn("model '{}' has a dynamic dim beyond dim 1: batching off (max_batch 1)", m.name);
@@ -38,7 +35,7 @@ Dispatcher::Dispatcher(const ModelSet& models, Registry& registry,
     sched::MemoryEstimator estimator;
     if (policy.memory_limit_bytes > 0) estimator = executor.memory_estimator(m);
     states_.push_back(
-        std::make_unique<ModelState>(policy, std::move(estimator), executor, kInfer, traits));
+        std::make_unique<ModelState>(policy, std::move(estimator), executor, infer, traits));
     publish_model_settings(registry_, m);
   }
   poller_state_ = make_thread_state(kPollerWriter);

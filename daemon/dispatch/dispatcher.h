@@ -171,7 +171,6 @@ class Dispatcher {
   // After a completion was dropped: wakes the poller if the client overflowed.
   void report_overflow(const ClientSession& session);
 
-  const ModelSet& models_;
   Registry& registry_;
   const int64_t inline_max_ns_;
   const uint32_t max_request_rows_;
