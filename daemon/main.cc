@@ -1,5 +1,5 @@
 // coprocd: parse flags -> load and validate the config -> place on a NUMA
-// node -> load models -> create the registry -> start poller and batcher ->
+// node -> load models -> create the registry -> start poller and dispatcher ->
 // run the control loop until SIGTERM drains it -> tear down in reverse.
 #include <signal.h>
 
@@ -102,27 +102,27 @@ int main(int argc, char** argv) {
     spdlog::error("config: {}", policies.error().message);
     return kExitBadConfig;
   }
-  Batcher batcher(models.value(), registry.value(), std::move(policies.value()),
-                  int64_t{config.inline_max_us} * 1000, config.request_memory_bytes,
-                  config.max_request_rows);
+  Dispatcher dispatcher(models.value(), registry.value(), std::move(policies.value()),
+                        int64_t{config.inline_max_us} * 1000, config.request_memory_bytes,
+                        config.max_request_rows);
   StatsSampler sampler(registry.value(), weight_bytes);
   ControlLoop control(config, registry.value(), sessions, placement->node, sampler);
   if (auto listening = control.listen(); !listening.ok()) {
     spdlog::error("{}", listening.error().message);
     return kExitStartFailed;
   }
-  Poller poller(registry.value(), sessions, batcher, models.value(),
+  Poller poller(registry.value(), sessions, dispatcher, models.value(),
                 int64_t{config.poller_spin_us} * 1000,
                 [&control](uint32_t id, std::string reason) {
                   control.disconnect_later(id, std::move(reason));
                 });
-  control.on_reload([&] { reload_policies(argc, argv, models.value(), config, batcher); });
-  batcher.start();
+  control.on_reload([&] { reload_policies(argc, argv, models.value(), config, dispatcher); });
+  dispatcher.start();
   poller.start();
-  control.run(poller, batcher);
+  control.run(poller, dispatcher);
 
   poller.join();
-  batcher.stop();
+  dispatcher.stop();
   spdlog::info("stopped");
   return 0;
 }

@@ -107,9 +107,9 @@ void ControlLoop::install_signal_handlers() {
 
 }
 
-void ControlLoop::run(Poller& poller, Batcher& batcher) {
+void ControlLoop::run(Poller& poller, Dispatcher& dispatcher) {
   poller_ = &poller;
-  batcher_ = &batcher;
+  dispatcher_ = &dispatcher;
   uv_timer_init(&loop_, &heartbeat_);
   uv_timer_start(&heartbeat_, [](uv_timer_t* t) {
     auto* self = static_cast<ControlLoop*>(t->loop->data);
@@ -200,7 +200,7 @@ void ControlLoop::begin_shutdown(const char* signal_name) {
 }
 
 void ControlLoop::check_drained() {
-  if (!poller_->finished() || !batcher_->idle()) return;
+  if (!poller_->finished() || !dispatcher_->idle()) return;
   spdlog::info("drained: closing {} client(s)", connections_.size());
   std::vector<Connection*> all;
   for (auto& [id, c] : connections_) all.push_back(c);

@@ -73,7 +73,7 @@ class ControlLoop {
   // Runs until SIGTERM/SIGINT, then drains: stops accepting, lets the poller
   // and executor finish every request already submitted, and only then
   // closes the clients. Returns when all handles are closed.
-  void run(Poller& poller, Batcher& batcher);
+  void run(Poller& poller, Dispatcher& dispatcher);
   // Called on SIGHUP from the loop thread.
   void on_reload(std::function<void()> reload) { reload_ = std::move(reload); }
   // Any thread: asks the loop to disconnect a client that broke the protocol.
@@ -118,7 +118,7 @@ class ControlLoop {
   const int numa_node_;
   const uid_t daemon_uid_;
   Poller* poller_ = nullptr;
-  Batcher* batcher_ = nullptr;
+  Dispatcher* dispatcher_ = nullptr;
   std::function<void()> reload_;
   StatsSampler& sampler_;
   std::unique_ptr<HttpServer> http_;

@@ -107,7 +107,7 @@ Status listen_on_control_socket(const Config& config, uid_t daemon_uid, uv_loop_
   uv_pipe_init(loop, server, 0);
   server->data = owner;
   // umask is per process; no other thread creates files while the daemon
-  // starts (the poller and batcher start after listen()).
+  // starts (the poller and dispatcher start after listen()).
   const mode_t old_umask = ::umask(kBindUmask);
   const int bound = uv_pipe_bind(server, config.socket_path.c_str());
   ::umask(old_umask);

@@ -56,7 +56,8 @@ runtime::Shape item_output_shape(const runtime::Shape& batch_shape, int64_t rows
 void scatter_output(const std::byte* src, const runtime::Shape& batch_shape, int64_t row_offset,
                     int64_t rows, bool variable_dim1, int64_t length, std::size_t element_bytes,
                     std::byte* dst) {
-  const std::size_t row_bytes = static_cast<std::size_t>(inner_elements(batch_shape, 1)) * element_bytes;
+  const std::size_t row_bytes =
+      static_cast<std::size_t>(inner_elements(batch_shape, 1)) * element_bytes;
   src += static_cast<std::size_t>(row_offset) * row_bytes;
   if (!variable_dim1 || batch_shape.rank < 2 || batch_shape.dims[1] == length) {
     std::memcpy(dst, src, static_cast<std::size_t>(rows) * row_bytes);

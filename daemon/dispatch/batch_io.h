@@ -7,27 +7,22 @@
 // the batch's padded length, and every output whose dim 1 is dynamic is
 // cropped back to each request's own length. Anything else must match
 // exactly between the requests of one batch (the scheduler keys batches by
-// length, and the shape check at admission rejects the rest).
+// length, and the shape check in ingest/request.cc rejects the rest).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
-#include "ingest/request.h"
 #include "coproc/runtime/model.h"
+#include "ingest/request.h"
 
 namespace coproc::daemon {
 
 // The shape of input/output `spec`-shaped tensor `request_shape` in a batch of
 // `rows` rows padded to `padded_length` (when `variable_dim1`).
-runtime::Shape batched_shape(const runtime::Shape& request_shape, int64_t rows,
-                             bool variable_dim1, int64_t padded_length);
-
-// Rows of a request: dim 0 of its first input (1 for a scalar input).
-inline int64_t request_rows(const WorkItem& item) {
-  return item.input_shapes[0].rank > 0 ? item.input_shapes[0].dims[0] : 1;
-}
+runtime::Shape batched_shape(const runtime::Shape& request_shape, int64_t rows, bool variable_dim1,
+                             int64_t padded_length);
 
 // Copies input `i` of every item into `dst` (laid out as batched_shape(...)),
 // zero-padding dim 1 to padded_length where variable_dim1.

@@ -1,134 +1,59 @@
-// The batcher's queue side (batcher.h): admitting what the poller hands over, the slots of
-// queued requests, cancel and expiry, forming batches (and the chunks of a request) and the
-// worker loop that takes them. Running a batch and answering its requests is batcher_run.cc.
+// The dispatcher's queue side (dispatcher.h): admitting what the poller hands over, the slots of
+// queued requests, cancel and expiry, taking the batches the scheduler forms (and the chunks of a
+// request) and the worker loop that runs them. Handing a run to its executor and answering its
+// requests is dispatcher_answer.cc.
 #include "dispatch/dispatcher.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
-#include <map>
 
-#include "dispatch/batch_io.h"
-#include "dispatch/dispatcher_state.h"
 #include "coproc/ring/wait.h"
+#include "dispatch/dispatcher_state.h"
+#include "dispatch/infer_executor.h"
+#include "models/models.h"
 
 namespace coproc::daemon {
 
-namespace {
-
-bool variable_dim1(const std::vector<int64_t>& dims) { return dims.size() >= 2 && dims[1] < 0; }
-
-}  // namespace
-
-// Activation memory of a batch, for the scheduler's memory cap: one row is
-// planned at the padded length (inputs, outputs and the plan's scratch) and
-// scaled by the rows. Called under mu_, from inside scheduler calls.
-class MemoryEstimate {
- public:
-  MemoryEstimate(const LoadedModel& model, std::vector<bool> input_dim1)
-      : model_(model), input_dim1_(std::move(input_dim1)), session_(model.model) {}
-
-  uint64_t operator()(uint32_t rows, int64_t padded_length) {
-    auto [it, fresh] = per_row_.try_emplace(padded_length, 0);
-    if (fresh) it->second = per_row(padded_length);
-    return it->second * rows;
-  }
-
- private:
-  uint64_t per_row(int64_t padded_length) {
-    const auto& specs = model_.model->inputs();
-    std::vector<runtime::Shape> shapes;
-    for (std::size_t i = 0; i < specs.size(); ++i) {
-      runtime::Shape shape = runtime::concrete_shape(specs[i], 1);  // one row
-      if (input_dim1_[i]) shape.dims[1] = std::max<int64_t>(padded_length, 1);
-      shapes.push_back(shape);
-    }
-    auto plan = session_.prepare(shapes);
-    if (!plan.ok()) return kUnplannable;
-    return (*plan)->peak_bytes();  // inputs, outputs and the plan's scratch
-  }
-
-  // A length the model cannot plan for counts as too big for any cap.
-  static constexpr uint64_t kUnplannable = uint64_t{1} << 50;
-
-  const LoadedModel& model_;
-  std::vector<bool> input_dim1_;
-  runtime::Session session_;
-  std::map<int64_t, uint64_t> per_row_;
-};
-
-Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::Policy> policies,
-                 int64_t inline_max_ns, uint64_t request_memory_bytes, uint32_t max_request_rows)
-    : models_(models),
-      registry_(registry),
-      inline_max_ns_(inline_max_ns),
-      request_memory_bytes_(request_memory_bytes),
-      max_request_rows_(max_request_rows) {
+Dispatcher::Dispatcher(const ModelSet& models, Registry& registry,
+                       std::vector<sched::Policy> policies, int64_t inline_max_ns,
+                       uint64_t request_memory_bytes, uint32_t max_request_rows)
+    : registry_(registry), inline_max_ns_(inline_max_ns), max_request_rows_(max_request_rows) {
   COPROC_CHECK(policies.size() == models.size());
+  // Every model is an ONNX inference model: one InferExecutor runs them all. A new kind of model
+  // brings its own Executor, made here and picked per model by the model's kind.
+  const std::size_t infer = executors_.size();
+  executors_.push_back(std::make_unique<InferExecutor>(models, request_memory_bytes));
   for (const auto& m : models.all()) {
-    bool other_dynamic = false;
-    // Chunks cut every input and output at dim 0, so each must have a dynamic dim 0 (the
-    // batch): an output whose dim 0 is fixed, or follows another input dim, has no row offset
-    // in the client's buffer.
-    bool batch_dim0 = true;
-    for (const auto& spec : m.model->inputs()) {
-      for (std::size_t d = 2; d < spec.dims.size(); ++d) other_dynamic |= spec.dims[d] < 0;
-      batch_dim0 &= !spec.dims.empty() && spec.dims[0] < 0;
-    }
-    for (const auto& spec : m.model->outputs()) batch_dim0 &= !spec.dims.empty() && spec.dims[0] < 0;
-    if (other_dynamic && policies[m.id].max_batch > 1) {
+    Executor& executor = *executors_[infer];
+    const BatchTraits traits = executor.traits(m);
+    if (traits.one_per_batch && policies[m.id].max_batch > 1) {
       spdlog::warn("model '{}' has a dynamic dim beyond dim 1: batching off (max_batch 1)", m.name);
     }
-    const bool chunkable = batch_dim0 && !other_dynamic;
-    const sched::Policy policy = effective_policy(other_dynamic, chunkable, policies[m.id]);
-    std::vector<bool> input_dim1, output_dim1;
-    for (const auto& spec : m.model->inputs()) input_dim1.push_back(variable_dim1(spec.dims));
-    for (const auto& spec : m.model->outputs()) output_dim1.push_back(variable_dim1(spec.dims));
+    const sched::Policy policy = effective_policy(traits, policies[m.id]);
     sched::MemoryEstimator estimator;
-    if (policy.memory_limit_bytes > 0) {
-      estimator = [e = std::make_shared<MemoryEstimate>(m, input_dim1)](uint32_t rows, int64_t len) {
-        return (*e)(rows, len);
-      };
-    }
-    auto state = std::make_unique<ModelState>(policy, std::move(estimator));
-    state->one_per_batch = other_dynamic;
-    state->chunkable = chunkable;
-    state->input_dim1 = input_dim1;
-    state->output_dim1 = output_dim1;
-    for (std::size_t i = 0; i < input_dim1.size() && state->length_input < 0; ++i) {
-      if (input_dim1[i]) state->length_input = static_cast<int>(i);
-    }
-    states_.push_back(std::move(state));
-    wire::ModelStats& settings = stats(m.id, 0);
-    settings.gpu_from_batch.store(m.gpu_from_batch, std::memory_order_relaxed);
-    const wire::DeviceMode mode = m.device == "gpu"    ? wire::DeviceMode::kGpu
-                                  : m.device == "auto" ? wire::DeviceMode::kAuto
-                                                       : wire::DeviceMode::kCpu;
-    settings.device_mode.store(static_cast<uint64_t>(mode), std::memory_order_relaxed);
+    if (policy.memory_limit_bytes > 0) estimator = executor.memory_estimator(m);
+    states_.push_back(
+        std::make_unique<ModelState>(policy, std::move(estimator), executor, infer, traits));
+    publish_model_settings(registry_, m);
   }
-  poller_state_ = make_thread_state(0);
+  poller_state_ = make_thread_state(kPollerWriter);
 }
 
-Batcher::~Batcher() { stop(); }
+Dispatcher::~Dispatcher() { stop(); }
 
-std::unique_ptr<Batcher::ThreadState> Batcher::make_thread_state(uint32_t writer) const {
-  auto state = std::make_unique<ThreadState>();
-  for (const auto& m : models_.all()) {
-    const runtime::SessionLimits limits{kMaxPlansPerSession, request_memory_bytes_};
-    state->sessions.push_back(std::make_unique<runtime::Session>(m.model, limits));
-    state->cl_sessions.push_back(m.cl != nullptr ? std::make_unique<runtime::ClSession>(m.cl, limits)
-                                                 : nullptr);
-  }
-  state->writer = writer;
+std::unique_ptr<Dispatcher::ThreadState> Dispatcher::make_thread_state(uint32_t writer) const {
+  auto state = std::make_unique<ThreadState>(registry_, writer);
+  for (const auto& executor : executors_) state->runs.push_back(executor->make_thread());
   return state;
 }
 
-void Batcher::start() {
+void Dispatcher::start() {
   worker_ = std::thread([this] { worker_loop(); });
 }
 
-void Batcher::stop() {
+void Dispatcher::stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -137,78 +62,37 @@ void Batcher::stop() {
   if (worker_.joinable()) worker_.join();
 }
 
-bool Batcher::idle() const {
+bool Dispatcher::idle() const {
   std::lock_guard lock(mu_);
   return queued_ == 0 && !device_busy_;
 }
 
-sched::Policy Batcher::effective_policy(bool one_per_batch, bool chunkable, sched::Policy policy) {
-  if (one_per_batch) {
+sched::Policy Dispatcher::effective_policy(const BatchTraits& traits, sched::Policy policy) {
+  if (traits.one_per_batch) {
     policy.max_batch = 1;
     policy.min_batch = 1;
     policy.preferred_batch_sizes.clear();
   }
-  policy.chunk_requests = chunkable;
+  policy.chunk_requests = traits.chunkable;
   return policy;
 }
 
-void Batcher::set_policy(uint32_t model_id, sched::Policy policy) {
+void Dispatcher::set_policy(uint32_t model_id, sched::Policy policy) {
   {
     std::lock_guard lock(mu_);
     const ModelState& state = *states_[model_id];
-    policy = effective_policy(state.one_per_batch, state.chunkable, std::move(policy));
+    policy = effective_policy(state.traits, std::move(policy));
     states_[model_id]->scheduler.set_policy(policy);
     states_[model_id]->policy = std::move(policy);
   }
   cv_.notify_all();
 }
 
-bool Batcher::variable_length(uint32_t model_id) const { return states_[model_id]->length_input >= 0; }
-
-int64_t Batcher::request_length(const ModelState& state, const WorkItem& item) const {
-  if (state.length_input < 0) return 0;
-  const runtime::Shape& s = item.input_shapes[static_cast<std::size_t>(state.length_input)];
-  return s.rank > 1 ? s.dims[1] : 0;
+bool Dispatcher::variable_length(uint32_t model_id) const {
+  return states_[model_id]->traits.variable_length;
 }
 
-bool Batcher::check_shapes(const ModelState& state, const WorkItem& item, std::string* problem) const {
-  const auto& specs = item.model->model->inputs();
-  const int64_t rows = request_rows(item);
-  const int64_t length = request_length(state, item);
-  // Runs for every request: the message is only built when a check fails.
-  auto refuse = [&](uint32_t i, const std::string& what) {
-    *problem = "input '" + specs[i].name + "' " + what;
-    return false;
-  };
-  for (uint32_t i = 0; i < item.n_inputs; ++i) {
-    const runtime::Shape& s = item.input_shapes[i];
-    const auto& dims = specs[i].dims;
-    if (s.rank != static_cast<int32_t>(dims.size())) {
-      return refuse(i, "has rank " + std::to_string(s.rank) + ", model expects " + std::to_string(dims.size()));
-    }
-    for (int32_t d = 0; d < s.rank; ++d) {
-      const int64_t want = dims[static_cast<std::size_t>(d)];
-      if (d == 0 && s.dims[0] != rows) {
-        return refuse(i, "has batch dim " + std::to_string(s.dims[0]) + ", input 0 has " + std::to_string(rows));
-      }
-      if (d == 1 && state.input_dim1[i] && s.dims[1] != length) {
-        return refuse(i, "has length " + std::to_string(s.dims[1]) + ", another input has " + std::to_string(length));
-      }
-      if (d > 0 && want >= 0 && s.dims[d] != want) {
-        return refuse(i, "of shape " + s.to_string() + ": dim " + std::to_string(d) + " must be " + std::to_string(want));
-      }
-    }
-  }
-  if (rows < 1) {
-    *problem = "a request needs at least one row";
-    return false;
-  }
-  return true;
-}
-
-ErrorCode Batcher::admission_problem(const ModelState& state, const WorkItem& item,
-                                     std::string* problem) const {
-  if (!check_shapes(state, item, problem)) return ErrorCode::kInvalidArgument;
+ErrorCode Dispatcher::admission_problem(const WorkItem& item, std::string* problem) const {
   const int64_t rows = request_rows(item);
   if (rows > static_cast<int64_t>(max_request_rows_)) {
     // Legal but over the operator's cap, like limits.request_memory: split it.
@@ -219,7 +103,7 @@ ErrorCode Batcher::admission_problem(const ModelState& state, const WorkItem& it
   return ErrorCode::kOk;
 }
 
-bool Batcher::fast_path_allowed_locked(const WorkItem& item) const {
+bool Dispatcher::fast_path_allowed_locked(const WorkItem& item) const {
   const ModelState& state = *states_[item.model->id];
   const sched::Policy& p = state.policy;
   const int64_t rows = request_rows(item);
@@ -236,7 +120,7 @@ bool Batcher::fast_path_allowed_locked(const WorkItem& item) const {
          p.length_buckets.empty();
 }
 
-void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
+void Dispatcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
   if (items.empty()) return;
   std::vector<std::pair<WorkItem, Error>> refused;
   bool run_now = false;
@@ -254,13 +138,14 @@ void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
   if (run_now) {
     WorkItem& item = items[0];
     std::string problem;
-    const ErrorCode refused_with = admission_problem(*states_[item.model->id], item, &problem);
+    const ErrorCode refused_with = admission_problem(item, &problem);
+    RunStats& stats = poller_state_->stats;
     if (refused_with != ErrorCode::kOk) {
-      bump(stats(item.model->id, 0).rejected_invalid);
-      answer(item, refused_with, problem, 0);
+      stats.rejected_invalid(item.model->id);
+      answer(item, refused_with, problem, stats);
     } else {
-      bump(stats(item.model->id, 0).accepted);
-      run_single(item, *poller_state_);
+      stats.accepted(item.model->id);
+      run_alone(item, *poller_state_);
     }
     std::lock_guard lock(mu_);
     set_busy_locked(false);
@@ -270,18 +155,18 @@ void Batcher::submit_pass(std::span<WorkItem> items, uint64_t now_ns) {
     // before it slept, or had announced its sleep and gets this notify.
     cv_.notify_one();
   }
-  for (auto& [item, error] : refused) answer(item, error.code, error.message, 0);
+  for (auto& [item, error] : refused) answer(item, error.code, error.message, poller_state_->stats);
 }
 
-void Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
-                           std::vector<std::pair<WorkItem, Error>>* refused) {
+void Dispatcher::admit_locked(WorkItem& item, uint64_t now_ns,
+                              std::vector<std::pair<WorkItem, Error>>* refused) {
   const uint32_t model_id = item.model->id;
   ModelState& state = *states_[model_id];
-  wire::ModelStats& st = stats(model_id, 0);
+  RunStats& stats = poller_state_->stats;  // admission runs on the poller thread
   std::string problem;
-  const ErrorCode refused_with = admission_problem(state, item, &problem);
+  const ErrorCode refused_with = admission_problem(item, &problem);
   if (refused_with != ErrorCode::kOk) {
-    bump(st.rejected_invalid);  // refused at admission: a bad shape or over a limit
+    stats.rejected_invalid(model_id);  // over limits.max_request_rows
     refused->emplace_back(item, make_error(refused_with, problem));
     return;
   }
@@ -298,18 +183,19 @@ void Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
   r.client = item.session->id();
   r.priority = static_cast<sched::Priority>(item.priority);
   r.rows = static_cast<uint32_t>(request_rows(item));
-  r.length = request_length(state, item);
+  r.length = item.length;
   r.deadline_ns = item.deadline_ns;
   r.arrival_ns = now_ns;
   if (state.scheduler.admit(r, now_ns) == sched::Admit::kQueueFull) {
     free_tickets_.push_back(ticket);
-    bump(st.rejected_queue_full);
-    refused->emplace_back(item, make_error(ErrorCode::kResourceExhausted,
-                                           "queue of model '" + item.model->name + "' is full (" +
-                                               std::to_string(state.policy.queue_limit) + " requests)"));
+    stats.rejected_queue_full(model_id);
+    refused->emplace_back(item,
+                          make_error(ErrorCode::kResourceExhausted,
+                                     "queue of model '" + item.model->name + "' is full (" +
+                                         std::to_string(state.policy.queue_limit) + " requests)"));
     return;
   }
-  bump(st.accepted);
+  stats.accepted(model_id);
   WorkItem& slot = slab_[ticket].item;
   slot = item;
   slot.keep_alive = item.session->shared_from_this();  // the client may die while it waits
@@ -317,15 +203,12 @@ void Batcher::admit_locked(WorkItem& item, uint64_t now_ns,
   publish_depth_locked(model_id);
 }
 
-void Batcher::publish_depth_locked(uint32_t model_id) {
-  auto depth = states_[model_id]->scheduler.queued_by_priority();
-  wire::ModelStats& st = stats(model_id, 0);
-  for (std::size_t p = 0; p < depth.size(); ++p) {
-    st.queue_depth[p].store(depth[p], std::memory_order_relaxed);  // a gauge, stored under mu_
-  }
+void Dispatcher::publish_depth_locked(uint32_t model_id) {
+  const auto depth = states_[model_id]->scheduler.queued_by_priority();
+  publish_queue_depth(registry_, model_id, depth);
 }
 
-void Batcher::cancel(ClientSession& session, uint64_t id) {
+void Dispatcher::cancel(ClientSession& session, uint64_t id) {
   WorkItem cancelled;
   {
     std::lock_guard lock(mu_);
@@ -342,16 +225,16 @@ void Batcher::cancel(ClientSession& session, uint64_t id) {
   }
   // Not queued: running whole or as its last chunk, or done; it completes normally.
   if (!cancelled.session) return;
-  answer_stopped(cancelled, ErrorCode::kCancelled, 0);
+  answer_stopped(cancelled, ErrorCode::kCancelled, poller_state_->stats);
 }
 
-void Batcher::release_slot_locked(uint64_t ticket) {
+void Dispatcher::release_slot_locked(uint64_t ticket) {
   slab_[ticket] = Slot{};
   free_tickets_.push_back(ticket);
   --queued_;
 }
 
-std::optional<WorkItem> Batcher::withdraw_locked(uint64_t ticket, ErrorCode code) {
+std::optional<WorkItem> Dispatcher::withdraw_locked(uint64_t ticket, ErrorCode code) {
   Slot& slot = slab_[ticket];
   if (slot.chunk_running) {
     slot.stop = code;
@@ -362,7 +245,7 @@ std::optional<WorkItem> Batcher::withdraw_locked(uint64_t ticket, ErrorCode code
   return item;
 }
 
-void Batcher::expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired) {
+void Dispatcher::expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired) {
   std::vector<uint64_t> tickets;
   for (uint32_t m = 0; m < states_.size(); ++m) {
     tickets.clear();
@@ -375,20 +258,21 @@ void Batcher::expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired) {
   }
 }
 
-uint64_t Batcher::next_event_locked(uint64_t now_ns) const {
+uint64_t Dispatcher::next_event_locked(uint64_t now_ns) const {
   uint64_t next = sched::kNever;
   for (const auto& s : states_) next = std::min(next, s->scheduler.next_event_ns(now_ns));
   return next;
 }
 
-WorkItem Batcher::chunk_of(const WorkItem& request, uint64_t ticket, const sched::Slice& slice) {
+WorkItem Dispatcher::chunk_of(const WorkItem& request, uint64_t ticket, const sched::Slice& slice) {
   WorkItem chunk = request;
   const auto& specs = request.model->model->inputs();
   for (uint32_t i = 0; i < request.n_inputs; ++i) {
     runtime::Shape& shape = chunk.input_shapes[i];  // rank >= 1: the model is chunkable
     const auto row_bytes = static_cast<std::size_t>(shape.elements() / shape.dims[0]) *
                            runtime::dtype_bytes(specs[i].dtype);
-    chunk.inputs[i] = static_cast<const std::byte*>(request.inputs[i]) + slice.first_row * row_bytes;
+    chunk.inputs[i] =
+        static_cast<const std::byte*>(request.inputs[i]) + slice.first_row * row_bytes;
     shape.dims[0] = slice.rows;
   }
   chunk.chunk.ticket = ticket;
@@ -398,7 +282,7 @@ WorkItem Batcher::chunk_of(const WorkItem& request, uint64_t ticket, const sched
   return chunk;
 }
 
-std::optional<Batcher::Formed> Batcher::take_batch_locked(uint64_t now_ns) {
+std::optional<Dispatcher::Formed> Dispatcher::take_batch_locked(uint64_t now_ns) {
   for (std::size_t k = 0; k < states_.size(); ++k) {
     const std::size_t m = (next_model_ + k) % states_.size();
     auto batch = states_[m]->scheduler.next_batch(now_ns);
@@ -429,8 +313,8 @@ std::optional<Batcher::Formed> Batcher::take_batch_locked(uint64_t now_ns) {
   return std::nullopt;
 }
 
-void Batcher::worker_loop() {
-  std::unique_ptr<ThreadState> state = make_thread_state(1);
+void Dispatcher::worker_loop() {
+  std::unique_ptr<ThreadState> state = make_thread_state(kWorkerWriter);
   std::vector<WorkItem> expired;
   std::unique_lock lock(mu_);
   for (;;) {
@@ -441,10 +325,10 @@ void Batcher::worker_loop() {
       lock.unlock();
       for (WorkItem& item : expired) {
         if (item.session->closed()) {
-          bump(stats(item.model->id, 1).dropped_client_gone);
+          state->stats.dropped_client_gone(item.model->id);
           continue;
         }
-        answer_stopped(item, ErrorCode::kDeadlineExceeded, 1);
+        answer_stopped(item, ErrorCode::kDeadlineExceeded, state->stats);
       }
       expired.clear();
       lock.lock();
@@ -454,7 +338,7 @@ void Batcher::worker_loop() {
       if (auto formed = take_batch_locked(now)) {
         set_busy_locked(true);
         lock.unlock();
-        run_batch(*formed, *state);
+        run_formed(*formed, *state);
         lock.lock();
         set_busy_locked(false);
         continue;

@@ -1,5 +1,8 @@
-// The batcher: turns the verified requests the poller reads into batches per
-// model, runs them on the CPU, and answers every accepted request exactly once.
+// The dispatcher: admits the checked requests the poller reads (ingest/), queues them per model
+// in the scheduler, hands each batch the scheduler forms to the model's Executor (executor.h),
+// and answers every admitted request exactly once. It names no runtime type: what runs a model
+// is the executor's; completions, errors and their counters are the dispatcher's, on one path
+// for every executor (dispatcher_answer.cc).
 //
 // Threads and the thread layout for small machines (the poller and a waiting
 // client already spin, so nothing here may spin):
@@ -14,6 +17,12 @@
 //    until a batch is due, a timer (max_wait, deadline, aging) fires, or the
 //    poller admits work while it sleeps.
 //  - One batch runs at a time (device_busy_): the CPU is one device.
+// Locking: mu_ guards the slab and free tickets, every model's scheduler and policy, queued_,
+// device_busy_, worker_sleeping_, stopping_ and next_model_; it is never held while a model runs
+// or a client is answered (end_chunk takes it only to settle a slot). busy_hint_ mirrors
+// device_busy_ for the poller's lock-free spin decision (relaxed: a hint, never a guard). cv_
+// is notified under the rules in submit_pass: the worker announces its sleep (worker_sleeping_)
+// under mu_, and whoever adds work reads that flag under mu_ after adding it.
 // Chunks: a request with more rows than its model's max_batch (or over its
 // memory_limit) runs a chunk of rows at a time (the scheduler's
 // chunk_requests, model_scheduler.h), each chunk batched like any other work,
@@ -26,17 +35,21 @@
 // expiry came while the chunk ran (answered then, never while a chunk still
 // writes into the arena). Cancel and expiry between chunks answer at once.
 // Since one batch runs at a time, a request's chunks run in order and its last
-// finishes last. Models whose inputs or outputs include a scalar, or with a
-// dynamic dim beyond dim 1 (which run one request per batch), never chunk.
-// Exactly once: a request leaves through a batch (OK or an error for that
+// finishes last. Models the executor does not call chunkable (for infer: inputs
+// or outputs with a scalar, or a dynamic dim beyond dim 1, which run one request
+// per batch) never chunk.
+// Exactly once: a request leaves through a run (OK or an error for that
 // request; its last chunk for one in chunks), expiry (DEADLINE_EXCEEDED),
-// cancel (CANCELLED), refused admission (RESOURCE_EXHAUSTED, INVALID_ARGUMENT)
-// or an error or stop between chunks; the only requests never answered are
-// those of a client that died (nobody reads).
+// cancel (CANCELLED), refused admission (RESOURCE_EXHAUSTED: over
+// limits.max_request_rows or the queue limit) or an error or stop between
+// chunks; the only requests never answered are those of a client that died
+// (nobody reads). A request that fails its checks never reaches the
+// dispatcher: ingest answers it.
 // Cancelling a running request stops it only between chunks: a request that
 // runs whole, or its last chunk, completes with its result.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -48,36 +61,31 @@
 #include <thread>
 #include <vector>
 
-#include "models/models.h"
-#include "observe/registry.h"
+#include "dispatch/executor.h"
 #include "ingest/request.h"
+#include "observe/registry.h"
+#include "observe/run_stats.h"
 #include "scheduler/model_scheduler.h"
 
 namespace coproc::daemon {
 
-// ModelStats blocks per model: one per writing thread (0 poller, 1 worker).
-inline constexpr uint32_t kStatsWriters = wire::kStatsWriters;
+class ModelSet;
 
-// Plans each executing thread keeps per model (least recently used dropped):
-// one per batch size and padded length in practice, so a client cycling
-// through shapes cannot grow the daemon without bound.
-inline constexpr std::size_t kMaxPlansPerSession = 256;
-
-class Batcher {
+class Dispatcher {
  public:
   // request_memory_bytes (limits.request_memory): the most one run, a request, a chunk
   // or a batch, may use (inputs, outputs and scratch); a run over it is
   // answered RESOURCE_EXHAUSTED, a batch over it runs request by request.
   // max_request_rows (limits.max_request_rows): a request with more rows is
   // refused RESOURCE_EXHAUSTED at admission.
-  Batcher(const ModelSet& models, Registry& registry, std::vector<sched::Policy> policies,
-          int64_t inline_max_ns, uint64_t request_memory_bytes, uint32_t max_request_rows);
-  ~Batcher();
-  Batcher(const Batcher&) = delete;
-  Batcher& operator=(const Batcher&) = delete;
+  Dispatcher(const ModelSet& models, Registry& registry, std::vector<sched::Policy> policies,
+             int64_t inline_max_ns, uint64_t request_memory_bytes, uint32_t max_request_rows);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
 
   void start();
-  // Poller thread: one drain pass's requests. now_ns is CLOCK_MONOTONIC.
+  // Poller thread: one drain pass's requests, each checked by ingest. now_ns is CLOCK_MONOTONIC.
   void submit_pass(std::span<WorkItem> items, uint64_t now_ns);
   // Poller thread: a queued request is answered CANCELLED and never runs.
   void cancel(ClientSession& session, uint64_t id);
@@ -95,6 +103,7 @@ class Batcher {
   void stop();
 
  private:
+  friend class Answers;  // an executor's reports come in through finish_ok and fail
   struct ModelState;
   struct ThreadState;
   // A queued request; one in chunks carries its progress in item.chunk.
@@ -118,13 +127,16 @@ class Batcher {
     std::vector<WorkItem> items;
   };
 
+  // dispatcher.cc: admission, the slab, cancel and expiry, taking batches, the worker loop.
   std::unique_ptr<ThreadState> make_thread_state(uint32_t writer) const;
   // The policy the scheduler runs for a model: configured, adjusted to what the model allows.
-  static sched::Policy effective_policy(bool one_per_batch, bool chunkable, sched::Policy policy);
-  // kOk, or why the request is refused at admission (the message in *problem).
-  ErrorCode admission_problem(const ModelState& state, const WorkItem& item, std::string* problem) const;
+  static sched::Policy effective_policy(const BatchTraits& traits, sched::Policy policy);
+  // kOk, or why the request is refused at admission (the message in *problem): an operator's
+  // limit; the request itself was checked by ingest.
+  ErrorCode admission_problem(const WorkItem& item, std::string* problem) const;
   // Admits one request (mu_ held), or adds it to *refused with the answer it gets.
-  void admit_locked(WorkItem& item, uint64_t now_ns, std::vector<std::pair<WorkItem, Error>>* refused);
+  void admit_locked(WorkItem& item, uint64_t now_ns,
+                    std::vector<std::pair<WorkItem, Error>>* refused);
   bool fast_path_allowed_locked(const WorkItem& item) const;
   std::optional<Formed> take_batch_locked(uint64_t now_ns);
   void expire_locked(uint64_t now_ns, std::vector<WorkItem>* expired);
@@ -138,47 +150,38 @@ class Batcher {
   uint64_t next_event_locked(uint64_t now_ns) const;
   void publish_depth_locked(uint32_t model_id);
   void worker_loop();
-  // Runs one request on its own arena; the execution ns, or 0 when answered with an error.
-  uint64_t run_single(WorkItem& item, ThreadState& state);
-  void run_batch(Formed& formed, ThreadState& state);
-  void answer(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer);
+
+  // dispatcher_answer.cc: handing runs to executors, and answering what leaves the dispatcher.
+  // Runs one request (or chunk) alone on its own arena, if its client still waits and its
+  // deadline has not passed; the execution ns, or 0 when it did not run.
+  uint64_t run_alone(WorkItem& item, ThreadState& thread);
+  void run_formed(Formed& formed, ThreadState& thread);
+  void answer(WorkItem& item, ErrorCode code, std::string_view message, RunStats& stats);
   // A request cancelled or expired (`code`) before its end: counted and answered with what ran.
-  void answer_stopped(WorkItem& request, ErrorCode code, uint32_t writer);
+  void answer_stopped(WorkItem& request, ErrorCode code, RunStats& stats);
   // answer() for an item a run path holds: a chunk that is not the last goes to end_chunk().
-  void fail(WorkItem& item, ErrorCode code, std::string_view message, uint32_t writer);
+  void fail(WorkItem& item, ErrorCode code, std::string_view message, RunStats& stats);
   // The client died: the request is dropped (a chunk that is not the last, through end_chunk()).
-  void drop(WorkItem& item, uint32_t writer);
+  void drop(WorkItem& item, RunStats& stats);
   // An item ran: its completion, or for a chunk that is not the last, its progress.
   // `shapes` are the item's own output shapes (a chunk's rows).
-  void finish_ok(WorkItem& item, std::span<runtime::Shape> shapes, uint64_t start_ticks,
-                 uint64_t exec_ns, uint32_t batch_rows, bool wake, uint32_t writer);
-  void end_chunk(const WorkItem& chunk, const ChunkEnd& end, uint32_t writer);
-  // Where output j of `item` (of shape `shape`) is written: a chunk at its first row. Null when
-  // the request reserved too little for its whole output, with the message in *problem.
-  static std::byte* output_place(const WorkItem& item, uint32_t j, const runtime::Shape& shape,
-                                 std::string* problem);
+  void finish_ok(WorkItem& item, std::span<runtime::Shape> shapes, RunTiming timing, bool wake,
+                 RunStats& stats);
+  void end_chunk(const WorkItem& chunk, const ChunkEnd& end, RunStats& stats);
   // After a completion was dropped: wakes the poller if the client overflowed.
   void report_overflow(const ClientSession& session);
-  int64_t request_length(const ModelState& state, const WorkItem& item) const;
-  bool check_shapes(const ModelState& state, const WorkItem& item, std::string* problem) const;
-  wire::ModelStats& stats(uint32_t model_id, uint32_t writer) const {
-    return registry_.model_stats(model_id * kStatsWriters + writer);
-  }
-  // A run finished: its counters in the model's block and on the device that ran it.
-  void count_run(wire::ModelStats& st, uint32_t writer, bool on_gpu, uint64_t rows,
-                 uint64_t exec_ns) const;
 
-  const ModelSet& models_;
   Registry& registry_;
   const int64_t inline_max_ns_;
-  const uint64_t request_memory_bytes_;
   const uint32_t max_request_rows_;
-  std::vector<std::unique_ptr<ModelState>> states_;
+  // What runs the models: one executor per kind of model in the set, shared by the threads.
+  std::vector<std::unique_ptr<Executor>> executors_;
+  std::vector<std::unique_ptr<ModelState>> states_;  // by model id
   std::unique_ptr<ThreadState> poller_state_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Slot> slab_;            // queued requests by ticket
+  std::vector<Slot> slab_;  // queued requests by ticket
   std::vector<uint64_t> free_tickets_;
   uint64_t queued_ = 0;
   bool device_busy_ = false;

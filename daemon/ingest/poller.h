@@ -1,6 +1,7 @@
-// The poller thread: drains every client's submission ring, verifies each
-// request (parse_request works on a private copy of the slot), and hands each
-// drain pass's requests to the batcher at once, so requests that arrive
+// The poller thread: drains every client's submission ring, checks each
+// request against its model (parse_request works on a private copy of the
+// slot; what leaves it is fully checked), and hands each
+// drain pass's requests to the dispatcher at once, so requests that arrive
 // together can be batched together. When all rings stay empty for spin_ns it
 // sleeps on the registry doorbell (ring/wait.h protocol): an idle daemon uses
 // no CPU. It also reports a client whose completion ring overflowed (see
@@ -16,9 +17,10 @@
 #include <vector>
 
 #include "dispatch/dispatcher.h"
-#include "platform/log_limiter.h"
-#include "observe/registry.h"
 #include "ingest/session_table.h"
+#include "observe/registry.h"
+#include "observe/run_stats.h"
+#include "platform/log_limiter.h"
 
 namespace coproc::daemon {
 
@@ -26,7 +28,7 @@ class Poller {
  public:
   using BrokenClient = std::function<void(uint32_t client_id, std::string reason)>;
 
-  Poller(Registry& registry, SessionTable& sessions, Batcher& batcher, const ModelSet& models,
+  Poller(Registry& registry, SessionTable& sessions, Dispatcher& dispatcher, const ModelSet& models,
          int64_t spin_ns, BrokenClient on_broken);
   ~Poller();
 
@@ -48,8 +50,9 @@ class Poller {
 
   Registry& registry_;
   SessionTable& sessions_;
-  Batcher& batcher_;
+  Dispatcher& dispatcher_;
   const ModelSet& models_;
+  RunStats stats_;  // the poller's writer: requests refused for their shapes
   const int64_t spin_ns_;
   BrokenClient on_broken_;
 
@@ -60,7 +63,7 @@ class Poller {
   // CLOCK_MONOTONIC in milliseconds (flushed by the control loop too).
   LogLimiter garbage_log_{10, "unanswerable requests"};
   Parsed parsed_;  // reused for every message
-  // The current drain pass's requests, handed to the batcher together.
+  // The current drain pass's requests, handed to the dispatcher together.
   std::vector<WorkItem> pass_;
   std::size_t pass_size_ = 0;
   void flush_pass();

@@ -1,10 +1,11 @@
 #include "ingest/request.h"
 
-#include <cstring>
-
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "coproc/coproc_generated.h"
+#include "models/models.h"
 
 namespace coproc::daemon {
 
@@ -94,6 +95,57 @@ std::string check_tensor(const fb::TensorRef* ref, const runtime::TensorSpec& sp
   return {};
 }
 
+// The request's shapes against the model's: every input of the declared rank, one batch dim
+// (dim 0) and one length (the variable-length dim) for all inputs, every fixed dim as declared,
+// and at least one row. Runs for every request: a message is only built when a check fails.
+// On success sets item->length.
+bool check_shapes(const LoadedModel& model, WorkItem* item, std::string* problem) {
+  const auto& specs = model.model->inputs();
+  const int64_t rows = request_rows(*item);
+  // The length is read off the first input with the variable-length dim; a wrong rank there is
+  // refused below, naming that input.
+  int64_t length = 0;
+  for (uint32_t i = 0; i < item->n_inputs; ++i) {
+    if (!variable_length_dim(specs[i].dims)) continue;
+    const runtime::Shape& s = item->input_shapes[i];
+    length = s.rank > 1 ? s.dims[1] : 0;
+    break;
+  }
+  auto refuse = [&](uint32_t i, const std::string& what) {
+    *problem = "input '" + specs[i].name + "' " + what;
+    return false;
+  };
+  for (uint32_t i = 0; i < item->n_inputs; ++i) {
+    const runtime::Shape& s = item->input_shapes[i];
+    const auto& dims = specs[i].dims;
+    if (s.rank != static_cast<int32_t>(dims.size())) {
+      return refuse(i, "has rank " + std::to_string(s.rank) + ", model expects " +
+                           std::to_string(dims.size()));
+    }
+    for (int32_t d = 0; d < s.rank; ++d) {
+      const int64_t want = dims[static_cast<std::size_t>(d)];
+      if (d == 0 && s.dims[0] != rows) {
+        return refuse(i, "has batch dim " + std::to_string(s.dims[0]) + ", input 0 has " +
+                             std::to_string(rows));
+      }
+      if (d == 1 && variable_length_dim(dims) && s.dims[1] != length) {
+        return refuse(i, "has length " + std::to_string(s.dims[1]) + ", another input has " +
+                             std::to_string(length));
+      }
+      if (d > 0 && want >= 0 && s.dims[d] != want) {
+        return refuse(i, "of shape " + s.to_string() + ": dim " + std::to_string(d) + " must be " +
+                             std::to_string(want));
+      }
+    }
+  }
+  if (rows < 1) {
+    *problem = "a request needs at least one row";
+    return false;
+  }
+  item->length = length;
+  return true;
+}
+
 }  // namespace
 
 ParseKind parse_request(std::span<const std::byte> bytes, ClientSession& session,
@@ -117,7 +169,8 @@ ParseKind parse_request(std::span<const std::byte> bytes, ClientSession& session
   }
   const LoadedModel* model = models.get(req->model_id());
   if (!model) {
-    return reject(out, req->id(), ErrorCode::kNotFound, fmt::format("no model with id {}", req->model_id()));
+    return reject(out, req->id(), ErrorCode::kNotFound,
+                  fmt::format("no model with id {}", req->model_id()));
   }
   if (static_cast<uint8_t>(req->priority()) > static_cast<uint8_t>(fb::Priority::Low)) {
     return reject(out, req->id(), ErrorCode::kInvalidArgument,
@@ -149,15 +202,17 @@ ParseKind parse_request(std::span<const std::byte> bytes, ClientSession& session
     std::byte* data = nullptr;
     std::string problem = check_tensor(req->inputs()->Get(i), in_specs[i], true, session,
                                        &item.input_shapes[i], &data);
-    if (!problem.empty()) return reject(out, req->id(), ErrorCode::kInvalidArgument, std::move(problem));
+    if (!problem.empty())
+      return reject(out, req->id(), ErrorCode::kInvalidArgument, std::move(problem));
     item.inputs[i] = data;
   }
   for (uint32_t j = 0; j < n_out; ++j) {
     std::byte* data = nullptr;
     runtime::Shape unused;
-    std::string problem = check_tensor(req->outputs()->Get(j), out_specs[j], false, session,
-                                       &unused, &data);
-    if (!problem.empty()) return reject(out, req->id(), ErrorCode::kInvalidArgument, std::move(problem));
+    std::string problem =
+        check_tensor(req->outputs()->Get(j), out_specs[j], false, session, &unused, &data);
+    if (!problem.empty())
+      return reject(out, req->id(), ErrorCode::kInvalidArgument, std::move(problem));
     item.outputs[j] = data;
     item.output_bytes[j] = req->outputs()->Get(j)->bytes();
   }
@@ -180,6 +235,12 @@ ParseKind parse_request(std::span<const std::byte> bytes, ClientSession& session
                                   out_specs[j].name));
       }
     }
+  }
+  std::string problem;
+  if (!check_shapes(*model, &item, &problem)) {
+    reject(out, req->id(), ErrorCode::kInvalidArgument, std::move(problem));
+    out->rejection.counted_against = model;
+    return ParseKind::kRejected;
   }
   return ParseKind::kWork;
 }

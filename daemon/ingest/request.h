@@ -2,9 +2,15 @@
 // daemon can run. The bytes are a private copy (the ring consumer copies a
 // slot out before anything reads it), so nothing can change under the
 // checks: the flatbuffer is verified, every TensorRef is bounds-checked
-// against the client's arena, and dtypes, ranks and byte sizes are checked
-// against the model. A request that fails gets an error Completion with a
-// message naming what was wrong.
+// against the client's arena, and dtypes, ranks, byte sizes and shapes are
+// checked against the model. A request that fails gets an error Completion
+// with a message naming what was wrong.
+//
+// All of a request's validation is here: a WorkItem that leaves ingest is
+// fully checked against its model, and nothing downstream (the dispatcher, an
+// executor) checks client data again. What stays for later is what only a run
+// can tell (whether the outputs its plan computes fit where the request said)
+// and the operator's limits (limits.max_request_rows, queue_limit) at admission.
 #pragma once
 
 #include <array>
@@ -12,22 +18,27 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
+#include "coproc/base/result.h"
+#include "coproc/runtime/model.h"
 #include "ingest/client_session.h"
-#include "models/models.h"
 
 namespace coproc::daemon {
 
+class ModelSet;
+struct LoadedModel;
+
 inline constexpr uint32_t kMaxTensorsPerRequest = 16;
 
-// Set by the batcher on its copy of a request that runs in chunks (more rows
+// Set by the dispatcher on its copy of a request that runs in chunks (more rows
 // than the model's max_batch): which rows this copy is, and what the earlier
 // chunks took, for the one completion the request gets.
 struct ChunkOf {
-  uint64_t ticket = 0;      // the request's place in the batcher
-  int64_t first_row = 0;    // the copy's inputs start at this row of the request's
-  int64_t total_rows = 0;   // the request's rows; 0: not a chunk, the whole request
-  bool last = true;         // the request completes with this chunk
+  uint64_t ticket = 0;     // the request's place in the dispatcher
+  int64_t first_row = 0;   // the copy's inputs start at this row of the request's
+  int64_t total_rows = 0;  // the request's rows; 0: not a chunk, the whole request
+  bool last = true;        // the request completes with this chunk
   // Over the chunks that ran before this one:
   uint64_t first_start_ticks = 0;  // CycleClock, when the first started (0: none ran)
   uint64_t exec_ns = 0;
@@ -53,8 +64,22 @@ struct WorkItem {
   std::array<const void*, kMaxTensorsPerRequest> inputs{};
   std::array<void*, kMaxTensorsPerRequest> outputs{};
   std::array<uint64_t, kMaxTensorsPerRequest> output_bytes{};
-  ChunkOf chunk;  // the batcher's; the poller leaves it default
+  // Along the model's variable-length dim (dim 1 of the inputs where it is dynamic), the
+  // same in all of them; 0 when the model has none.
+  int64_t length = 0;
+  ChunkOf chunk;  // the dispatcher's; the poller leaves it default
 };
+
+// Rows of a request: dim 0 of its first input (1 for a scalar input).
+inline int64_t request_rows(const WorkItem& item) {
+  return item.input_shapes[0].rank > 0 ? item.input_shapes[0].dims[0] : 1;
+}
+
+// An input or output spec whose dim 1 is the variable-length dim (dynamic, after the batch dim):
+// requests may differ there, and are padded along it in a batch.
+inline bool variable_length_dim(const std::vector<int64_t>& dims) {
+  return dims.size() >= 2 && dims[1] < 0;
+}
 
 struct CancelItem {
   uint64_t target_id = 0;
@@ -67,6 +92,10 @@ struct Rejection {
   bool id_known = false;
   ErrorCode code = ErrorCode::kInvalidArgument;
   std::string message;
+  // Refused for its shapes against this model (rank, batch dim, length, a fixed dim, no rows):
+  // the model's stats count it (rejected_invalid and the completion), as they always have;
+  // null for a request refused before its shapes were checked.
+  const LoadedModel* counted_against = nullptr;
 };
 
 enum class ParseKind { kWork, kCancel, kRejected };

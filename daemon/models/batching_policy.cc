@@ -46,7 +46,7 @@ Result<std::vector<sched::Policy>> policies_for(const ModelSet& models, const Co
 }
 
 void reload_policies(int argc, const char* const* argv, const ModelSet& models,
-                     const Config& running, Batcher& batcher) {
+                     const Config& running, Dispatcher& dispatcher) {
   std::string text;
   auto parsed = parse_command_line(argc, argv, &text);
   if (!parsed.ok() || !parsed.value().has_value()) {
@@ -70,11 +70,11 @@ void reload_policies(int argc, const char* const* argv, const ModelSet& models,
     }
     sched::Policy policy = to_policy(now->batching);
     if (policy.memory_limit_bytes > 0 && policy.length_buckets.empty() &&
-        batcher.variable_length(m.id)) {
+        dispatcher.variable_length(m.id)) {
       spdlog::warn("SIGHUP: model '{}': memory_limit needs length_buckets; policy not applied", m.name);
       continue;
     }
-    batcher.set_policy(m.id, std::move(policy));
+    dispatcher.set_policy(m.id, std::move(policy));
     spdlog::info("SIGHUP: batching policy of model '{}' applied", m.name);
   }
   for (const auto& mc : fresh.models) {

@@ -24,6 +24,6 @@ Result<std::vector<sched::Policy>> policies_for(const ModelSet& models, const Co
 // once (queued requests stay queued); anything else (a model added, removed
 // or moved, a daemon-wide key) is logged as needing a restart.
 void reload_policies(int argc, const char* const* argv, const ModelSet& models,
-                     const Config& running, Batcher& batcher);
+                     const Config& running, Dispatcher& dispatcher);
 
 }  // namespace coproc::daemon

@@ -1,6 +1,6 @@
 // fuzz_request: the bytes of one submission-ring slot through the daemon's admission
-// (parse_request, daemon/ingest/request.h) and, when it is admitted, through what the batcher does
-// with a request it runs alone (Batcher::run_single): prepare a plan for the request's shapes,
+// (parse_request, daemon/ingest/request.h) and, when it is admitted, through what the infer executor does
+// with a request it runs alone (InferExecutor::run_one): prepare a plan for the request's shapes,
 // check the output capacity, run the model zero-copy on the client's arena.
 //
 // The fixture is the daemon's own: a real ClientSession (memfd segment, a kArenaBytes arena) and
@@ -180,7 +180,7 @@ void check_refusal(const Rejection& r, const uint8_t* data, std::size_t size) {
   }
 }
 
-// What Batcher::run_single does with an admitted request.
+// What InferExecutor::run_one does with an admitted request.
 void run_alone(Fixture& f, WorkItem& w) {
   const uint32_t id = w.model->id;
   if (!f.sessions[id] || ++f.prepares[id] > kPreparesPerSession) {
