@@ -9,6 +9,16 @@
 
 #include "client_impl.h"
 
+// coproc.h writes coproc_status out, so that the header stays self-contained for its users; here
+// every enumerator is checked against the status table (coproc/base/status.def), which names the
+// success status COPROC_ERR_OK as it names every other one.
+#define COPROC_ERR_OK COPROC_OK
+#define COPROC_STATUS(Name, value, UPPER_NAME, snake_name) \
+  static_assert(COPROC_ERR_##UPPER_NAME == (value), "coproc.h: COPROC_ERR_" #UPPER_NAME " differs from status.def");
+#define COPROC_CLIENT_STATUS(value, UPPER_NAME) \
+  static_assert(COPROC_ERR_##UPPER_NAME == (value), "coproc.h: COPROC_ERR_" #UPPER_NAME " differs from status.def");
+#include "coproc/base/status.def"
+
 namespace {
 
 thread_local std::string t_last_error;
@@ -331,24 +341,13 @@ coproc_status coproc_infer(coproc_client* client, const coproc_model* model,
 
 const char* coproc_strerror(coproc_status status) {
   switch (status) {
-    case COPROC_OK: return "OK";
-    case COPROC_ERR_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case COPROC_ERR_NOT_FOUND: return "NOT_FOUND";
-    case COPROC_ERR_DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case COPROC_ERR_RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case COPROC_ERR_CANCELLED: return "CANCELLED";
-    case COPROC_ERR_INTERNAL: return "INTERNAL";
-    case COPROC_ERR_UNAVAILABLE: return "UNAVAILABLE";
-    case COPROC_ERR_PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case COPROC_ERR_UNSUPPORTED: return "UNSUPPORTED";
-    case COPROC_ERR_BAD_MODEL: return "BAD_MODEL";
-    case COPROC_ERR_DAEMON_GONE: return "DAEMON_GONE";
-    case COPROC_ERR_TIMEOUT: return "TIMEOUT";
-    case COPROC_ERR_WOULD_BLOCK: return "WOULD_BLOCK";
-    case COPROC_ERR_VERSION_MISMATCH: return "VERSION_MISMATCH";
-    case COPROC_ERR_CONNECT: return "CONNECT";
-    case COPROC_ERR_NO_MEMORY: return "NO_MEMORY";
-    case COPROC_ERR_IN_FLIGHT: return "IN_FLIGHT";
+#define COPROC_STATUS(Name, value, UPPER_NAME, snake_name) \
+  case COPROC_ERR_##UPPER_NAME:                            \
+    return #UPPER_NAME;
+#define COPROC_CLIENT_STATUS(value, UPPER_NAME) \
+  case COPROC_ERR_##UPPER_NAME:                 \
+    return #UPPER_NAME;
+#include "coproc/base/status.def"
   }
   return "UNKNOWN_STATUS";
 }

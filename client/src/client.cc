@@ -12,6 +12,7 @@
 #include "client_impl.h"
 #include "coproc/coproc_generated.h"
 #include "coproc/ring/wait.h"
+#include "coproc/status.h"
 
 namespace {
 
@@ -259,7 +260,7 @@ void coproc_client::drain_locked(bool signal) {
         r.state.load(std::memory_order_relaxed) != static_cast<uint32_t>(RequestState::kInFlight)) {
       continue;  // a late completion of a released request
     }
-    r.status = static_cast<coproc_status>(c->status());
+    r.status = static_cast<coproc_status>(c->status());  // same values: coproc/status.h, c_api.cc
     if (c->message()) r.message = c->message()->str();
     if (const auto* shapes = c->output_shapes()) {
       uint32_t count = std::min<uint32_t>(shapes->size(), coproc::client::kMaxTensorsPerRequest);
