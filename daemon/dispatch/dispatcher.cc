@@ -102,10 +102,7 @@ Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::
     states_.push_back(std::move(state));
     wire::ModelStats& settings = stats(m.id, 0);
     settings.gpu_from_batch.store(m.gpu_from_batch, std::memory_order_relaxed);
-    const wire::DeviceMode mode = m.device == "gpu"    ? wire::DeviceMode::kGpu
-                                  : m.device == "auto" ? wire::DeviceMode::kAuto
-                                                       : wire::DeviceMode::kCpu;
-    settings.device_mode.store(static_cast<uint64_t>(mode), std::memory_order_relaxed);
+    settings.device_mode.store(static_cast<uint64_t>(to_wire(m.device)), std::memory_order_relaxed);
   }
   poller_state_ = make_thread_state(0);
 }

@@ -10,12 +10,26 @@
 #include <vector>
 
 #include "config/config.h"
-#include "device/opencl/cl_session.h"
 #include "coproc/runtime/model.h"
+#include "coproc/segment.h"
+#include "device/opencl/cl_session.h"
 
 namespace coproc::daemon {
 
-// One batch size's run times on both devices, measured at load for device "auto".
+// The stats page's spelling of a model's device (segment.h DeviceMode).
+constexpr wire::DeviceMode to_wire(DeviceMode device) {
+  switch (device) {
+    case DeviceMode::kCpu:
+      return wire::DeviceMode::kCpu;
+    case DeviceMode::kGpu:
+      return wire::DeviceMode::kGpu;
+    case DeviceMode::kAuto:
+      return wire::DeviceMode::kAuto;
+  }
+  return wire::DeviceMode::kCpu;
+}
+
+// One batch size's run times on both devices, measured at load for device auto.
 struct DeviceTiming {
   uint32_t batch = 0;
   int64_t cpu_ns = 0;
@@ -27,8 +41,9 @@ struct LoadedModel {
   std::string name;
   std::shared_ptr<const runtime::Model> model;
   int64_t batch1_exec_ns = 0;  // on the CPU, measured at load (best of a few runs)
-  std::string device = "cpu";  // as configured: cpu, gpu or auto
+  DeviceMode device = DeviceMode::kCpu;  // as configured
   uint32_t max_batch = 0;      // batching.max_batch as configured at start (model table)
+
   // The weights on the OpenCL device (gpu and auto, when there is a device), else null.
   std::shared_ptr<const runtime::ClModel> cl;
   // Batches of at least this many rows run on the OpenCL device; 0: none do.
