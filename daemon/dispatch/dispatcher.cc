@@ -96,9 +96,7 @@ Batcher::Batcher(const ModelSet& models, Registry& registry, std::vector<sched::
     state->chunkable = chunkable;
     state->input_dim1 = input_dim1;
     state->output_dim1 = output_dim1;
-    for (std::size_t i = 0; i < input_dim1.size() && state->length_input < 0; ++i) {
-      if (input_dim1[i]) state->length_input = static_cast<int>(i);
-    }
+    state->length_input = m.length_input;
     states_.push_back(std::move(state));
     wire::ModelStats& settings = stats(m.id, 0);
     settings.gpu_from_batch.store(m.gpu_from_batch, std::memory_order_relaxed);

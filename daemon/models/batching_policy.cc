@@ -60,9 +60,7 @@ Result<std::vector<sched::Policy>> policies_for(const ModelSet& models, const Co
       if (mc.name == m.name) found = &mc;
     }
     sched::Policy p = to_policy(found ? found->batching : BatchingConfig{});
-    bool variable_length = false;
-    for (const auto& spec : m.model->inputs()) variable_length |= spec.dims.size() >= 2 && spec.dims[1] < 0;
-    if (p.memory_limit_bytes > 0 && variable_length && p.length_buckets.empty()) {
+    if (p.memory_limit_bytes > 0 && m.variable_length() && p.length_buckets.empty()) {
       return make_error(ErrorCode::kInvalidArgument,
                         "model '" + m.name + "': memory_limit needs length_buckets (its dim 1 varies, "
                         "and the cap is estimated at a bucket's padded length)");

@@ -109,6 +109,15 @@ Status measure_devices(LoadedModel& m, const BatchingConfig& batching) {
   return {};
 }
 
+// The first input whose dim 1 is dynamic (LoadedModel::length_input); -1 if none is.
+int length_input_of(const runtime::Model& model) {
+  const auto& inputs = model.inputs();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].dims.size() >= 2 && inputs[i].dims[1] < 0) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 kernels::opencl::Selector selector_of(const Config& config) {
   kernels::opencl::Selector s;
   const auto digits = [](const std::string& v) {
@@ -170,6 +179,7 @@ Result<ModelSet> ModelSet::load(const Config& config) {
     loaded.batch1_exec_ns = cost.value();
     loaded.device = cfg.device;
     loaded.max_batch = cfg.batching.max_batch;
+    loaded.length_input = length_input_of(*loaded.model);
     if (wants_gpu) {
       if (!device_tried) {
         device_tried = true;

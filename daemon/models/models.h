@@ -16,6 +16,11 @@
 
 namespace coproc::daemon {
 
+// What a model does with a request, which decides the executor that runs it. Every model
+// served today is an ONNX graph run on batches of rows (fb::RequestKind::Infer); generation
+// (RequestKind::Generate, runtime/llm) is the next kind.
+enum class ModelKind : uint8_t { kInfer };
+
 // The stats page's spelling of a model's device (segment.h DeviceMode).
 constexpr wire::DeviceMode to_wire(DeviceMode device) {
   switch (device) {
@@ -39,11 +44,15 @@ struct DeviceTiming {
 struct LoadedModel {
   uint32_t id = 0;
   std::string name;
+  ModelKind kind = ModelKind::kInfer;
   std::shared_ptr<const runtime::Model> model;
   int64_t batch1_exec_ns = 0;  // on the CPU, measured at load (best of a few runs)
   DeviceMode device = DeviceMode::kCpu;  // as configured
   uint32_t max_batch = 0;      // batching.max_batch as configured at start (model table)
-
+  // The variable-length dim is dim 1 of an input whose dim 1 is dynamic (a sequence); this is
+  // the first such input, whose dim 1 is a request's length (length buckets, padding); -1:
+  // the model has none.
+  int length_input = -1;
   // The weights on the OpenCL device (gpu and auto, when there is a device), else null.
   std::shared_ptr<const runtime::ClModel> cl;
   // Batches of at least this many rows run on the OpenCL device; 0: none do.
@@ -53,6 +62,7 @@ struct LoadedModel {
   bool on_gpu(int64_t rows) const {
     return cl != nullptr && gpu_from_batch != 0 && rows >= int64_t{gpu_from_batch};
   }
+  bool variable_length() const { return length_input >= 0; }
 };
 
 // The NUMA node of the OpenCL device the config selects, when a model runs on gpu or auto and
