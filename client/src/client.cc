@@ -468,8 +468,9 @@ coproc_status coproc_client::cancel_after_timeout(coproc_request& request, std::
   const coproc_status after = wait(request, kCancelGraceNs, &grace_message);
   if (after == COPROC_ERR_TIMEOUT) {
     abandon(request);
-    *message += "; the cancelled request had not completed 100 ms later: its outputs may still "
-                "be written once";
+    *message +=
+        "; the cancelled request had not completed 100 ms later: its outputs may still "
+        "be written once";
     return COPROC_ERR_IN_FLIGHT;
   }
   if (after == COPROC_ERR_DAEMON_GONE) {

@@ -89,12 +89,14 @@ constexpr std::optional<E> enum_from_word(std::string_view word) {
 // How requests to one model are queued and batched ([[model]] keys). The
 // scheduler's semantics are documented in scheduler/model_scheduler.h.
 struct BatchingConfig {
-  BatchMode mode = BatchMode::kDynamic;  // mode: fixed | dynamic | adaptive ("continuous" is refused)
+  // mode: fixed | dynamic | adaptive ("continuous" is refused)
+  BatchMode mode = BatchMode::kDynamic;
   uint32_t max_batch = 32;            // max_batch: rows per batch, [1, 4096]
   uint32_t min_batch = 1;             // min_batch: [1, max_batch]
   uint32_t max_wait_us = 1000;        // max_wait_us: [0, 10000000]
   std::vector<uint32_t> preferred_batch_sizes;  // ascending, each in [1, max_batch]
-  BatchTarget target = BatchTarget::kBalanced;  // target (adaptive): latency | throughput | balanced
+  // target (adaptive): latency | throughput | balanced
+  BatchTarget target = BatchTarget::kBalanced;
   uint32_t p99_goal_us = 5000;        // p99_goal_us (adaptive, balanced): [1, 60000000]
   uint32_t queue_limit = 1024;        // queue_limit: requests queued, [1, 1000000]
   uint32_t timeout_ms = 0;            // timeout_ms: default deadline, 0 = none, [0, 3600000]

@@ -52,7 +52,8 @@ constexpr ChoiceField<typename MemberOf<decltype(Field)>::Struct> choice_field()
 // "fixed|dynamic|adaptive": the words as refusals and --help list them.
 std::string word_list(std::span<const std::string_view> words);
 // The index of `word` in `words`; nullopt if it is none of them.
-std::optional<std::size_t> find_word(std::span<const std::string_view> words, std::string_view word);
+std::optional<std::size_t> find_word(std::span<const std::string_view> words,
+                                     std::string_view word);
 
 enum class Kind {
   kInteger,     // a TOML integer; a flag's text must read as one

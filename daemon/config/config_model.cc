@@ -113,10 +113,11 @@ Status assign(const ModelKey& k, const std::string& name, const toml::node& node
     }
     case Type::kChoice: {
       const auto* s = node.as_string();
-      const std::optional<std::size_t> word = s ? find_word(k.choice.words, s->get()) : std::nullopt;
+      const std::optional<std::size_t> word =
+          s ? find_word(k.choice.words, s->get()) : std::nullopt;
       if (!word) {
-        return invalid(fmt::format("{} = {} must be one of {}", name, shown(node),
-                                   word_list(k.choice.words)));
+        return invalid(
+            fmt::format("{} = {} must be one of {}", name, shown(node), word_list(k.choice.words)));
       }
       k.choice.set(b, *word);
       return {};
@@ -183,7 +184,8 @@ Status apply_models(const toml::node& node, std::string_view source, const fs::p
       }
       if (key.str() == "device") {
         const auto* s = value.as_string();
-        const std::optional<DeviceMode> device = s ? enum_from_word<DeviceMode>(s->get()) : std::nullopt;
+        const std::optional<DeviceMode> device =
+            s ? enum_from_word<DeviceMode>(s->get()) : std::nullopt;
         if (!device) {
           return invalid(fmt::format("{} = {} must be one of {}", name, shown(value),
                                      word_list(EnumWords<DeviceMode>::kWords)));
@@ -237,8 +239,8 @@ Status apply_model_device_flag(const std::string& spec, Config& c) {
   const std::optional<DeviceMode> device =
       eq == std::string::npos ? std::nullopt : enum_from_word<DeviceMode>(spec.substr(eq + 1));
   if (!device) {
-    return invalid(fmt::format("--model-device = {} must be NAME=DEVICE with DEVICE one of {}", spec,
-                               word_list(EnumWords<DeviceMode>::kWords)));
+    return invalid(fmt::format("--model-device = {} must be NAME=DEVICE with DEVICE one of {}",
+                               spec, word_list(EnumWords<DeviceMode>::kWords)));
   }
   ModelConfig* m = find_model(c, name);
   if (m == nullptr) {
@@ -253,9 +255,9 @@ std::string describe_models(const Config& c) {
   for (const ModelConfig& m : c.models) {
     const BatchingConfig& b = m.batching;
     text += fmt::format(
-        "model.{} = {:?} (device {}, mode {}, max_batch {}, min_batch {}, max_wait_us {}, preferred [{}], "
-        "target {}, p99_goal_us {}, queue_limit {}, timeout_ms {}, aging_ms {}, length_buckets "
-        "[{}], memory_limit {})\n",
+        "model.{} = {:?} (device {}, mode {}, max_batch {}, min_batch {}, max_wait_us {}, "
+        "preferred [{}], target {}, p99_goal_us {}, queue_limit {}, timeout_ms {}, aging_ms {}, "
+        "length_buckets [{}], memory_limit {})\n",
         m.name, m.path, name_of(m.device), name_of(b.mode), b.max_batch, b.min_batch, b.max_wait_us,
         fmt::join(b.preferred_batch_sizes, ", "), name_of(b.target), b.p99_goal_us, b.queue_limit,
         b.timeout_ms, b.aging_ms, fmt::join(b.length_buckets, ", "), b.memory_limit_bytes);

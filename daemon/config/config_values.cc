@@ -60,7 +60,8 @@ std::optional<uint64_t> parse_size(std::string_view s) {
   return std::nullopt;
 }
 
-std::optional<std::size_t> find_word(std::span<const std::string_view> words, std::string_view word) {
+std::optional<std::size_t> find_word(std::span<const std::string_view> words,
+                                     std::string_view word) {
   for (std::size_t i = 0; i < words.size(); ++i) {
     if (words[i] == word) return i;
   }
@@ -214,7 +215,8 @@ Status assign(const KeySpec& k, const Input& in, Config& c) {
       return {};
     }
     case Kind::kChoice: {
-      const std::optional<std::size_t> word = in.text ? find_word(k.choice.words, *in.text) : std::nullopt;
+      const std::optional<std::size_t> word =
+          in.text ? find_word(k.choice.words, *in.text) : std::nullopt;
       if (!word) return bad_value(in, "must be " + allowed(k));
       k.choice.set(c, *word);
       return {};

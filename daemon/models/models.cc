@@ -139,8 +139,9 @@ kernels::opencl::Selector selector_of(const Config& config) {
 }  // namespace
 
 int gpu_numa_node(const Config& config) {
-  const bool uses_gpu = std::any_of(config.models.begin(), config.models.end(),
-                                    [](const ModelConfig& m) { return m.device != DeviceMode::kCpu; });
+  const bool uses_gpu =
+      std::any_of(config.models.begin(), config.models.end(),
+                  [](const ModelConfig& m) { return m.device != DeviceMode::kCpu; });
   if (!uses_gpu) return -1;
   const auto devices = kernels::opencl::list_devices();
   const int found = kernels::opencl::find_device(devices, selector_of(config), nullptr);
@@ -216,11 +217,12 @@ Result<ModelSet> ModelSet::load(const Config& config) {
         return fail(s.error(), " failed while timing the devices");
       }
     }
-    spdlog::info("model '{}' loaded from {}: {} inputs, {} outputs, {} weight bytes, batch-1 run "
-                 "{} ns on the CPU, device {}",
-                 loaded.name, cfg.path, loaded.model->inputs().size(),
-                 loaded.model->outputs().size(), loaded.model->weight_bytes(),
-                 loaded.batch1_exec_ns, name_of(loaded.cl != nullptr ? cfg.device : DeviceMode::kCpu));
+    spdlog::info(
+        "model '{}' loaded from {}: {} inputs, {} outputs, {} weight bytes, batch-1 run "
+        "{} ns on the CPU, device {}",
+        loaded.name, cfg.path, loaded.model->inputs().size(), loaded.model->outputs().size(),
+        loaded.model->weight_bytes(), loaded.batch1_exec_ns,
+        name_of(loaded.cl != nullptr ? cfg.device : DeviceMode::kCpu));
     set.models_.push_back(std::move(loaded));
   }
   if (!on_cpu_instead.empty()) {

@@ -12,8 +12,8 @@
 
 namespace coproc::wire {
 
-#define COPROC_STATUS(Name, value, UPPER_NAME, snake_name)                   \
-  static_assert(static_cast<int>(fb::Status::Name) == (value),               \
+#define COPROC_STATUS(Name, value, UPPER_NAME, snake_name)     \
+  static_assert(static_cast<int>(fb::Status::Name) == (value), \
                 "coproc.fbs: Status::" #Name " differs from status.def");
 #include "coproc/base/status.def"
 static_assert(static_cast<uint32_t>(fb::Status::MAX) + 1 == kStatusCount,

@@ -36,7 +36,8 @@ constexpr bool status_values_are_dense() {
 #include "coproc/base/status.def"
   return dense;
 }
-static_assert(status_values_are_dense(), "status.def: wire statuses must be numbered 0, 1, 2, ... in order");
+static_assert(status_values_are_dense(),
+              "status.def: wire statuses must be numbered 0, 1, 2, ... in order");
 }  // namespace detail
 
 // "INVALID_ARGUMENT": the status table's UPPER_NAME; "UNKNOWN" for a value outside it.

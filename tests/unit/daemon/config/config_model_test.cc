@@ -94,12 +94,14 @@ TEST(ConfigModel, shouldParseTheDeviceAsAnEnumDefaultingToCpu) {
 }
 
 TEST(ConfigModel, shouldRefuseAnUnknownDeviceNamingKeyValueAndChoices) {
-  EXPECT_EQ(error_of("device = \"tpu\""), "config: model[0].device = \"tpu\" must be one of cpu|gpu|auto");
+  EXPECT_EQ(error_of("device = \"tpu\""),
+            "config: model[0].device = \"tpu\" must be one of cpu|gpu|auto");
   EXPECT_EQ(error_of("device = 1"), "config: model[0].device = 1 must be one of cpu|gpu|auto");
 }
 
 TEST(ConfigModel, shouldSetTheDeviceFromTheFlagAndRefuseAnUnknownOne) {
-  const char* good[] = {"coprocd", "--config", COPROC_TEST_MODEL_CONFIG, "--model-device", "m=auto"};
+  const char* good[] = {"coprocd", "--config", COPROC_TEST_MODEL_CONFIG, "--model-device",
+                        "m=auto"};
   const char* bad[] = {"coprocd", "--config", COPROC_TEST_MODEL_CONFIG, "--model-device", "m=tpu"};
   std::string out;
   auto c = parse_command_line(5, good, &out);
