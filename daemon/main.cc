@@ -27,6 +27,25 @@
 namespace {
 constexpr int kExitBadConfig = 2;
 constexpr int kExitStartFailed = 1;
+
+spdlog::level::level_enum spdlog_level(coproc::daemon::LogLevel level) {
+  using coproc::daemon::LogLevel;
+  switch (level) {
+    case LogLevel::kTrace:
+      return spdlog::level::trace;
+    case LogLevel::kDebug:
+      return spdlog::level::debug;
+    case LogLevel::kInfo:
+      return spdlog::level::info;
+    case LogLevel::kWarn:
+      return spdlog::level::warn;
+    case LogLevel::kError:
+      return spdlog::level::err;
+    case LogLevel::kOff:
+      return spdlog::level::off;
+  }
+  return spdlog::level::info;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -45,7 +64,7 @@ int main(int argc, char** argv) {
 
   auto logger = spdlog::stderr_color_mt("coprocd");
   spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  spdlog::set_level(spdlog_level(config.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ coprocd: %v");
   spdlog::info("starting with:\n{}", describe(config));
   ::signal(SIGPIPE, SIG_IGN);

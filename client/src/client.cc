@@ -12,6 +12,7 @@
 #include "client_impl.h"
 #include "coproc/coproc_generated.h"
 #include "coproc/ring/wait.h"
+#include "coproc/status.h"
 
 namespace {
 
@@ -22,6 +23,9 @@ using coproc::client::RequestState;
 constexpr int64_t kWaitSliceNs = 10'000'000;
 constexpr size_t kArenaAlignment = 64;
 constexpr const char* kDaemonGone = "the daemon is gone (its control socket closed)";
+// How long coproc_infer waits for a request it cancelled after its timeout.
+constexpr int64_t kCancelGraceNs = 100'000'000;
+constexpr const char* kStillInFlight = "request still in flight";
 
 bool is_done(const coproc_request& r) {
   // acquire: pairs with the drainer's release store in drain_completions(),
@@ -259,7 +263,7 @@ void coproc_client::drain_locked(bool signal) {
         r.state.load(std::memory_order_relaxed) != static_cast<uint32_t>(RequestState::kInFlight)) {
       continue;  // a late completion of a released request
     }
-    r.status = static_cast<coproc_status>(c->status());
+    r.status = static_cast<coproc_status>(c->status());  // same values: coproc/status.h, c_api.cc
     if (c->message()) r.message = c->message()->str();
     if (const auto* shapes = c->output_shapes()) {
       uint32_t count = std::min<uint32_t>(shapes->size(), coproc::client::kMaxTensorsPerRequest);
@@ -427,6 +431,100 @@ void coproc_client::abandon(coproc_request& request) {
   if (request.state.load(std::memory_order_seq_cst) == static_cast<uint32_t>(RequestState::kDone)) {
     release_locked(request);
   }
+}
+
+coproc_status coproc_client::infer(const coproc_model& model, const coproc_tensor* inputs,
+                                   size_t n_inputs, coproc_tensor* outputs, size_t n_outputs,
+                                   int64_t timeout_ns, std::string* message) {
+  coproc_submit_options options;
+  coproc_submit_options_init(&options);
+  coproc_request* request = nullptr;
+  coproc_status s = submit(model, inputs, n_inputs, outputs, n_outputs, options, &request, message);
+  if (s != COPROC_OK) return s;
+  s = wait(*request, timeout_ns, message);
+  if (s == COPROC_ERR_TIMEOUT) return cancel_after_timeout(*request, message);
+  if (s == COPROC_ERR_DAEMON_GONE) {
+    abandon(*request);
+    return s;
+  }
+  if (s == COPROC_OK) {
+    std::string unused;  // a completed, OK request has every shape
+    for (size_t i = 0; i < n_outputs; ++i) {
+      output_shape(*request, i, &outputs[i].rank, outputs[i].shape, &unused);
+    }
+  }
+  std::string unused;  // the request is done: releasing it cannot fail
+  release(*request, &unused);
+  return s;
+}
+
+// Cancel it and give it a short grace to complete, so its buffers are normally no longer
+// written after we return; if even that runs out, it is abandoned (freed when its completion
+// arrives), never waited on without bound. *message holds the timeout's message on entry.
+coproc_status coproc_client::cancel_after_timeout(coproc_request& request, std::string* message) {
+  std::string unused;  // a cancel that cannot be sent shows as the grace's outcome
+  cancel(request, &unused);
+  std::string grace_message;
+  const coproc_status after = wait(request, kCancelGraceNs, &grace_message);
+  if (after == COPROC_ERR_TIMEOUT) {
+    abandon(request);
+    *message +=
+        "; the cancelled request had not completed 100 ms later: its outputs may still "
+        "be written once";
+    return COPROC_ERR_IN_FLIGHT;
+  }
+  if (after == COPROC_ERR_DAEMON_GONE) {
+    abandon(request);
+    *message = std::move(grace_message);
+    return after;
+  }
+  release(request, &unused);  // done: cannot fail
+  return COPROC_ERR_TIMEOUT;
+}
+
+bool coproc_client::completed(const coproc_request& request) {
+  if (is_done(request)) return true;
+  drain_completions();
+  return is_done(request);
+}
+
+coproc_status coproc_client::output_shape(const coproc_request& request, size_t index,
+                                          int32_t* out_rank, int64_t out_shape[COPROC_MAX_RANK],
+                                          std::string* message) {
+  if (!completed(request)) {
+    *message = kStillInFlight;
+    return COPROC_ERR_IN_FLIGHT;
+  }
+  if (request.status != COPROC_OK) {
+    *message = request.message;
+    return request.status;
+  }
+  if (index >= request.n_outputs) {
+    *message = "output index " + std::to_string(index) + " out of range";
+    return COPROC_ERR_NOT_FOUND;
+  }
+  *out_rank = request.output_rank[index];
+  for (int32_t d = 0; d < COPROC_MAX_RANK; ++d) {
+    out_shape[d] = d < *out_rank ? request.output_shape[index][d] : 0;
+  }
+  return COPROC_OK;
+}
+
+coproc_status coproc_client::timing(const coproc_request& request, coproc_timing* out,
+                                    std::string* message) {
+  if (!is_done(request)) {
+    *message = kStillInFlight;
+    return COPROC_ERR_IN_FLIGHT;
+  }
+  *out = request.timing;
+  return COPROC_OK;
+}
+
+coproc_model* coproc_client::find_model(std::string_view name) {
+  for (auto& m : models_) {
+    if (m->name == name) return m.get();
+  }
+  return nullptr;
 }
 
 coproc_status coproc_client::alloc(size_t bytes, void** out, std::string* message) {

@@ -53,6 +53,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -145,6 +146,23 @@ struct coproc_client {
   // Gives up on an in-flight request (its caller stops waiting): it is freed
   // when its completion arrives, or now if it already has.
   void abandon(coproc_request& request);
+  // coproc_infer: submit, wait, read the output shapes into `outputs`, release. On a timeout
+  // the request is cancelled and given a short grace to complete, so that its buffers are
+  // normally no longer written once this returns; if even that runs out, it is abandoned and
+  // the answer is COPROC_ERR_IN_FLIGHT. Never leaves a request for the caller to release.
+  coproc_status infer(const coproc_model& model, const coproc_tensor* inputs, size_t n_inputs,
+                      coproc_tensor* outputs, size_t n_outputs, int64_t timeout_ns,
+                      std::string* message);
+  // Whether the request's completion has been read, reading the completion ring first if no
+  // other thread is draining it (never waits).
+  bool completed(const coproc_request& request);
+  // The shape of output `index` of a completed request (zeros past its rank).
+  coproc_status output_shape(const coproc_request& request, size_t index, int32_t* out_rank,
+                             int64_t out_shape[COPROC_MAX_RANK], std::string* message);
+  // The timing of a completed request, as its completion was read (no refresh).
+  coproc_status timing(const coproc_request& request, coproc_timing* out, std::string* message);
+  // The model of that name; null if the daemon serves none.
+  coproc_model* find_model(std::string_view name);
 
   coproc_status alloc(size_t bytes, void** out, std::string* message);
   coproc_status free(void* ptr, std::string* message);
@@ -178,6 +196,8 @@ struct coproc_client {
   void signal_event_fd();
   void reset_event_fd();
   void release_locked(coproc_request& request);  // caller holds submit_mu_; idempotent
+  // infer() after its wait ran out: cancel, wait out the grace, release or abandon.
+  coproc_status cancel_after_timeout(coproc_request& request, std::string* message);
   void build_template(const coproc_model& model, const coproc_tensor* inputs, size_t n_inputs,
                       const coproc_tensor* outputs, size_t n_outputs);
   coproc_status push_message(const flatbuffers::FlatBufferBuilder& fbb, std::string* message);

@@ -2,8 +2,9 @@
 // it, parsed once at start into typed, bounded fields.
 //
 // Contract:
-//   - Every key has its type and bounds written once, in the key table in
-//     config.cc; the file and the flags are checked against the same entry.
+//   - Every key has its type and bounds written once, in the key table
+//     (config_keys.cc; a model's keys in config_model.cc); the file and the
+//     flags are checked against the same entry.
 //   - A bad value is refused, never clamped or ignored: the Error
 //     (ErrorCode::kInvalidArgument) names the key as the user wrote it
 //     ("poller.spin_us" or "--poller-spin-us"), the offending value and the
@@ -11,8 +12,14 @@
 //     typo cannot silently fall back to a default.
 //   - Checks that need the machine (does NUMA node 3 exist, can the model be
 //     loaded) are not made here; they belong to start-up.
+//   - A key whose value is one of a few words (daemon.log_level, a model's
+//     device, mode and target) is an enum from parsing on; its words, in
+//     EnumWords below, are the only spelling of it, for the parser, the
+//     refusals, describe() and the logs alike.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,15 +31,72 @@
 
 namespace coproc::daemon {
 
+// daemon.log_level.
+enum class LogLevel : uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kOff };
+// A model's device: the CPU, the OpenCL device, or both, each batch on the one measured faster
+// for its size at load.
+enum class DeviceMode : uint8_t { kCpu, kGpu, kAuto };
+// A model's batching mode (scheduler/model_scheduler.h). kContinuous is the word reserved for
+// generation: it parses, so that the refusal can say so, and no accepted Config holds it.
+enum class BatchMode : uint8_t { kFixed, kDynamic, kAdaptive, kContinuous };
+// What an adaptive model's batching aims at.
+enum class BatchTarget : uint8_t { kLatency, kThroughput, kBalanced };
+
+// The words of an enum-valued key, indexed by the enum's value (0, 1, 2, ... in order).
+template <class E>
+struct EnumWords;
+template <>
+struct EnumWords<LogLevel> {
+  static constexpr std::array<std::string_view, 6> kWords = {"trace", "debug", "info",
+                                                             "warn",  "error", "off"};
+};
+template <>
+struct EnumWords<DeviceMode> {
+  static constexpr std::array<std::string_view, 3> kWords = {"cpu", "gpu", "auto"};
+};
+template <>
+struct EnumWords<BatchMode> {
+  static constexpr std::array<std::string_view, 4> kWords = {"fixed", "dynamic", "adaptive",
+                                                             "continuous"};
+};
+template <>
+struct EnumWords<BatchTarget> {
+  static constexpr std::array<std::string_view, 3> kWords = {"latency", "throughput", "balanced"};
+};
+static_assert(EnumWords<LogLevel>::kWords.size() == std::size_t(LogLevel::kOff) + 1);
+static_assert(EnumWords<DeviceMode>::kWords.size() == std::size_t(DeviceMode::kAuto) + 1);
+static_assert(EnumWords<BatchMode>::kWords.size() == std::size_t(BatchMode::kContinuous) + 1);
+static_assert(EnumWords<BatchTarget>::kWords.size() == std::size_t(BatchTarget::kBalanced) + 1);
+
+// The word for a value, for logs and stats ("unknown" for a value no word names).
+template <class E>
+constexpr std::string_view name_of(E value) {
+  const auto& words = EnumWords<E>::kWords;
+  const auto i = static_cast<std::size_t>(value);
+  return i < words.size() ? words[i] : std::string_view("unknown");
+}
+
+// The value a word names; nullopt for any other word (the parser refuses it).
+template <class E>
+constexpr std::optional<E> enum_from_word(std::string_view word) {
+  const auto& words = EnumWords<E>::kWords;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (words[i] == word) return static_cast<E>(i);
+  }
+  return std::nullopt;
+}
+
 // How requests to one model are queued and batched ([[model]] keys). The
 // scheduler's semantics are documented in scheduler/model_scheduler.h.
 struct BatchingConfig {
-  std::string mode = "dynamic";       // mode: fixed | dynamic | adaptive ("continuous" is refused)
+  // mode: fixed | dynamic | adaptive ("continuous" is refused)
+  BatchMode mode = BatchMode::kDynamic;
   uint32_t max_batch = 32;            // max_batch: rows per batch, [1, 4096]
   uint32_t min_batch = 1;             // min_batch: [1, max_batch]
   uint32_t max_wait_us = 1000;        // max_wait_us: [0, 10000000]
   std::vector<uint32_t> preferred_batch_sizes;  // ascending, each in [1, max_batch]
-  std::string target = "balanced";    // target (adaptive): latency | throughput | balanced
+  // target (adaptive): latency | throughput | balanced
+  BatchTarget target = BatchTarget::kBalanced;
   uint32_t p99_goal_us = 5000;        // p99_goal_us (adaptive, balanced): [1, 60000000]
   uint32_t queue_limit = 1024;        // queue_limit: requests queued, [1, 1000000]
   uint32_t timeout_ms = 0;            // timeout_ms: default deadline, 0 = none, [0, 3600000]
@@ -46,7 +110,7 @@ struct ModelConfig {
   std::string path;  // non-empty; a relative path in the file is resolved against the file's folder
   // device: cpu | gpu (the OpenCL device) | auto (both, each batch on the one measured faster
   // for its size at load). Changing it needs a restart.
-  std::string device = "cpu";
+  DeviceMode device = DeviceMode::kCpu;
   BatchingConfig batching;
 };
 
@@ -56,7 +120,7 @@ struct Config {
   std::string socket_path;
   bool numa_auto = true;           // daemon.numa_node = "auto"
   int numa_node = -1;              // daemon.numa_node = N, in [0, 1023]; -1 while numa_auto
-  std::string log_level = "info";  // daemon.log_level: trace|debug|info|warn|error|off
+  LogLevel log_level = LogLevel::kInfo;  // daemon.log_level: trace|debug|info|warn|error|off
   uint32_t poller_spin_us = 50;    // poller.spin_us: spin this long, then sleep on the doorbell
   uint32_t inline_max_us = 200;    // executor.inline_max_us: shorter runs stay on the poller
   uint32_t cpu_threads = 1;        // executor.cpu_threads: OpenBLAS threads

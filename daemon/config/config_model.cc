@@ -18,11 +18,6 @@ namespace fs = std::filesystem;
 
 constexpr size_t kMaxModelNameChars = 63;
 constexpr std::string_view kModelNameRule = "1-63 characters of [A-Za-z0-9_.-]";
-constexpr std::string_view kDevices = "cpu|gpu|auto";
-
-bool valid_device(std::string_view device) {
-  return device == "cpu" || device == "gpu" || device == "auto";
-}
 
 enum class Type { kInteger, kSize, kChoice, kIntegerList };
 
@@ -31,25 +26,22 @@ struct ModelKey {
   Type type;
   uint64_t min = 0;
   uint64_t max = 0;
-  std::string_view choices{};
+  ChoiceField<BatchingConfig> choice{};
   uint32_t BatchingConfig::*u32 = nullptr;
   uint64_t BatchingConfig::*u64 = nullptr;
-  std::string BatchingConfig::*text = nullptr;
   std::vector<uint32_t> BatchingConfig::*u32_list = nullptr;
   std::vector<int64_t> BatchingConfig::*i64_list = nullptr;
 };
 
 // clang-format off
 constexpr ModelKey kModelKeys[] = {
-    {.key = "mode", .type = Type::kChoice, .choices = "fixed|dynamic|adaptive|continuous",
-     .text = &BatchingConfig::mode},
+    {.key = "mode", .type = Type::kChoice, .choice = choice_field<&BatchingConfig::mode>()},
     {.key = "max_batch", .type = Type::kInteger, .min = 1, .max = 4096, .u32 = &BatchingConfig::max_batch},
     {.key = "min_batch", .type = Type::kInteger, .min = 1, .max = 4096, .u32 = &BatchingConfig::min_batch},
     {.key = "max_wait_us", .type = Type::kInteger, .max = 10'000'000, .u32 = &BatchingConfig::max_wait_us},
     {.key = "preferred_batch_sizes", .type = Type::kIntegerList, .min = 1, .max = 4096,
      .u32_list = &BatchingConfig::preferred_batch_sizes},
-    {.key = "target", .type = Type::kChoice, .choices = "latency|throughput|balanced",
-     .text = &BatchingConfig::target},
+    {.key = "target", .type = Type::kChoice, .choice = choice_field<&BatchingConfig::target>()},
     {.key = "p99_goal_us", .type = Type::kInteger, .min = 1, .max = 60'000'000, .u32 = &BatchingConfig::p99_goal_us},
     {.key = "queue_limit", .type = Type::kInteger, .min = 1, .max = 1'000'000, .u32 = &BatchingConfig::queue_limit},
     {.key = "timeout_ms", .type = Type::kInteger, .max = 3'600'000, .u32 = &BatchingConfig::timeout_ms},
@@ -121,16 +113,13 @@ Status assign(const ModelKey& k, const std::string& name, const toml::node& node
     }
     case Type::kChoice: {
       const auto* s = node.as_string();
-      std::string_view rest = k.choices;
-      bool ok = false;
-      while (s && !ok) {
-        const size_t bar = rest.find('|');
-        ok = rest.substr(0, bar) == s->get();
-        if (bar == std::string_view::npos) break;
-        rest.remove_prefix(bar + 1);
+      const std::optional<std::size_t> word =
+          s ? find_word(k.choice.words, s->get()) : std::nullopt;
+      if (!word) {
+        return invalid(
+            fmt::format("{} = {} must be one of {}", name, shown(node), word_list(k.choice.words)));
       }
-      if (!ok) return invalid(fmt::format("{} = {} must be one of {}", name, shown(node), k.choices));
-      b.*k.text = s->get();
+      k.choice.set(b, *word);
       return {};
     }
     case Type::kIntegerList: {
@@ -158,7 +147,7 @@ Status assign(const ModelKey& k, const std::string& name, const toml::node& node
 
 // Rules across keys, checked once the whole table is read.
 Status check_batching(const std::string& where, const BatchingConfig& b) {
-  if (b.mode == "continuous") {
+  if (b.mode == BatchMode::kContinuous) {
     return invalid(fmt::format("{}.mode = \"continuous\" is reserved for generation and not supported yet", where));
   }
   if (b.min_batch > b.max_batch) {
@@ -194,10 +183,14 @@ Status apply_models(const toml::node& node, std::string_view source, const fs::p
         continue;
       }
       if (key.str() == "device") {
-        if (!value.is_string() || !valid_device(value.as_string()->get())) {
-          return invalid(fmt::format("{} = {} must be one of {}", name, shown(value), kDevices));
+        const auto* s = value.as_string();
+        const std::optional<DeviceMode> device =
+            s ? enum_from_word<DeviceMode>(s->get()) : std::nullopt;
+        if (!device) {
+          return invalid(fmt::format("{} = {} must be one of {}", name, shown(value),
+                                     word_list(EnumWords<DeviceMode>::kWords)));
         }
-        m.device = value.as_string()->get();
+        m.device = *device;
         continue;
       }
       const ModelKey* spec = find_model_key(key.str());
@@ -243,16 +236,17 @@ Status apply_model_flag(const std::string& spec, Config& c) {
 Status apply_model_device_flag(const std::string& spec, Config& c) {
   const size_t eq = spec.find('=');
   const std::string name = spec.substr(0, eq);
-  const std::string device = eq == std::string::npos ? "" : spec.substr(eq + 1);
-  if (eq == std::string::npos || !valid_device(device)) {
-    return invalid(fmt::format("--model-device = {} must be NAME=DEVICE with DEVICE one of {}", spec,
-                               kDevices));
+  const std::optional<DeviceMode> device =
+      eq == std::string::npos ? std::nullopt : enum_from_word<DeviceMode>(spec.substr(eq + 1));
+  if (!device) {
+    return invalid(fmt::format("--model-device = {} must be NAME=DEVICE with DEVICE one of {}",
+                               spec, word_list(EnumWords<DeviceMode>::kWords)));
   }
   ModelConfig* m = find_model(c, name);
   if (m == nullptr) {
     return invalid(fmt::format("--model-device = {}: no model named '{}'", spec, name));
   }
-  m->device = device;
+  m->device = *device;
   return {};
 }
 
@@ -261,11 +255,11 @@ std::string describe_models(const Config& c) {
   for (const ModelConfig& m : c.models) {
     const BatchingConfig& b = m.batching;
     text += fmt::format(
-        "model.{} = {:?} (device {}, mode {}, max_batch {}, min_batch {}, max_wait_us {}, preferred [{}], "
-        "target {}, p99_goal_us {}, queue_limit {}, timeout_ms {}, aging_ms {}, length_buckets "
-        "[{}], memory_limit {})\n",
-        m.name, m.path, m.device, b.mode, b.max_batch, b.min_batch, b.max_wait_us,
-        fmt::join(b.preferred_batch_sizes, ", "), b.target, b.p99_goal_us, b.queue_limit,
+        "model.{} = {:?} (device {}, mode {}, max_batch {}, min_batch {}, max_wait_us {}, "
+        "preferred [{}], target {}, p99_goal_us {}, queue_limit {}, timeout_ms {}, aging_ms {}, "
+        "length_buckets [{}], memory_limit {})\n",
+        m.name, m.path, name_of(m.device), name_of(b.mode), b.max_batch, b.min_batch, b.max_wait_us,
+        fmt::join(b.preferred_batch_sizes, ", "), name_of(b.target), b.p99_goal_us, b.queue_limit,
         b.timeout_ms, b.aging_ms, fmt::join(b.length_buckets, ", "), b.memory_limit_bytes);
   }
   return text;

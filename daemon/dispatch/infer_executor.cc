@@ -139,8 +139,7 @@ InferExecutor::InferExecutor(const ModelSet& models, uint64_t request_memory_byt
     // A dynamic dim beyond dim 1 cannot be stacked across requests of different shapes.
     layout.traits.one_per_batch = other_dynamic;
     layout.traits.chunkable = batch_dim0 && !other_dynamic;
-    layout.traits.variable_length = std::find(layout.input_dim1.begin(), layout.input_dim1.end(),
-                                              true) != layout.input_dim1.end();
+    layout.traits.variable_length = m.variable_length();
     layouts_.push_back(std::move(layout));
   }
 }

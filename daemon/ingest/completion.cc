@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "coproc/coproc_generated.h"
+#include "coproc/status.h"
 
 namespace coproc::daemon {
 
@@ -47,7 +48,7 @@ std::span<const uint8_t> build(flatbuffers::FlatBufferBuilder& fbb, uint64_t id,
   fb::Timing t(timing.queue_ns, timing.exec_ns, timing.batch_size, fb::Device::Cpu);
   fb::CompletionBuilder cb(fbb);
   cb.add_id(id);
-  cb.add_status(static_cast<fb::Status>(code));
+  cb.add_status(wire::to_fb(code));
   if (!message.empty()) cb.add_message(msg);
   if (!output_shapes.empty()) cb.add_output_shapes(shapes);
   cb.add_timing(&t);

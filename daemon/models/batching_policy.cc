@@ -4,18 +4,45 @@
 
 namespace coproc::daemon {
 
+namespace {
+
+sched::Mode to_mode(BatchMode mode) {
+  // The config refuses "continuous" (reserved for generation): no accepted Config holds it.
+  COPROC_CHECK(mode != BatchMode::kContinuous);
+  switch (mode) {
+    case BatchMode::kFixed:
+      return sched::Mode::kFixed;
+    case BatchMode::kAdaptive:
+      return sched::Mode::kAdaptive;
+    case BatchMode::kDynamic:
+    case BatchMode::kContinuous:
+      break;
+  }
+  return sched::Mode::kDynamic;
+}
+
+sched::Target to_target(BatchTarget target) {
+  switch (target) {
+    case BatchTarget::kLatency:
+      return sched::Target::kLatency;
+    case BatchTarget::kThroughput:
+      return sched::Target::kThroughput;
+    case BatchTarget::kBalanced:
+      return sched::Target::kBalanced;
+  }
+  return sched::Target::kBalanced;
+}
+
+}  // namespace
+
 sched::Policy to_policy(const BatchingConfig& b) {
   sched::Policy p;
-  p.mode = b.mode == "fixed" ? sched::Mode::kFixed
-           : b.mode == "adaptive" ? sched::Mode::kAdaptive
-                                  : sched::Mode::kDynamic;
+  p.mode = to_mode(b.mode);
   p.max_batch = b.max_batch;
   p.min_batch = b.min_batch;
   p.max_wait_ns = uint64_t{b.max_wait_us} * 1000;
   p.preferred_batch_sizes = b.preferred_batch_sizes;
-  p.target = b.target == "latency" ? sched::Target::kLatency
-             : b.target == "throughput" ? sched::Target::kThroughput
-                                        : sched::Target::kBalanced;
+  p.target = to_target(b.target);
   p.p99_goal_ns = uint64_t{b.p99_goal_us} * 1000;
   p.queue_limit = b.queue_limit;
   p.default_timeout_ns = uint64_t{b.timeout_ms} * 1'000'000;
@@ -33,9 +60,7 @@ Result<std::vector<sched::Policy>> policies_for(const ModelSet& models, const Co
       if (mc.name == m.name) found = &mc;
     }
     sched::Policy p = to_policy(found ? found->batching : BatchingConfig{});
-    bool variable_length = false;
-    for (const auto& spec : m.model->inputs()) variable_length |= spec.dims.size() >= 2 && spec.dims[1] < 0;
-    if (p.memory_limit_bytes > 0 && variable_length && p.length_buckets.empty()) {
+    if (p.memory_limit_bytes > 0 && m.variable_length() && p.length_buckets.empty()) {
       return make_error(ErrorCode::kInvalidArgument,
                         "model '" + m.name + "': memory_limit needs length_buckets (its dim 1 varies, "
                         "and the cap is estimated at a bucket's padded length)");

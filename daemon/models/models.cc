@@ -58,7 +58,7 @@ Result<int64_t> best_run_ns(SessionT& session, const std::vector<runtime::Shape>
   return best;
 }
 
-// The batch sizes "auto" compares: 1, 2, 4, ... and max_batch itself.
+// The batch sizes auto compares: 1, 2, 4, ... and max_batch itself.
 std::vector<uint32_t> probe_batches(uint32_t max_batch) {
   std::vector<uint32_t> sizes;
   for (uint32_t b = 1; b < max_batch; b *= 2) sizes.push_back(b);
@@ -66,7 +66,7 @@ std::vector<uint32_t> probe_batches(uint32_t max_batch) {
   return sizes;
 }
 
-// The length "auto" measures a variable-length model at: its middle length bucket, else 1.
+// The length auto measures a variable-length model at: its middle length bucket, else 1.
 int64_t probe_length(const BatchingConfig& b) {
   return b.length_buckets.empty() ? 1 : b.length_buckets[b.length_buckets.size() / 2];
 }
@@ -109,6 +109,15 @@ Status measure_devices(LoadedModel& m, const BatchingConfig& batching) {
   return {};
 }
 
+// The first input whose dim 1 is dynamic (LoadedModel::length_input); -1 if none is.
+int length_input_of(const runtime::Model& model) {
+  const auto& inputs = model.inputs();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].dims.size() >= 2 && inputs[i].dims[1] < 0) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 kernels::opencl::Selector selector_of(const Config& config) {
   kernels::opencl::Selector s;
   const auto digits = [](const std::string& v) {
@@ -130,8 +139,9 @@ kernels::opencl::Selector selector_of(const Config& config) {
 }  // namespace
 
 int gpu_numa_node(const Config& config) {
-  const bool uses_gpu = std::any_of(config.models.begin(), config.models.end(),
-                                    [](const ModelConfig& m) { return m.device != "cpu"; });
+  const bool uses_gpu =
+      std::any_of(config.models.begin(), config.models.end(),
+                  [](const ModelConfig& m) { return m.device != DeviceMode::kCpu; });
   if (!uses_gpu) return -1;
   const auto devices = kernels::opencl::list_devices();
   const int found = kernels::opencl::find_device(devices, selector_of(config), nullptr);
@@ -149,7 +159,8 @@ Result<ModelSet> ModelSet::load(const Config& config) {
                                             e.message));
     };
     runtime::LoadOptions options;
-    options.keep_unpacked = cfg.device != "cpu";  // the OpenCL device reads the original layout
+    const bool wants_gpu = cfg.device != DeviceMode::kCpu;
+    options.keep_unpacked = wants_gpu;  // the OpenCL device reads the original layout
     auto model = runtime::Model::load(cfg.path, options);
     if (!model.ok()) return fail(model.error(), "");
     if (!model.value()->value_inputs().empty()) {
@@ -169,7 +180,8 @@ Result<ModelSet> ModelSet::load(const Config& config) {
     loaded.batch1_exec_ns = cost.value();
     loaded.device = cfg.device;
     loaded.max_batch = cfg.batching.max_batch;
-    if (cfg.device != "cpu") {
+    loaded.length_input = length_input_of(*loaded.model);
+    if (wants_gpu) {
       if (!device_tried) {
         device_tried = true;
         auto opened = runtime::ClDevice::open(selector_of(config));
@@ -183,13 +195,15 @@ Result<ModelSet> ModelSet::load(const Config& config) {
           device_error = opened.error().message;
         }
       }
-      if (set.cl_device_ == nullptr) on_cpu_instead.push_back(fmt::format("'{}' ({})", cfg.name, cfg.device));
+      if (set.cl_device_ == nullptr) {
+        on_cpu_instead.push_back(fmt::format("'{}' ({})", cfg.name, name_of(cfg.device)));
+      }
     }
-    if (set.cl_device_ != nullptr && cfg.device != "cpu") {
+    if (set.cl_device_ != nullptr && wants_gpu) {
       auto uploaded = runtime::ClModel::upload(loaded.model, set.cl_device_);
       if (!uploaded.ok()) return fail(uploaded.error(), "");
       loaded.cl = std::move(uploaded.value());
-      if (cfg.device == "gpu") {
+      if (cfg.device == DeviceMode::kGpu) {
         // Runs at both ends of the batch range, so that whatever the device compiles for small
         // and for large GEMMs is compiled now, on this thread, not while serving.
         runtime::ClSession session(loaded.cl);
@@ -203,11 +217,12 @@ Result<ModelSet> ModelSet::load(const Config& config) {
         return fail(s.error(), " failed while timing the devices");
       }
     }
-    spdlog::info("model '{}' loaded from {}: {} inputs, {} outputs, {} weight bytes, batch-1 run "
-                 "{} ns on the CPU, device {}",
-                 loaded.name, cfg.path, loaded.model->inputs().size(),
-                 loaded.model->outputs().size(), loaded.model->weight_bytes(),
-                 loaded.batch1_exec_ns, loaded.cl != nullptr ? cfg.device : std::string("cpu"));
+    spdlog::info(
+        "model '{}' loaded from {}: {} inputs, {} outputs, {} weight bytes, batch-1 run "
+        "{} ns on the CPU, device {}",
+        loaded.name, cfg.path, loaded.model->inputs().size(), loaded.model->outputs().size(),
+        loaded.model->weight_bytes(), loaded.batch1_exec_ns,
+        name_of(loaded.cl != nullptr ? cfg.device : DeviceMode::kCpu));
     set.models_.push_back(std::move(loaded));
   }
   if (!on_cpu_instead.empty()) {

@@ -10,12 +10,31 @@
 #include <vector>
 
 #include "config/config.h"
-#include "device/opencl/cl_session.h"
 #include "coproc/runtime/model.h"
+#include "coproc/segment.h"
+#include "device/opencl/cl_session.h"
 
 namespace coproc::daemon {
 
-// One batch size's run times on both devices, measured at load for device "auto".
+// What a model does with a request, which decides the executor that runs it. Every model
+// served today is an ONNX graph run on batches of rows (fb::RequestKind::Infer); generation
+// (RequestKind::Generate, runtime/llm) is the next kind.
+enum class ModelKind : uint8_t { kInfer };
+
+// The stats page's spelling of a model's device (segment.h DeviceMode).
+constexpr wire::DeviceMode to_wire(DeviceMode device) {
+  switch (device) {
+    case DeviceMode::kCpu:
+      return wire::DeviceMode::kCpu;
+    case DeviceMode::kGpu:
+      return wire::DeviceMode::kGpu;
+    case DeviceMode::kAuto:
+      return wire::DeviceMode::kAuto;
+  }
+  return wire::DeviceMode::kCpu;
+}
+
+// One batch size's run times on both devices, measured at load for device auto.
 struct DeviceTiming {
   uint32_t batch = 0;
   int64_t cpu_ns = 0;
@@ -25,10 +44,15 @@ struct DeviceTiming {
 struct LoadedModel {
   uint32_t id = 0;
   std::string name;
+  ModelKind kind = ModelKind::kInfer;
   std::shared_ptr<const runtime::Model> model;
   int64_t batch1_exec_ns = 0;  // on the CPU, measured at load (best of a few runs)
-  std::string device = "cpu";  // as configured: cpu, gpu or auto
+  DeviceMode device = DeviceMode::kCpu;  // as configured
   uint32_t max_batch = 0;      // batching.max_batch as configured at start (model table)
+  // The variable-length dim is dim 1 of an input whose dim 1 is dynamic (a sequence); this is
+  // the first such input, whose dim 1 is a request's length (length buckets, padding); -1:
+  // the model has none.
+  int length_input = -1;
   // The weights on the OpenCL device (gpu and auto, when there is a device), else null.
   std::shared_ptr<const runtime::ClModel> cl;
   // Batches of at least this many rows run on the OpenCL device; 0: none do.
@@ -38,6 +62,7 @@ struct LoadedModel {
   bool on_gpu(int64_t rows) const {
     return cl != nullptr && gpu_from_batch != 0 && rows >= int64_t{gpu_from_batch};
   }
+  bool variable_length() const { return length_input >= 0; }
 };
 
 // The NUMA node of the OpenCL device the config selects, when a model runs on gpu or auto and

@@ -73,10 +73,11 @@ ModelSnapshot read_model(const StatsPage& page, std::size_t m) {
 
 }  // namespace
 
+// The status table's snake_names, in value order (dense: base/result.h checks it).
 const std::array<const char*, wire::kStatusCount> kStatusNames = {
-    "ok",        "invalid_argument", "not_found",   "deadline_exceeded", "resource_exhausted",
-    "cancelled", "internal",         "unavailable", "permission_denied", "unsupported",
-    "bad_model"};
+#define COPROC_STATUS(Name, value, UPPER_NAME, snake_name) #snake_name,
+#include "coproc/base/status.def"
+};
 
 const std::array<const char*, wire::kPriorityCount> kPriorityNames = {"critical", "high", "normal",
                                                                       "low"};

@@ -24,6 +24,7 @@ namespace {
 
 using coproc::daemon::BatchingConfig;
 using coproc::daemon::Config;
+using coproc::daemon::name_of;
 
 constexpr std::size_t kMaxSocketPathBytes = 107;
 constexpr std::size_t kMaxModelNameChars = 63;
@@ -54,13 +55,13 @@ bool valid_model_name(const std::string& name) {
 }
 
 void check_batching(const BatchingConfig& b) {
-  FUZZ_CHECK(one_of(b.mode, {"fixed", "dynamic", "adaptive"}), "mode");
+  FUZZ_CHECK(one_of(name_of(b.mode), {"fixed", "dynamic", "adaptive"}), "mode");
   FUZZ_CHECK(b.max_batch >= 1 && b.max_batch <= 4096, "max_batch");
   FUZZ_CHECK(b.min_batch >= 1 && b.min_batch <= b.max_batch, "min_batch");
   FUZZ_CHECK(b.max_wait_us <= 10'000'000, "max_wait_us");
   FUZZ_CHECK(ascending_within<uint32_t>(b.preferred_batch_sizes, 1, b.max_batch),
              "preferred_batch_sizes");
-  FUZZ_CHECK(one_of(b.target, {"latency", "throughput", "balanced"}), "target");
+  FUZZ_CHECK(one_of(name_of(b.target), {"latency", "throughput", "balanced"}), "target");
   FUZZ_CHECK(b.p99_goal_us >= 1 && b.p99_goal_us <= 60'000'000, "p99_goal_us");
   FUZZ_CHECK(b.queue_limit >= 1 && b.queue_limit <= 1'000'000, "queue_limit");
   FUZZ_CHECK(b.timeout_ms <= 3'600'000, "timeout_ms");
@@ -74,7 +75,7 @@ void check_config(const Config& c) {
              "daemon.socket fits sun_path");
   FUZZ_CHECK(c.numa_auto ? c.numa_node == -1 : (c.numa_node >= 0 && c.numa_node <= 1023),
              "daemon.numa_node");
-  FUZZ_CHECK(one_of(c.log_level, {"trace", "debug", "info", "warn", "error", "off"}),
+  FUZZ_CHECK(one_of(name_of(c.log_level), {"trace", "debug", "info", "warn", "error", "off"}),
              "daemon.log_level");
   FUZZ_CHECK(c.poller_spin_us <= 1'000'000, "poller.spin_us");
   FUZZ_CHECK(c.inline_max_us <= 10'000'000, "executor.inline_max_us");
@@ -92,6 +93,7 @@ void check_config(const Config& c) {
     FUZZ_CHECK(valid_model_name(m.name), "model name");
     FUZZ_CHECK(names.insert(m.name).second, "model names are unique");
     FUZZ_CHECK(!m.path.empty(), "model path");
+    FUZZ_CHECK(one_of(name_of(m.device), {"cpu", "gpu", "auto"}), "model device");
     check_batching(m.batching);
   }
   FUZZ_CHECK(!coproc::daemon::describe(c).empty(), "describe() prints the config");

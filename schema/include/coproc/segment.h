@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "coproc/base/result.h"
+
 namespace coproc::wire {
 
 inline constexpr uint32_t kProtocolVersion = 1;
@@ -168,7 +170,8 @@ static_assert(sizeof(RegistryHeader) <= kPageBytes);
 // 10, 12, 14, 16, 20, 24, 28, 32, 40, ...; v = 0 falls in bucket 0; the last
 // bucket also takes everything above it.
 inline constexpr uint32_t kHistogramSubBuckets = 4;
-inline constexpr uint32_t kStatusCount = 11;        // coproc.fb.Status values
+// coproc.fb.Status values: the wire statuses of the status table (coproc/base/status.def).
+inline constexpr uint32_t kStatusCount = kErrorCodeCount;
 inline constexpr uint32_t kBatchSizeBuckets = 64;   // rows: edges up to 2^17
 inline constexpr uint32_t kLatencyBuckets = 160;    // ns: edges up to 2^41 ns (36 min)
 inline constexpr uint32_t kPriorityCount = 4;
@@ -242,6 +245,9 @@ struct alignas(kCacheLineBytes) ModelStats {
   std::atomic<uint64_t> requests_per_s_milli;
   std::atomic<uint64_t> rows_per_s_milli;
 };
+// A new wire status grows `completed`, which moves every field after it: readers of the
+// registry layout version 2 know 11 statuses. Bump kRegistryLayoutVersion, then this number.
+static_assert(kStatusCount == 11, "the stats page's layout changed: bump kRegistryLayoutVersion");
 
 // One connected client. Slots are reused: see the seqlock contract above.
 struct alignas(kCacheLineBytes) ClientStats {

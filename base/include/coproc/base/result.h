@@ -12,22 +12,35 @@
 
 namespace coproc {
 
-// Mirrors coproc.fb.Status on the wire and coproc_status in the C API; the
-// numeric values are part of the protocol.
+// The wire statuses of the status table (status.def), which also ties them to
+// coproc.fb.Status on the wire and coproc_status in the C API; the numeric
+// values are part of the protocol.
 enum class ErrorCode : int {
-  kOk = 0,
-  kInvalidArgument = 1,
-  kNotFound = 2,
-  kDeadlineExceeded = 3,
-  kResourceExhausted = 4,
-  kCancelled = 5,
-  kInternal = 6,
-  kUnavailable = 7,
-  kPermissionDenied = 8,
-  kUnsupported = 9,
-  kBadModel = 10,
+#define COPROC_STATUS(Name, value, UPPER_NAME, snake_name) k##Name = value,
+#include "coproc/base/status.def"
 };
 
+// How many wire statuses there are; they are numbered 0 .. kErrorCodeCount - 1.
+inline constexpr int kErrorCodeCount = 0
+#define COPROC_STATUS(Name, value, UPPER_NAME, snake_name) +1
+#include "coproc/base/status.def"
+    ;
+
+namespace detail {
+// Tables indexed by status value (the stats page's counters, their names)
+// rely on the values being 0, 1, 2, ... in the table's order.
+constexpr bool status_values_are_dense() {
+  int next = 0;
+  bool dense = true;
+#define COPROC_STATUS(Name, value, UPPER_NAME, snake_name) dense = dense && (value) == next++;
+#include "coproc/base/status.def"
+  return dense;
+}
+static_assert(status_values_are_dense(),
+              "status.def: wire statuses must be numbered 0, 1, 2, ... in order");
+}  // namespace detail
+
+// "INVALID_ARGUMENT": the status table's UPPER_NAME; "UNKNOWN" for a value outside it.
 const char* error_code_name(ErrorCode code);
 
 struct Error {

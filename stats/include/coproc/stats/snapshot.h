@@ -18,7 +18,7 @@ namespace coproc::stats {
 // the daemon beats every second (daemon/control/control.cc kHeartbeatMs).
 inline constexpr uint64_t kStaleHeartbeatNs = 3'000'000'000;
 
-// The snake_case names of coproc.fb.Status, indexed by value.
+// The snake_case names of the wire statuses (coproc/base/status.def), indexed by value.
 extern const std::array<const char*, wire::kStatusCount> kStatusNames;
 // Request priorities by value (coproc.h coproc_priority), as queue_depth is indexed.
 extern const std::array<const char*, wire::kPriorityCount> kPriorityNames;

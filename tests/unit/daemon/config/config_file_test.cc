@@ -67,7 +67,7 @@ TEST(ConfigFile, shouldUseDefaultsWhenDocumentIsEmpty) {
   EXPECT_EQ(config->socket_path, default_socket_path());
   EXPECT_TRUE(config->numa_auto);
   EXPECT_EQ(config->numa_node, -1);
-  EXPECT_EQ(config->log_level, "info");
+  EXPECT_EQ(config->log_level, LogLevel::kInfo);
   EXPECT_EQ(config->poller_spin_us, 50u);
   EXPECT_EQ(config->inline_max_us, 200u);
   EXPECT_EQ(config->cpu_threads, 1u);
@@ -143,7 +143,7 @@ TEST(ConfigFile, shouldParseEveryKey) {
   EXPECT_EQ(config->socket_path, "/run/coproc.sock");
   EXPECT_FALSE(config->numa_auto);
   EXPECT_EQ(config->numa_node, 3);
-  EXPECT_EQ(config->log_level, "debug");
+  EXPECT_EQ(config->log_level, LogLevel::kDebug);
   EXPECT_EQ(config->poller_spin_us, 0u);
   EXPECT_EQ(config->inline_max_us, 10'000'000u);
   EXPECT_EQ(config->cpu_threads, 256u);

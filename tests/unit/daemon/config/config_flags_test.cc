@@ -67,7 +67,7 @@ TEST_F(ConfigFlags, shouldUseDefaultsWhenNoArguments) {
   const Config& config = result.value().value();
   EXPECT_EQ(config.socket_path, default_socket_path());
   EXPECT_TRUE(config.numa_auto);
-  EXPECT_EQ(config.log_level, "info");
+  EXPECT_EQ(config.log_level, LogLevel::kInfo);
   EXPECT_EQ(config.poller_spin_us, 50u);
   EXPECT_EQ(config.arena_bytes, uint64_t{64} << 20);
   EXPECT_TRUE(config.models.empty());
@@ -104,7 +104,7 @@ TEST_F(ConfigFlags, shouldLetEveryFlagOverrideTheFile) {
   EXPECT_EQ(config.socket_path, "/run/flag.sock");
   EXPECT_TRUE(config.numa_auto);
   EXPECT_EQ(config.numa_node, -1);
-  EXPECT_EQ(config.log_level, "trace");
+  EXPECT_EQ(config.log_level, LogLevel::kTrace);
   EXPECT_EQ(config.poller_spin_us, 20u);
   EXPECT_EQ(config.inline_max_us, 30u);
   EXPECT_EQ(config.cpu_threads, 4u);

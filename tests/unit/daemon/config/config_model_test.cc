@@ -22,7 +22,7 @@ TEST(ConfigModel, shouldDefaultToDynamicBatchingOf32) {
   auto c = parse_model("");
   ASSERT_TRUE(c.ok()) << c.error().message;
   const BatchingConfig& b = c.value().models[0].batching;
-  EXPECT_EQ(b.mode, "dynamic");
+  EXPECT_EQ(b.mode, BatchMode::kDynamic);
   EXPECT_EQ(b.max_batch, 32u);
   EXPECT_EQ(b.min_batch, 1u);
   EXPECT_EQ(b.max_wait_us, 1000u);
@@ -47,12 +47,12 @@ memory_limit = "256MiB"
 )");
   ASSERT_TRUE(c.ok()) << c.error().message;
   const BatchingConfig& b = c.value().models[0].batching;
-  EXPECT_EQ(b.mode, "adaptive");
+  EXPECT_EQ(b.mode, BatchMode::kAdaptive);
   EXPECT_EQ(b.max_batch, 64u);
   EXPECT_EQ(b.min_batch, 4u);
   EXPECT_EQ(b.max_wait_us, 250u);
   EXPECT_EQ(b.preferred_batch_sizes, (std::vector<uint32_t>{8, 16, 32}));
-  EXPECT_EQ(b.target, "throughput");
+  EXPECT_EQ(b.target, BatchTarget::kThroughput);
   EXPECT_EQ(b.p99_goal_us, 9000u);
   EXPECT_EQ(b.queue_limit, 500u);
   EXPECT_EQ(b.timeout_ms, 20u);
@@ -81,6 +81,49 @@ TEST(ConfigModel, shouldRefuseUnknownModeAndReservedContinuousMode) {
             "config: model[0].mode = \"continuous\" is reserved for generation and not supported yet");
   EXPECT_EQ(error_of("target = \"fast\""),
             "config: model[0].target = \"fast\" must be one of latency|throughput|balanced");
+}
+
+TEST(ConfigModel, shouldParseTheDeviceAsAnEnumDefaultingToCpu) {
+  auto plain = parse_model("");
+  auto on_gpu = parse_model("device = \"gpu\"");
+  auto on_auto = parse_model("device = \"auto\"");
+  ASSERT_TRUE(plain.ok() && on_gpu.ok() && on_auto.ok());
+  EXPECT_EQ(plain.value().models[0].device, DeviceMode::kCpu);
+  EXPECT_EQ(on_gpu.value().models[0].device, DeviceMode::kGpu);
+  EXPECT_EQ(on_auto.value().models[0].device, DeviceMode::kAuto);
+}
+
+TEST(ConfigModel, shouldRefuseAnUnknownDeviceNamingKeyValueAndChoices) {
+  EXPECT_EQ(error_of("device = \"tpu\""),
+            "config: model[0].device = \"tpu\" must be one of cpu|gpu|auto");
+  EXPECT_EQ(error_of("device = 1"), "config: model[0].device = 1 must be one of cpu|gpu|auto");
+}
+
+TEST(ConfigModel, shouldSetTheDeviceFromTheFlagAndRefuseAnUnknownOne) {
+  const char* good[] = {"coprocd", "--config", COPROC_TEST_MODEL_CONFIG, "--model-device",
+                        "m=auto"};
+  const char* bad[] = {"coprocd", "--config", COPROC_TEST_MODEL_CONFIG, "--model-device", "m=tpu"};
+  std::string out;
+  auto c = parse_command_line(5, good, &out);
+  auto refused = parse_command_line(5, bad, &out);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_TRUE(c.value().has_value());
+  EXPECT_EQ(c.value()->models.at(0).device, DeviceMode::kAuto);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message,
+            "config: --model-device = m=tpu must be NAME=DEVICE with DEVICE one of cpu|gpu|auto");
+}
+
+TEST(ConfigModel, shouldNameEveryEnumValueWithTheWordThatParsesToIt) {
+  for (std::string_view word : EnumWords<BatchMode>::kWords) {
+    EXPECT_EQ(name_of(*enum_from_word<BatchMode>(word)), word);
+  }
+  for (std::string_view word : EnumWords<DeviceMode>::kWords) {
+    EXPECT_EQ(name_of(*enum_from_word<DeviceMode>(word)), word);
+  }
+  EXPECT_EQ(name_of(BatchTarget::kLatency), "latency");
+  EXPECT_EQ(name_of(LogLevel::kWarn), "warn");
+  EXPECT_FALSE(enum_from_word<LogLevel>("WARN").has_value());
 }
 
 TEST(ConfigModel, shouldRefuseInconsistentBatchSizes) {
