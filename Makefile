@@ -1,7 +1,7 @@
 # The two commands a new user needs:
 #   make demo   install deps, build, run the transport comparison, print the table
 #   make test   install deps, build, run every test (release suite, then the ring suite and
-#               the integration, stress and sanitizer-built ops suites (the HTTP server, the
+#               the integration, stress and sanitizer-built observe suites (the HTTP server, the
 #               stats page) under ThreadSanitizer, the same under AddressSanitizer +
 #               UndefinedBehaviorSanitizer, and a short run of each libFuzzer target)
 # and `make build` for just the build. Binaries land in build/bin/. `make package` makes the Debian
@@ -28,9 +28,9 @@ package: build
 test: build tsan-ring tsan-integration asan-integration fuzz-build
 	ctest --test-dir build --output-on-failure
 	ctest --test-dir build/tsan-ring --output-on-failure
-	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" ctest --test-dir build/tsan -L 'integration|stress|ops' --output-on-failure
+	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" ctest --test-dir build/tsan -L 'integration|stress|observe' --output-on-failure
 	ASAN_OPTIONS="abort_on_error=1 detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
-	  ctest --test-dir build/asan -L 'integration|stress|ops' --output-on-failure
+	  ctest --test-dir build/asan -L 'integration|stress|observe' --output-on-failure
 	ctest --test-dir build/fuzz -L fuzz --output-on-failure
 
 # The ring library and its tests under ThreadSanitizer.

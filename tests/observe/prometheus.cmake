@@ -10,4 +10,4 @@ add_dependencies(prometheus_test coprocd coproc_models)
 # The Prometheus test waits for a first scrape, 5-7 s after its start (Prometheus applies a new
 # target list at most every 5 s); the whole binary runs in under 10 s. The timeout leaves room
 # for the test's own bounded waits (30 s each) to fail with their message first.
-gtest_discover_tests(prometheus_test DISCOVERY_TIMEOUT 60 PROPERTIES LABELS ops TIMEOUT 120)
+gtest_discover_tests(prometheus_test DISCOVERY_TIMEOUT 60 PROPERTIES LABELS observe TIMEOUT 120)
