@@ -11,6 +11,7 @@
 
 #include "dispatch/batch_io.h"
 #include "dispatch/dispatcher_state.h"
+#include "device/cpu/cpu_session.h"
 #include "coproc/ring/wait.h"
 
 namespace coproc::daemon {
@@ -54,7 +55,7 @@ class MemoryEstimate {
 
   const LoadedModel& model_;
   std::vector<bool> input_dim1_;
-  runtime::Session session_;
+  runtime::CpuSession session_;
   std::map<int64_t, uint64_t> per_row_;
 };
 
@@ -116,7 +117,7 @@ std::unique_ptr<Batcher::ThreadState> Batcher::make_thread_state(uint32_t writer
   auto state = std::make_unique<ThreadState>();
   for (const auto& m : models_.all()) {
     const runtime::SessionLimits limits{kMaxPlansPerSession, request_memory_bytes_};
-    state->sessions.push_back(std::make_unique<runtime::Session>(m.model, limits));
+    state->sessions.push_back(std::make_unique<runtime::CpuSession>(m.model, limits));
     state->cl_sessions.push_back(m.cl != nullptr ? std::make_unique<runtime::ClSession>(m.cl, limits)
                                                  : nullptr);
   }

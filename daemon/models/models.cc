@@ -8,6 +8,7 @@
 
 #include "coproc/coproc_generated.h"
 #include "coproc/ring/wait.h"
+#include "device/cpu/cpu_session.h"
 
 namespace coproc::daemon {
 
@@ -75,7 +76,7 @@ int64_t probe_length(const BatchingConfig& b) {
 // OpenCL device is faster at that size and every larger one (so that routing never flips back
 // and forth on noise).
 Status measure_devices(LoadedModel& m, const BatchingConfig& batching) {
-  runtime::Session cpu(m.model);
+  runtime::CpuSession cpu(m.model);
   runtime::ClSession gpu(m.cl);
   const int64_t length = probe_length(batching);
   for (const uint32_t rows : probe_batches(batching.max_batch)) {
@@ -159,7 +160,7 @@ Result<ModelSet> ModelSet::load(const Config& config) {
                             "' sets a shape inside the model (e.g. a Reshape's target); coprocd "
                             "serves models whose shapes follow from their input shapes alone");
     }
-    runtime::Session probe(model.value());
+    runtime::CpuSession probe(model.value());
     auto cost = best_run_ns(probe, batch_shapes(*model.value(), 1, 1), kCostProbeRuns);
     if (!cost.ok()) return fail(cost.error(), " failed its first run");
     LoadedModel loaded;
@@ -178,7 +179,7 @@ Result<ModelSet> ModelSet::load(const Config& config) {
           const auto& info = set.cl_device_->info();
           spdlog::info("OpenCL device: {} ({}, {}), {} compute units, {} MiB", info.name,
                        info.platform, info.version, info.compute_units,
-                       info.global_memory_bytes >> 20);
+                       info.memory_bytes >> 20);
         } else {
           device_error = opened.error().message;
         }

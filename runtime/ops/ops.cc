@@ -30,8 +30,12 @@ const TensorInfo& PlanContext::input(std::size_t k) const {
   return k < in.size() ? in[k] : absent;
 }
 
-Error PlanContext::fail(const std::string& problem, ErrorCode code) const {
+Error node_error(const Node& node, const std::string& problem, ErrorCode code) {
   return make_error(code, fmt::format("node '{}' ({}): {}", node.name, node.op, problem));
+}
+
+Error PlanContext::fail(const std::string& problem, ErrorCode code) const {
+  return node_error(node, problem, code);
 }
 
 std::vector<int64_t> PlanContext::ints(std::size_t k) const {
@@ -62,6 +66,48 @@ Status check_bounded(const PlanContext& ctx, const Shape& s) {
   if (bounded_elements(s.view()) >= 0) return {};
   return ctx.fail(fmt::format("the output {} has a negative dim or more than {} elements",
                               s.to_string(), kMaxTensorElements));
+}
+
+int64_t StridedLayout::elements() const {
+  int64_t n = 1;
+  for (int32_t d = 0; d < rank; ++d) n *= dims[at(d)];
+  return n;
+}
+
+Strides dense_strides(const Shape& shape) {
+  Strides strides{};
+  int64_t stride = 1;
+  for (int32_t d = shape.rank - 1; d >= 0; --d) {
+    strides[at(d)] = stride;
+    stride *= shape.dims[at(d)];
+  }
+  return strides;
+}
+
+Result<ElementwiseCall> elementwise_call(const PlanContext& ctx, ElementwiseOp op,
+                                         DType value_dtype, const Shape& out) {
+  std::vector<Shape> shapes;
+  for (std::size_t k = 0; k < ctx.in.size(); ++k) shapes.push_back(ctx.input(k).shape);
+  shapes.push_back(out);  // so that the output's own strides come out dense
+  MultiBroadcast b;
+  if (shapes.size() > 4 || !make_multi_broadcast(shapes, &b) || !(b.out == out)) {
+    return ctx.fail("internal: operands do not broadcast to the output");
+  }
+  ElementwiseCall call;
+  call.op = op;
+  call.dtype = value_dtype;
+  call.operands = static_cast<int32_t>(ctx.in.size());
+  for (std::size_t k = 0; k < ctx.in.size(); ++k) call.input_dtypes[k] = ctx.input(k).dtype;
+  call.layout.rank = out.rank;
+  Strides* const operand_strides[3] = {&call.layout.a, &call.layout.b, &call.layout.c};
+  for (int32_t d = 0; d < out.rank; ++d) {
+    call.layout.dims[at(d)] = out.dims[at(d)];
+    call.layout.out[at(d)] = b.strides.back()[at(d)];
+    for (std::size_t k = 0; k + 1 < shapes.size(); ++k) {
+      (*operand_strides[k])[at(d)] = b.strides[k][at(d)];
+    }
+  }
+  return call;
 }
 
 Result<std::vector<int64_t>> vector_operand(const PlanContext& ctx, std::size_t k,

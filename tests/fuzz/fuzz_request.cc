@@ -40,6 +40,7 @@
 #include "models/models.h"
 #include "ingest/request.h"
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 
 namespace {
 
@@ -184,7 +185,7 @@ void check_refusal(const Rejection& r, const uint8_t* data, std::size_t size) {
 void run_alone(Fixture& f, WorkItem& w) {
   const uint32_t id = w.model->id;
   if (!f.sessions[id] || ++f.prepares[id] > kPreparesPerSession) {
-    f.sessions[id] = std::make_unique<runtime::Session>(w.model->model);
+    f.sessions[id] = std::make_unique<runtime::CpuSession>(w.model->model);
     f.prepares[id] = 0;
   }
   runtime::Session& session = *f.sessions[id];

@@ -1,4 +1,4 @@
-// GEMM benchmark: the MLP test model (256 -> 1024 -> 1024 -> 16) through runtime::Session on one
+// GEMM benchmark: the MLP test model (256 -> 1024 -> 1024 -> 16) through the CPU Session on one
 // thread, per batch size, with weights packed at load (gemm_packed) against OpenBLAS (B repacked
 // on every call); then gemm_packed alone on the MLP's layer shapes, per micro-kernel variant;
 // then what planning costs: a fresh Session's first prepare() of the MLP and of MiniLM.
@@ -18,12 +18,14 @@
 
 #include "coproc/kernels/cpu.h"
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 
 namespace {
 
 namespace cpu = coproc::kernels::cpu;
 using coproc::runtime::LoadOptions;
 using coproc::runtime::Model;
+using coproc::runtime::CpuSession;
 using coproc::runtime::Session;
 using coproc::runtime::Shape;
 using coproc::runtime::concrete_shape;
@@ -92,8 +94,8 @@ std::shared_ptr<const Model> load(const std::string& path, bool pack) {
 }
 
 void model_table(const std::string& path) {
-  Session blas(load(path, false));
-  Session packed(load(path, true));
+  CpuSession blas(load(path, false));
+  CpuSession packed(load(path, true));
   fmt::print("{} through runtime::Session, 1 thread; p50 per call (p90), us\n", path);
   fmt::print("packed kernel: {}\n\n", cpu::gemm_kernel_name(cpu::best_gemm_kernel()));
   fmt::print("{:>5} | {:>16} {:>7} | {:>16} {:>7} | {:>7}\n", "batch", "OpenBLAS", "us/row",
@@ -157,7 +159,7 @@ void plan_row(const std::string& path, int64_t dynamic) {
   std::vector<Shape> shapes;
   for (const auto& spec : (*model)->inputs()) shapes.push_back(concrete_shape(spec, dynamic));
   const Percentiles p = measure([&] {
-    Session session(*model);
+    CpuSession session(*model);
     auto plan = session.prepare(shapes);
     if (!plan.ok()) {
       std::fprintf(stderr, "prepare: %s\n", plan.error().message.c_str());
