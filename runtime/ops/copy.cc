@@ -206,15 +206,14 @@ class StridedCopy {
   int64_t run_bytes_ = 0;  // bytes per memcpy; 0: the box is empty
 };
 
-KernelChoice copy_choice(DType dtype, const StridedCopy& copy) {
-  return KernelChoice{make_kernel([copy](const KernelIO& io) {
-                        copy.run(io.input<std::byte>(0), io.output<std::byte>(0));
-                      }),
-                      CopiesCall{dtype, {copy.call(0)}}};
+Status choose_copy(const PlanContext& ctx, DType dtype, const StridedCopy& copy) {
+  auto host = make_kernel(
+      [copy](const KernelIO& io) { copy.run(io.input<std::byte>(0), io.output<std::byte>(0)); });
+  return ctx.choose(std::move(host), [&] { return CopiesCall{dtype, {copy.call(0)}}; });
 }
 
 // perm defaults to reversing the dims.
-Result<KernelChoice> plan_transpose(PlanContext& ctx) {
+Status plan_transpose(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   std::vector<int64_t> perm;
   if (const Attribute* a = ctx.node.attribute("perm"); a != nullptr) {
@@ -241,7 +240,7 @@ Result<KernelChoice> plan_transpose(PlanContext& ctx) {
     src[at(d)] = in_strides[at(perm[at(d)])];
   }
   ctx.output(0) = {x.dtype, out};
-  return copy_choice(x.dtype,
+  return choose_copy(ctx, x.dtype,
                      StridedCopy(out, src, dense_strides(out), 0, 0, dtype_bytes(x.dtype)));
 }
 
@@ -285,7 +284,7 @@ Result<SliceArgs> slice_args(const PlanContext& ctx) {
 // Per the ONNX spec: negative starts and ends count from the back; then for a positive step start
 // clamps to [0, dim] and end to [0, dim], for a negative step start to [0, dim - 1] and end to
 // [-1, dim - 1].
-Result<KernelChoice> plan_slice(PlanContext& ctx) {
+Status plan_slice(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   auto args = slice_args(ctx);
   if (!args) return args.error();
@@ -323,12 +322,12 @@ Result<KernelChoice> plan_slice(PlanContext& ctx) {
     offset += start * in_strides[a];
   }
   ctx.output(0) = {x.dtype, out};
-  return copy_choice(x.dtype,
+  return choose_copy(ctx, x.dtype,
                      StridedCopy(out, src, dense_strides(out), offset, 0, dtype_bytes(x.dtype)));
 }
 
 // Every input is copied to its place along axis; inputs with no elements are skipped.
-Result<KernelChoice> plan_concat(PlanContext& ctx) {
+Status plan_concat(PlanContext& ctx) {
   if (ctx.node.attribute("axis") == nullptr) return ctx.fail("the axis attribute is required");
   const TensorInfo& first = ctx.input(0);
   if (first.shape.rank == 0) return ctx.fail("inputs must have rank >= 1");
@@ -361,18 +360,20 @@ Result<KernelChoice> plan_concat(PlanContext& ctx) {
     offset += s.dims[a];
   }
   ctx.output(0) = {first.dtype, out};
-  CopiesCall call{first.dtype, {}};
-  for (const auto& [k, copy] : copies) call.copies.push_back(copy.call(k));
-  return KernelChoice{make_kernel([copies = std::move(copies)](const KernelIO& io) {
-                        for (const auto& [k, copy] : copies) {
-                          copy.run(io.in[k], io.output<std::byte>(0));
-                        }
-                      }),
-                      std::move(call)};
+  // The kernel takes a copy of the copies: choose() reads them after, when it describes the call.
+  auto host = make_kernel([copies](const KernelIO& io) {
+    for (const auto& [k, copy] : copies) copy.run(io.in[k], io.output<std::byte>(0));
+  });
+  return ctx.choose(std::move(host), [&] {
+    CopiesCall call{first.dtype, {}};
+    call.copies.reserve(copies.size());
+    for (const auto& [k, copy] : copies) call.copies.push_back(copy.call(k));
+    return call;
+  });
 }
 
 // Bidirectional (numpy) broadcast of the input with the shape operand.
-Result<KernelChoice> plan_expand(PlanContext& ctx) {
+Status plan_expand(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   auto dims = vector_operand(ctx, 1, "the shape");
   if (!dims) return dims.error();
@@ -391,8 +392,9 @@ Result<KernelChoice> plan_expand(PlanContext& ctx) {
   }
   if (Status ok = check_bounded(ctx, layout.out); !ok) return ok.error();
   ctx.output(0) = {x.dtype, layout.out};
-  return copy_choice(x.dtype, StridedCopy(layout.out, layout.strides[0], dense_strides(layout.out),
-                                          0, 0, dtype_bytes(x.dtype)));
+  return choose_copy(ctx, x.dtype,
+                     StridedCopy(layout.out, layout.strides[0], dense_strides(layout.out), 0, 0,
+                                 dtype_bytes(x.dtype)));
 }
 
 constexpr OpDef kOps[] = {

@@ -68,16 +68,8 @@ constexpr ElementwiseOp elementwise_op(cpu::BinaryOp op) {
   return ElementwiseOp::kAdd;
 }
 
-// The host kernel and the ElementwiseCall of an operator whose output has `out`'s shape.
-Result<KernelChoice> choose(const PlanContext& ctx, std::unique_ptr<Kernel> host, ElementwiseOp op,
-                            DType value_dtype, const Shape& out) {
-  auto call = elementwise_call(ctx, op, value_dtype, out);
-  if (!call) return call.error();
-  return KernelChoice{std::move(host), std::move(call).value()};
-}
-
 template <cpu::BinaryOp kOp>
-Result<KernelChoice> plan_arithmetic(PlanContext& ctx) {
+Status plan_arithmetic(PlanContext& ctx) {
   const TensorInfo& a = ctx.input(0);
   const TensorInfo& b = ctx.input(1);
   if (Status ok = check_same_dtype(ctx, a, b); !ok) return ok.error();
@@ -92,7 +84,8 @@ Result<KernelChoice> plan_arithmetic(PlanContext& ctx) {
     auto host = make_kernel([layout](const KernelIO& io) {
       cpu::binary(kOp, io.input<float>(0), io.input<float>(1), io.output<float>(0), layout);
     });
-    return choose(ctx, std::move(host), elementwise_op(kOp), a.dtype, ctx.output(0).shape);
+    return choose_elementwise(ctx, std::move(host), elementwise_op(kOp), a.dtype,
+                              ctx.output(0).shape);
   }
   if (!is_integer(a.dtype)) {
     return ctx.unsupported(fmt::format("{} operands are not supported", dtype_name(a.dtype)));
@@ -113,7 +106,7 @@ Result<KernelChoice> plan_arithmetic(PlanContext& ctx) {
       });
     }
   });
-  return choose(ctx, std::move(kernel), elementwise_op(kOp), a.dtype, layout.out);
+  return choose_elementwise(ctx, std::move(kernel), elementwise_op(kOp), a.dtype, layout.out);
 }
 
 // ---------------------------------------------------------------- Pow
@@ -188,7 +181,7 @@ std::unique_ptr<Kernel> float_power_of_scalar(int64_t n) {
 
 bool is_computed_number(DType dtype) { return is_float(dtype) || is_integer(dtype); }
 
-Result<KernelChoice> plan_pow(PlanContext& ctx) {
+Status plan_pow(PlanContext& ctx) {
   const TensorInfo& base = ctx.input(0);
   const TensorInfo& exponent = ctx.input(1);
   if (!is_computed_number(base.dtype) || !is_computed_number(exponent.dtype)) {
@@ -202,7 +195,8 @@ Result<KernelChoice> plan_pow(PlanContext& ctx) {
   const int64_t n = layout.out.elements();
   if (base.dtype == DType::kFloat32 && exponent.dtype == DType::kFloat32 &&
       exponent.shape.elements() == 1 && base.shape.elements() == n) {
-    return choose(ctx, float_power_of_scalar(n), ElementwiseOp::kPow, base.dtype, layout.out);
+    return choose_elementwise(ctx, float_power_of_scalar(n), ElementwiseOp::kPow, base.dtype,
+                              layout.out);
   }
   std::unique_ptr<Kernel> kernel;
   dispatch_dtype(base.dtype, [&]<class T>() {
@@ -219,7 +213,7 @@ Result<KernelChoice> plan_pow(PlanContext& ctx) {
       }
     });
   });
-  return choose(ctx, std::move(kernel), ElementwiseOp::kPow, base.dtype, layout.out);
+  return choose_elementwise(ctx, std::move(kernel), ElementwiseOp::kPow, base.dtype, layout.out);
 }
 
 // ---------------------------------------------------------------- Equal and Where
@@ -234,7 +228,7 @@ bool equal(T a, T b) {
   }
 }
 
-Result<KernelChoice> plan_equal(PlanContext& ctx) {
+Status plan_equal(PlanContext& ctx) {
   const TensorInfo& a = ctx.input(0);
   const TensorInfo& b = ctx.input(1);
   if (Status ok = check_same_dtype(ctx, a, b); !ok) return ok.error();
@@ -254,7 +248,7 @@ Result<KernelChoice> plan_equal(PlanContext& ctx) {
     });
   });
   if (!known) return ctx.unsupported(fmt::format("{} operands", dtype_name(a.dtype)));
-  return choose(ctx, std::move(kernel), ElementwiseOp::kEqual, a.dtype, layout.out);
+  return choose_elementwise(ctx, std::move(kernel), ElementwiseOp::kEqual, a.dtype, layout.out);
 }
 
 // A value Where copies: bools are normalised to 0 or 1, the only bytes a kernel writes.
@@ -267,7 +261,7 @@ T pick(T v) {
   }
 }
 
-Result<KernelChoice> plan_where(PlanContext& ctx) {
+Status plan_where(PlanContext& ctx) {
   const TensorInfo& condition = ctx.input(0);
   const TensorInfo& x = ctx.input(1);
   const TensorInfo& y = ctx.input(2);
@@ -302,7 +296,7 @@ Result<KernelChoice> plan_where(PlanContext& ctx) {
     });
   });
   if (!known) return ctx.unsupported(fmt::format("{} values", dtype_name(x.dtype)));
-  return choose(ctx, std::move(kernel), ElementwiseOp::kWhere, x.dtype, layout.out);
+  return choose_elementwise(ctx, std::move(kernel), ElementwiseOp::kWhere, x.dtype, layout.out);
 }
 
 // ---------------------------------------------------------------- unary functions
@@ -310,7 +304,7 @@ Result<KernelChoice> plan_where(PlanContext& ctx) {
 using UnaryFn = void (*)(const float* x, float* y, int64_t n);
 
 template <UnaryFn kFn, ElementwiseOp kOp>
-Result<KernelChoice> plan_unary_float(PlanContext& ctx) {
+Status plan_unary_float(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   if (x.dtype != DType::kFloat32) {
     return ctx.unsupported(fmt::format("{} input is not supported", dtype_name(x.dtype)));
@@ -319,10 +313,10 @@ Result<KernelChoice> plan_unary_float(PlanContext& ctx) {
   const int64_t n = x.shape.elements();
   auto host =
       make_kernel([n](const KernelIO& io) { kFn(io.input<float>(0), io.output<float>(0), n); });
-  return choose(ctx, std::move(host), kOp, x.dtype, x.shape);
+  return choose_elementwise(ctx, std::move(host), kOp, x.dtype, x.shape);
 }
 
-Result<KernelChoice> plan_neg(PlanContext& ctx) {
+Status plan_neg(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   if (x.dtype == DType::kFloat32) return plan_unary_float<cpu::neg, ElementwiseOp::kNeg>(ctx);
   if (!is_integer(x.dtype)) {
@@ -342,7 +336,7 @@ Result<KernelChoice> plan_neg(PlanContext& ctx) {
       });
     }
   });
-  return choose(ctx, std::move(kernel), ElementwiseOp::kNeg, x.dtype, x.shape);
+  return choose_elementwise(ctx, std::move(kernel), ElementwiseOp::kNeg, x.dtype, x.shape);
 }
 
 constexpr OpDef kOps[] = {

@@ -53,16 +53,14 @@ Status require_float(const PlanContext& ctx, std::size_t count) {
 
 // ---------------------------------------------------------------- coproc.Gelu
 
-Result<KernelChoice> plan_gelu(PlanContext& ctx) {
+Status plan_gelu(PlanContext& ctx) {
   if (Status s = require_float(ctx, 1); !s) return s.error();
   ctx.output(0) = {DType::kFloat32, ctx.input(0).shape};
-  auto call = elementwise_call(ctx, ElementwiseOp::kGelu, DType::kFloat32, ctx.input(0).shape);
-  if (!call) return call.error();
   const int64_t n = ctx.input(0).shape.elements();
-  return KernelChoice{make_kernel([n](const KernelIO& io) {
-                        cpu::gelu(io.input<float>(0), io.output<float>(0), n);
-                      }),
-                      std::move(call).value()};
+  auto host = make_kernel(
+      [n](const KernelIO& io) { cpu::gelu(io.input<float>(0), io.output<float>(0), n); });
+  return choose_elementwise(ctx, std::move(host), ElementwiseOp::kGelu, DType::kFloat32,
+                            ctx.input(0).shape);
 }
 
 // ---------------------------------------------------------------- coproc.MatMulBias
@@ -95,7 +93,7 @@ constexpr ActivationOp activation_op(cpu::Activation a) {
   return ActivationOp::kNone;
 }
 
-Result<KernelChoice> plan_matmul_bias(PlanContext& ctx) {
+Status plan_matmul_bias(PlanContext& ctx) {
   if (Status s = require_float(ctx, 3); !s) return s.error();
   const Shape& x = ctx.input(0).shape;
   const Shape& w = ctx.input(1).shape;
@@ -171,7 +169,7 @@ Result<KernelChoice> plan_matmul_bias(PlanContext& ctx) {
     cpu::gemm(false, false, p.m, p.n, p.k, 1.0f, a, lda, io.input<float>(1), ldy, 1.0f, y, ldy);
     cpu::activate(p.activation, y, p.m * p.n);
   });
-  return KernelChoice{std::move(host), call};
+  return ctx.choose(std::move(host), call);
 }
 
 // ---------------------------------------------------------------- coproc.Attention
@@ -307,7 +305,7 @@ AttentionCall attention_call(const cpu::AttentionHead& head, const HeadLoop& loo
   return call;
 }
 
-Result<KernelChoice> plan_attention(PlanContext& ctx) {
+Status plan_attention(PlanContext& ctx) {
   if (Status s = require_float(ctx, 4); !s) return s.error();
   const Shape& q = ctx.input(0).shape;
   const Shape& k = ctx.input(1).shape;
@@ -428,8 +426,8 @@ Result<KernelChoice> plan_attention(PlanContext& ctx) {
   const int64_t per_share =
       std::max<int64_t>(1, kMinMultiplyAdds / std::max<int64_t>(1, head_work));
   const int64_t shares = std::clamp<int64_t>(heads / per_share, 1, cpu::intra_op_threads());
-  return KernelChoice{std::make_unique<AttentionKernel>(head, loop, has_mask, shares),
-                      attention_call(head, loop, has_mask)};
+  return ctx.choose(std::make_unique<AttentionKernel>(head, loop, has_mask, shares),
+                    [&] { return attention_call(head, loop, has_mask); });
 }
 
 constexpr OpDef kOps[] = {

@@ -54,7 +54,7 @@ struct HostGemm {
   }
 };
 
-Result<KernelChoice> plan_gemm(PlanContext& ctx) {
+Status plan_gemm(PlanContext& ctx) {
   if (Status s = require_float(ctx, 3); !s) return s.error();
   const Shape& a = ctx.input(0).shape;
   const Shape& b = ctx.input(1).shape;
@@ -97,35 +97,38 @@ Result<KernelChoice> plan_gemm(PlanContext& ctx) {
       g.beta = beta;
     }
   }
-  GemmCall call;
-  call.trans_a = g.trans_a;
-  call.trans_b = g.trans_b;
-  call.m = g.m;
-  call.n = g.n;
-  call.k = g.k;
-  call.lda = g.lda;
-  call.ldb = g.ldb;
-  call.ldc = std::max<int64_t>(1, g.n);
-  call.alpha = g.alpha;
-  // C broadcast into the output, then scaled by beta in the GEMM (the packed bias is the host's).
-  call.copy_c = ctx.has_input(2) && beta != 0.0f;
-  call.beta = call.copy_c ? beta : 0.0f;
-  if (call.copy_c) {
-    MultiBroadcast c_into_out;
-    const Shape shapes[2] = {ctx.input(2).shape, out};
-    make_multi_broadcast(shapes, &c_into_out);  // checked above
-    call.c_layout.rank = out.rank;
-    for (int32_t d = 0; d < out.rank; ++d) {
-      call.c_layout.dims[at(d)] = out.dims[at(d)];
-      call.c_layout.a[at(d)] = c_into_out.strides[0][at(d)];
-      call.c_layout.out[at(d)] = c_into_out.strides[1][at(d)];
+  auto host = make_kernel([g](const KernelIO& io) {
+    g.run(io.input<float>(0), io.input<float>(1), g.copy_c ? io.input<float>(2) : nullptr,
+          io.output<float>(0));
+  });
+  return ctx.choose(std::move(host), [&] {
+    GemmCall call;
+    call.trans_a = g.trans_a;
+    call.trans_b = g.trans_b;
+    call.m = g.m;
+    call.n = g.n;
+    call.k = g.k;
+    call.lda = g.lda;
+    call.ldb = g.ldb;
+    call.ldc = std::max<int64_t>(1, g.n);
+    call.alpha = g.alpha;
+    // C broadcast into the output, then scaled by beta in the GEMM (the packed bias is the
+    // host's).
+    call.copy_c = ctx.has_input(2) && beta != 0.0f;
+    call.beta = call.copy_c ? beta : 0.0f;
+    if (call.copy_c) {
+      MultiBroadcast c_into_out;
+      const Shape shapes[2] = {ctx.input(2).shape, out};
+      make_multi_broadcast(shapes, &c_into_out);  // checked above
+      call.c_layout.rank = out.rank;
+      for (int32_t d = 0; d < out.rank; ++d) {
+        call.c_layout.dims[at(d)] = out.dims[at(d)];
+        call.c_layout.a[at(d)] = c_into_out.strides[0][at(d)];
+        call.c_layout.out[at(d)] = c_into_out.strides[1][at(d)];
+      }
     }
-  }
-  return KernelChoice{make_kernel([g](const KernelIO& io) {
-                        g.run(io.input<float>(0), io.input<float>(1),
-                              g.copy_c ? io.input<float>(2) : nullptr, io.output<float>(0));
-                      }),
-                      call};
+    return call;
+  });
 }
 
 // A MatMul over batches of matrices for a device: one batched GEMM when each operand is either one
@@ -161,7 +164,7 @@ DeviceCall batched_call(const MultiBroadcast& bb, const Shape& a_batch, const Sh
 // numpy matmul: a 1-D lhs is a row [1, K] (that dim dropped from the result), a 1-D rhs a column
 // [K, 1] (dropped too); batch dims (all but the last two) broadcast. A rhs that is one matrix
 // (2-D, or batch dims all 1) runs as a single GEMM over all the lhs's rows.
-Result<KernelChoice> plan_matmul(PlanContext& ctx) {
+Status plan_matmul(PlanContext& ctx) {
   if (Status s = require_float(ctx, 2); !s) return s.error();
   Shape a = ctx.input(0).shape;
   Shape b = ctx.input(1).shape;
@@ -212,11 +215,10 @@ Result<KernelChoice> plan_matmul(PlanContext& ctx) {
     call.k = k;
     call.lda = g.lda;
     call.ldb = call.ldc = g.ldb;
-    return KernelChoice{make_kernel([g](const KernelIO& io) {
-                          g.run(io.input<float>(0), io.input<float>(1), nullptr,
-                                io.output<float>(0));
-                        }),
-                        call};
+    return ctx.choose(make_kernel([g](const KernelIO& io) {
+                        g.run(io.input<float>(0), io.input<float>(1), nullptr, io.output<float>(0));
+                      }),
+                      call);
   }
   // One GEMM per output batch, each operand's matrix found by its broadcast strides.
   struct Batched {
@@ -224,21 +226,21 @@ Result<KernelChoice> plan_matmul(PlanContext& ctx) {
     int64_t m, n, k, a_mat, b_mat;
   };
   Batched p{bb, m, n, k, m * k, k * n};
-  return KernelChoice{make_kernel([p](const KernelIO& io) {
-                        const float* lhs = io.input<float>(0);
-                        const float* rhs = io.input<float>(1);
-                        float* result = io.output<float>(0);
-                        for_each_broadcast(p.bb, [&](int64_t i, const std::array<int64_t, 4>& off) {
-                          cpu::gemm(false, false, p.m, p.n, p.k, 1.0f, lhs + off[0] * p.a_mat,
-                                    std::max<int64_t>(1, p.k), rhs + off[1] * p.b_mat,
-                                    std::max<int64_t>(1, p.n), 0.0f, result + i * p.m * p.n,
-                                    std::max<int64_t>(1, p.n));
-                        });
-                      }),
-                      batched_call(bb, a_batch, b_batch, m, n, k)};
+  return ctx.choose(make_kernel([p](const KernelIO& io) {
+                      const float* lhs = io.input<float>(0);
+                      const float* rhs = io.input<float>(1);
+                      float* result = io.output<float>(0);
+                      for_each_broadcast(p.bb, [&](int64_t i, const std::array<int64_t, 4>& off) {
+                        cpu::gemm(false, false, p.m, p.n, p.k, 1.0f, lhs + off[0] * p.a_mat,
+                                  std::max<int64_t>(1, p.k), rhs + off[1] * p.b_mat,
+                                  std::max<int64_t>(1, p.n), 0.0f, result + i * p.m * p.n,
+                                  std::max<int64_t>(1, p.n));
+                      });
+                    }),
+                    [&] { return batched_call(bb, a_batch, b_batch, m, n, k); });
 }
 
-Result<KernelChoice> plan_softmax(PlanContext& ctx) {
+Status plan_softmax(PlanContext& ctx) {
   if (Status s = require_float(ctx, 1); !s) return s.error();
   const Shape& x = ctx.input(0).shape;
   const bool as_2d = ctx.node.opset < kSoftmaxAlongAxisOpset;
@@ -253,11 +255,11 @@ Result<KernelChoice> plan_softmax(PlanContext& ctx) {
     inner = 1;
   }
   ctx.output(0) = {DType::kFloat32, x};
-  return KernelChoice{make_kernel([outer, n, inner](const KernelIO& io) {
-                        cpu::softmax_strided(io.input<float>(0), io.output<float>(0), outer, n,
-                                             inner);
-                      }),
-                      SoftmaxCall{outer, n, inner}};
+  return ctx.choose(make_kernel([outer, n, inner](const KernelIO& io) {
+                      cpu::softmax_strided(io.input<float>(0), io.output<float>(0), outer, n,
+                                           inner);
+                    }),
+                    SoftmaxCall{outer, n, inner});
 }
 
 constexpr OpDef kOps[] = {

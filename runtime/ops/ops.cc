@@ -84,30 +84,37 @@ Strides dense_strides(const Shape& shape) {
   return strides;
 }
 
-Result<ElementwiseCall> elementwise_call(const PlanContext& ctx, ElementwiseOp op,
-                                         DType value_dtype, const Shape& out) {
-  std::vector<Shape> shapes;
-  for (std::size_t k = 0; k < ctx.in.size(); ++k) shapes.push_back(ctx.input(k).shape);
-  shapes.push_back(out);  // so that the output's own strides come out dense
-  MultiBroadcast b;
-  if (shapes.size() > 4 || !make_multi_broadcast(shapes, &b) || !(b.out == out)) {
-    return ctx.fail("internal: operands do not broadcast to the output");
-  }
-  ElementwiseCall call;
+Status choose_elementwise(const PlanContext& ctx, std::unique_ptr<Kernel> host, ElementwiseOp op,
+                          DType value_dtype, const Shape& out) {
+  if (!ctx.describe) return ctx.choose(std::move(host));
+  // The call made where it stays, with no allocation.
+  if (ctx.in.size() > 3) return ctx.fail("internal: more than 3 elementwise operands");
+  ElementwiseCall& call = ctx.choice.call.emplace<ElementwiseCall>();
   call.op = op;
   call.dtype = value_dtype;
   call.operands = static_cast<int32_t>(ctx.in.size());
-  for (std::size_t k = 0; k < ctx.in.size(); ++k) call.input_dtypes[k] = ctx.input(k).dtype;
   call.layout.rank = out.rank;
+  call.layout.dims = out.dims;
+  call.layout.out = dense_strides(out);
   Strides* const operand_strides[3] = {&call.layout.a, &call.layout.b, &call.layout.c};
-  for (int32_t d = 0; d < out.rank; ++d) {
-    call.layout.dims[at(d)] = out.dims[at(d)];
-    call.layout.out[at(d)] = b.strides.back()[at(d)];
-    for (std::size_t k = 0; k + 1 < shapes.size(); ++k) {
-      (*operand_strides[k])[at(d)] = b.strides[k][at(d)];
+  for (std::size_t k = 0; k < ctx.in.size(); ++k) {
+    const Shape& s = ctx.input(k).shape;
+    call.input_dtypes[k] = ctx.input(k).dtype;
+    // numpy broadcasting, right-aligned: a dim of 1 broadcasts (stride 0), others must match.
+    if (s.rank > out.rank) return ctx.fail("internal: operands do not broadcast to the output");
+    Strides& strides = *operand_strides[k];
+    int64_t stride = 1;
+    for (int32_t d = out.rank - 1, sd = s.rank - 1; sd >= 0; --d, --sd) {
+      const int64_t dim = s.dims[at(sd)];
+      if (dim != 1 && dim != out.dims[at(d)]) {
+        return ctx.fail("internal: operands do not broadcast to the output");
+      }
+      strides[at(d)] = dim == 1 ? 0 : stride;
+      stride *= dim;
     }
   }
-  return call;
+  ctx.choice.host = std::move(host);
+  return {};
 }
 
 Result<std::vector<int64_t>> vector_operand(const PlanContext& ctx, std::size_t k,

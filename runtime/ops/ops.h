@@ -5,8 +5,8 @@
 // per set of concrete input shapes, with every input's dtype and shape and, where known when
 // planning, its value (weights, constants, values folded from shapes). plan() checks attributes,
 // dtypes and shapes against the ONNX specification, sets each output's dtype and shape, and
-// returns a KernelChoice: the host Kernel bound to those shapes, and the same work described for
-// any device (device_call.h). Kernels hold everything they need (sizes, strides, attribute
+// chooses (PlanContext::choose) the host Kernel bound to those shapes and the same work described
+// for any device (device_call.h). Kernels hold everything they need (sizes, strides, attribute
 // values), so running one neither allocates nor re-derives. No operator names a device: the
 // session's device binds the choice (the CPU device runs the host kernel; another device turns the
 // DeviceCall into kernels of its own, device/<name>/), after the checks, which are the operator's
@@ -87,28 +87,6 @@ std::unique_ptr<Kernel> make_kernel(F f) {
   return std::make_unique<Impl>(std::move(f));
 }
 
-struct PlanContext {
-  const Graph& graph;
-  const Node& node;
-  std::span<const TensorInfo> in;  // one per node input
-  std::vector<TensorInfo>& out;    // one per node output, to fill (dtype and shape)
-
-  const TensorInfo& input(std::size_t k) const;  // an absent info past the node's inputs
-  bool has_input(std::size_t k) const { return k < in.size() && in[k].present(); }
-  // An error naming the node: "node 'name' (Op): problem".
-  Error fail(const std::string& problem, ErrorCode code = ErrorCode::kInvalidArgument) const;
-  Error unsupported(const std::string& problem) const {
-    return fail(problem, ErrorCode::kUnsupported);
-  }
-  // Input k's value as int64s (int64, int32 or bool data); the input must be known (OpDef::
-  // value_operands guarantees it for the inputs listed there).
-  std::vector<int64_t> ints(std::size_t k) const;
-  // Output k's info, for plan() to fill.
-  TensorInfo& output(std::size_t k) const { return out[k]; }
-  // Normalises a possibly negative axis for a rank; fails when out of [-rank, rank).
-  Result<int32_t> axis(int64_t axis, int32_t rank) const;
-};
-
 // "node 'name' (Op): problem": how every planning error names its node (plan() through
 // PlanContext::fail, a device that refuses a DeviceCall directly).
 Error node_error(const Node& node, const std::string& problem,
@@ -122,10 +100,67 @@ struct KernelChoice {
   DeviceCall call;
 };
 
+struct PlanContext {
+  const Graph& graph;
+  const Node& node;
+  std::span<const TensorInfo> in;  // one per node input
+  std::vector<TensorInfo>& out;    // one per node output, to fill (dtype and shape)
+  // What plan() chooses, to fill through choose() (a view leaves it empty). Filled in place: a
+  // DeviceCall is hundreds of bytes, and planning is not to pay for moving it around.
+  KernelChoice& choice;
+  // Whether the device binds DeviceCalls (Binder::reads_calls): false for the CPU, which runs the
+  // host kernel, and for folding, which runs it on host memory. Read by choose() and the choose_*
+  // helpers; never by an operator.
+  bool describe = true;
+
+  const TensorInfo& input(std::size_t k) const;  // an absent info past the node's inputs
+  bool has_input(std::size_t k) const { return k < in.size() && in[k].present(); }
+  // An error naming the node: "node 'name' (Op): problem".
+  Error fail(const std::string& problem, ErrorCode code = ErrorCode::kInvalidArgument) const;
+  Error unsupported(const std::string& problem) const {
+    return fail(problem, ErrorCode::kUnsupported);
+  }
+  // Input k's value as int64s (int64, int32 or bool data); the input must be known (OpDef::
+  // value_operands guarantees it for the inputs listed there).
+  std::vector<int64_t> ints(std::size_t k) const;
+  // Output k's info, for plan() to fill.
+  TensorInfo& output(std::size_t k) const { return out[k]; }
+  // plan()'s last word for a node that runs: its host kernel and the same work for any device
+  // (HostOnly: none).
+  // plan()'s last word for a node that runs: its host kernel and the same work for any device,
+  // given as a DeviceCall alternative or as a callable that makes one (called only when
+  // `describe`, so that planning for the CPU does not pay for describing). Without a call:
+  // HostOnly.
+  template <class Call>
+  Status choose(std::unique_ptr<Kernel> host, Call&& call) const {
+    choice.host = std::move(host);
+    if (!describe) return {};
+    if constexpr (std::is_invocable_v<Call>) {
+      store(call());
+    } else {
+      store(std::forward<Call>(call));
+    }
+    return {};
+  }
+  Status choose(std::unique_ptr<Kernel> host) const { return choose(std::move(host), HostOnly{}); }
+  // Normalises a possibly negative axis for a rank; fails when out of [-rank, rank).
+  Result<int32_t> axis(int64_t axis, int32_t rank) const;
+
+ private:
+  template <class Call>
+  void store(Call&& call) const {
+    if constexpr (std::is_same_v<std::decay_t<Call>, DeviceCall>) {
+      choice.call = std::forward<Call>(call);
+    } else {
+      choice.call.emplace<std::decay_t<Call>>(std::forward<Call>(call));
+    }
+  }
+};
+
 enum class Aliasing : uint8_t {
   kNone,
   // Output 0 is input 0's bytes with another shape (Reshape, Flatten, Squeeze, Unsqueeze,
-  // Identity): plan() returns no kernel and no kernel runs.
+  // Identity): plan() chooses no kernel and no kernel runs.
   kView,
   // Output 0 may be written over any input with the output's shape and element size (the
   // kernel reads element i of each operand before writing element i of the output).
@@ -134,7 +169,7 @@ enum class Aliasing : uint8_t {
 
 struct OpDef {
   std::string_view name;
-  Result<KernelChoice> (*plan)(PlanContext& ctx) = nullptr;
+  Status (*plan)(PlanContext& ctx) = nullptr;
   Aliasing aliasing = Aliasing::kNone;
   // Bit k: input k's VALUE is read when planning (a shape, axes, starts): it must be known then.
   uint32_t value_operands = 0;
@@ -170,10 +205,11 @@ Result<std::vector<int64_t>> vector_operand(const PlanContext& ctx, std::size_t 
                                             const char* what);
 // Row-major strides of a dense tensor of `shape`, in elements.
 Strides dense_strides(const Shape& shape);
-// The ElementwiseCall of an operator over numpy broadcasting: inputs 0 .. n-1 of the node (n = 1
-// to 3) broadcast to `out`; value_dtype as ElementwiseCall::dtype.
-Result<ElementwiseCall> elementwise_call(const PlanContext& ctx, ElementwiseOp op,
-                                         DType value_dtype, const Shape& out);
+// PlanContext::choose for an operator over numpy broadcasting: `host` and the ElementwiseCall of
+// inputs 0 .. n-1 of the node (n = 1 to 3) broadcast to `out`; value_dtype as
+// ElementwiseCall::dtype.
+Status choose_elementwise(const PlanContext& ctx, std::unique_ptr<Kernel> host, ElementwiseOp op,
+                          DType value_dtype, const Shape& out);
 // Normalises axes for a rank: fails unless each is in [-rank, rank) and none is named twice.
 Result<std::vector<int32_t>> normalize_axes(const PlanContext& ctx, std::span<const int64_t> axes,
                                             int32_t rank);

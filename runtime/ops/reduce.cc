@@ -259,7 +259,7 @@ ReduceOp reduce_op(Reduction r) {
 }
 
 template <Reduction kReduction, int64_t kAxesInputOpset>
-Result<KernelChoice> plan_reduce(PlanContext& ctx) {
+Status plan_reduce(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   const bool float_only = kReduction == Reduction::kMean;
   if (!(is_float(x.dtype) || (!float_only && is_integer(x.dtype)))) {
@@ -283,8 +283,8 @@ Result<KernelChoice> plan_reduce(PlanContext& ctx) {
   dispatch_dtype(x.dtype, [&]<class T>() {
     if constexpr (!std::is_same_v<T, uint8_t>) kernel = reduce_kernel<T>(kReduction, layout);
   });
-  return KernelChoice{std::move(kernel),
-                      reduce_call(reduce_op(kReduction), x.dtype, x.shape, *reduced)};
+  return ctx.choose(std::move(kernel),
+                    [&] { return reduce_call(reduce_op(kReduction), x.dtype, x.shape, *reduced); });
 }
 
 // ---------------------------------------------------------------- ArgMax
@@ -300,7 +300,7 @@ bool beats(T v, T best, bool last) {
   return last ? v >= best : v > best;
 }
 
-Result<KernelChoice> plan_argmax(PlanContext& ctx) {
+Status plan_argmax(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   if (!is_float(x.dtype) && !is_integer(x.dtype)) {
     return ctx.unsupported(fmt::format("{} data is not supported", dtype_name(x.dtype)));
@@ -348,9 +348,9 @@ Result<KernelChoice> plan_argmax(PlanContext& ctx) {
   });
   std::array<bool, kMaxRank> reduced{};
   reduced[at(a)] = true;
-  return KernelChoice{
-      std::move(kernel),
-      reduce_call(last ? ReduceOp::kArgMaxLast : ReduceOp::kArgMax, x.dtype, x.shape, reduced)};
+  return ctx.choose(std::move(kernel), [&] {
+    return reduce_call(last ? ReduceOp::kArgMaxLast : ReduceOp::kArgMax, x.dtype, x.shape, reduced);
+  });
 }
 
 // ---------------------------------------------------------------- LayerNormalization
@@ -386,7 +386,7 @@ struct HostLayerNorm {
   cpu::Broadcast bias_layout;
 };
 
-Result<KernelChoice> plan_layer_norm(PlanContext& ctx) {
+Status plan_layer_norm(PlanContext& ctx) {
   for (std::size_t k = 0; k < 3; ++k) {
     if (ctx.has_input(k) && ctx.input(k).dtype != DType::kFloat32) {
       return ctx.unsupported(fmt::format("input {} is {}; only float32 is supported", k,
@@ -443,7 +443,7 @@ Result<KernelChoice> plan_layer_norm(PlanContext& ctx) {
       cpu::binary(cpu::BinaryOp::kAdd, y, bias, y, call.bias_layout);
     }
   });
-  return KernelChoice{std::move(host), device_call};
+  return ctx.choose(std::move(host), device_call);
 }
 
 constexpr uint32_t kAxesOperand = 0b10;

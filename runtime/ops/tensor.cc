@@ -27,13 +27,13 @@ constexpr int64_t kAxesAsInputOpset = 13;
 
 // ---------------------------------------------------------------- views
 
-Result<KernelChoice> plan_identity(PlanContext& ctx) {
+Status plan_identity(PlanContext& ctx) {
   ctx.output(0) = ctx.input(0);
   ctx.output(0).value = nullptr;
-  return KernelChoice{};
+  return {};  // a view: no kernel
 }
 
-Result<KernelChoice> plan_flatten(PlanContext& ctx) {
+Status plan_flatten(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
   const int64_t axis = ctx.node.int_attr("axis", 1);
   const int64_t a = axis < 0 ? axis + x.rank : axis;
@@ -43,12 +43,12 @@ Result<KernelChoice> plan_flatten(PlanContext& ctx) {
   const auto ai = static_cast<int32_t>(a);
   const int64_t dims[2] = {product(x, 0, ai), product(x, ai, x.rank)};
   ctx.output(0) = {ctx.input(0).dtype, Shape::of(dims)};
-  return KernelChoice{};
+  return {};  // a view: no kernel
 }
 
 // ONNX Reshape: 0 copies the input's dim at that index (a literal 0 with allowzero), -1 takes
 // whatever is left.
-Result<KernelChoice> plan_reshape(PlanContext& ctx) {
+Status plan_reshape(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
   if (!ctx.has_input(1)) {
     return ctx.unsupported("Reshape-1 (the shape as an attribute, before opset 5) is not supported");
@@ -100,7 +100,7 @@ Result<KernelChoice> plan_reshape(PlanContext& ctx) {
                                 x.to_string(), total, s.to_string(), known));
   }
   ctx.output(0) = {ctx.input(0).dtype, s};
-  return KernelChoice{};
+  return {};  // a view: no kernel
 }
 
 // The axes of a Squeeze or Unsqueeze (the attribute before opset 13, input 1 since), or nullopt
@@ -119,7 +119,7 @@ Result<std::optional<std::vector<int64_t>>> axes_of(const PlanContext& ctx) {
 
 // Without axes, every dim of 1 goes. Given axes (even none, as ONNX's shape inference reads an
 // empty axes tensor) must each name a dim of 1.
-Result<KernelChoice> plan_squeeze(PlanContext& ctx) {
+Status plan_squeeze(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
   auto axes = axes_of(ctx);
   if (!axes) return axes.error();
@@ -142,11 +142,11 @@ Result<KernelChoice> plan_squeeze(PlanContext& ctx) {
     if (!drop[at(d)]) s.dims[at(s.rank++)] = x.dims[at(d)];
   }
   ctx.output(0) = {ctx.input(0).dtype, s};
-  return KernelChoice{};
+  return {};  // a view: no kernel
 }
 
 // Axes index the OUTPUT, whose rank is the input's plus the number of axes.
-Result<KernelChoice> plan_unsqueeze(PlanContext& ctx) {
+Status plan_unsqueeze(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
   auto axes = axes_of(ctx);
   if (!axes) return axes.error();
@@ -166,13 +166,13 @@ Result<KernelChoice> plan_unsqueeze(PlanContext& ctx) {
     s.dims[at(d)] = s.dims[at(d)] == -1 ? 1 : x.dims[at(next++)];
   }
   ctx.output(0) = {ctx.input(0).dtype, s};
-  return KernelChoice{};
+  return {};  // a view: no kernel
 }
 
 // ---------------------------------------------------------------- shape queries
 
 // Opset 15's start and end: negative ones count from the back, both clamp to [0, rank].
-Result<KernelChoice> plan_shape(PlanContext& ctx) {
+Status plan_shape(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
   const auto normalize = [&](int64_t v) {
     if (v < 0) v += x.rank;
@@ -184,19 +184,19 @@ Result<KernelChoice> plan_shape(PlanContext& ctx) {
   Strides dims{};
   std::copy_n(x.dims.begin() + start, count, dims.begin());
   ctx.output(0) = {DType::kInt64, Shape::of(std::array<int64_t, 1>{count})};
-  return KernelChoice{make_kernel([dims, count](const KernelIO& io) {
+  return ctx.choose(make_kernel([dims, count](const KernelIO& io) {
     if (count > 0) std::memcpy(io.output<int64_t>(0), dims.data(), at(count) * sizeof(int64_t));
-  })};
+  }));
 }
 
-Result<KernelChoice> plan_size(PlanContext& ctx) {
+Status plan_size(PlanContext& ctx) {
   const int64_t n = ctx.input(0).shape.elements();
   ctx.output(0) = {DType::kInt64, Shape{}};
-  return KernelChoice{make_kernel([n](const KernelIO& io) { *io.output<int64_t>(0) = n; })};
+  return ctx.choose(make_kernel([n](const KernelIO& io) { *io.output<int64_t>(0) = n; }));
 }
 
 // The output takes `value`'s dtype (one element; float32 0 without it).
-Result<KernelChoice> plan_constant_of_shape(PlanContext& ctx) {
+Status plan_constant_of_shape(PlanContext& ctx) {
   auto dims = vector_operand(ctx, 0, "the shape");
   if (!dims) return dims.error();
   if (dims->size() > static_cast<std::size_t>(kMaxRank)) {
@@ -227,7 +227,7 @@ Result<KernelChoice> plan_constant_of_shape(PlanContext& ctx) {
     if (size == 4) fill(io.output<uint32_t>(0));
     if (size == 8) fill(io.output<uint64_t>(0));
   });
-  return KernelChoice{std::move(host), FillCall{dtype, pattern, n}};
+  return ctx.choose(std::move(host), FillCall{dtype, pattern, n});
 }
 
 // ---------------------------------------------------------------- Gather
@@ -270,7 +270,7 @@ Status gather(const HostGather& g, const I* indices, const std::byte* data, std:
   return {};
 }
 
-Result<KernelChoice> plan_gather(PlanContext& ctx) {
+Status plan_gather(PlanContext& ctx) {
   const TensorInfo& data = ctx.input(0);
   const TensorInfo& indices = ctx.input(1);
   if (data.shape.rank == 0) return ctx.fail("data must have rank >= 1");
@@ -315,17 +315,17 @@ Result<KernelChoice> plan_gather(PlanContext& ctx) {
   call.index_dtype = indices.dtype;
   call.node_index = static_cast<int32_t>(&ctx.node - ctx.graph.nodes.data());
   if (indices.dtype == DType::kInt32) {
-    return KernelChoice{make_kernel([g](const KernelIO& io) {
-                          return gather(g, io.input<int32_t>(1), io.input<std::byte>(0),
-                                        io.output<std::byte>(0));
-                        }),
-                        call};
-  }
-  return KernelChoice{make_kernel([g](const KernelIO& io) {
-                        return gather(g, io.input<int64_t>(1), io.input<std::byte>(0),
+    return ctx.choose(make_kernel([g](const KernelIO& io) {
+                        return gather(g, io.input<int32_t>(1), io.input<std::byte>(0),
                                       io.output<std::byte>(0));
                       }),
-                      call};
+                      call);
+  }
+  return ctx.choose(make_kernel([g](const KernelIO& io) {
+                      return gather(g, io.input<int64_t>(1), io.input<std::byte>(0),
+                                    io.output<std::byte>(0));
+                    }),
+                    call);
 }
 
 // ---------------------------------------------------------------- Cast
@@ -349,7 +349,7 @@ To cast_value(From v) {
   }
 }
 
-Result<KernelChoice> plan_cast(PlanContext& ctx) {
+Status plan_cast(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   const Attribute* to_attr = ctx.node.attribute("to");
   if (to_attr == nullptr || to_attr->kind != Attribute::Kind::kInt) {
@@ -384,7 +384,7 @@ Result<KernelChoice> plan_cast(PlanContext& ctx) {
   if (kernel == nullptr) {
     return ctx.unsupported(fmt::format("cast from {}", dtype_name(x.dtype)));
   }
-  return KernelChoice{std::move(kernel), CastCall{x.dtype, to, n}};
+  return ctx.choose(std::move(kernel), CastCall{x.dtype, to, n});
 }
 
 constexpr OpDef kOps[] = {

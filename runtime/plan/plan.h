@@ -56,7 +56,10 @@ struct OutputCopy {
 class Binder {
  public:
   virtual ~Binder() = default;
-  virtual Result<std::unique_ptr<Kernel>> bind(const Node& node, KernelChoice choice) const = 0;
+  // Whether bind() reads KernelChoice::call: false where the host kernel is all a device runs,
+  // so that planning for it leaves the calls undescribed (PlanContext::describe).
+  virtual bool reads_calls() const = 0;
+  virtual Result<std::unique_ptr<Kernel>> bind(const Node& node, KernelChoice&& choice) const = 0;
 };
 
 class Planner {
@@ -101,11 +104,11 @@ struct Internals {
   static std::size_t max_step_tensors(const Plan& plan) { return plan.max_step_tensors_; }
 };
 
-// Plans one node: fills `out` (one info per node output) and returns what its operator chose (no
-// kernel for a view). Checks what plan() leaves: every present output has a computable dtype and
-// a bounded shape.
-Result<KernelChoice> plan_node(const Graph& graph, const Node& node, std::span<const TensorInfo> in,
-                               std::vector<TensorInfo>* out);
+// Plans one node: fills `out` (one info per node output) and `choice` (left empty, as it comes,
+// for a view; its call only when `describe`). Checks what plan() leaves: every present output has
+// a computable dtype and a bounded shape.
+Status plan_node(const Graph& graph, const Node& node, std::span<const TensorInfo> in,
+                 std::vector<TensorInfo>* out, KernelChoice* choice, bool describe);
 
 // Runs a planned node on host memory: inputs known, outputs allocated here.
 Result<std::vector<HostTensor>> run_on_host(const Node& node, const Kernel* kernel,

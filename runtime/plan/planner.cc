@@ -29,10 +29,10 @@ std::size_t Plan::num_output_copies() const { return copies_.size(); }
 
 namespace detail {
 
-Result<KernelChoice> plan_node(const Graph& graph, const Node& node, std::span<const TensorInfo> in,
-                               std::vector<TensorInfo>* out) {
+Status plan_node(const Graph& graph, const Node& node, std::span<const TensorInfo> in,
+                 std::vector<TensorInfo>* out, KernelChoice* choice, bool describe) {
   out->assign(node.outputs.size(), TensorInfo{});
-  PlanContext ctx{graph, node, in, *out};
+  PlanContext ctx{graph, node, in, *out, *choice, describe};
   for (std::size_t k = 0; k < in.size(); ++k) {
     if ((node.def->value_operands >> k & 1u) == 0 || !in[k].present()) continue;
     if (in[k].value == nullptr) {
@@ -46,8 +46,7 @@ Result<KernelChoice> plan_node(const Graph& graph, const Node& node, std::span<c
       return ctx.fail(fmt::format("input {} must be an integer tensor, not float32", k));
     }
   }
-  auto choice = node.def->plan(ctx);
-  if (!choice) return choice.error();
+  if (Status s = node.def->plan(ctx); !s) return s;
   for (std::size_t o = 0; o < out->size(); ++o) {
     if (node.outputs[o] < 0) continue;
     const TensorInfo& info = (*out)[o];
@@ -62,7 +61,7 @@ Result<KernelChoice> plan_node(const Graph& graph, const Node& node, std::span<c
   }
   const bool view = node.def->aliasing == Aliasing::kView;
   COPROC_CHECK((choice->host == nullptr) == view);
-  return choice;
+  return {};
 }
 
 Result<std::vector<HostTensor>> run_on_host(const Node& node, const Kernel* kernel,
@@ -161,6 +160,7 @@ class Builder {
 
     std::vector<int32_t> executed;
     std::vector<TensorInfo> in, out;
+    const bool describe = binder_.reads_calls();
     for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
       const Node& node = graph_.nodes[n];
       in.clear();
@@ -170,14 +170,14 @@ class Builder {
         // Shape and Size read only shapes, which are always known here.
         if (v >= 0 && in.back().value == nullptr && !node.def->shapes_only) known = false;
       }
-      auto choice = plan_node(graph_, node, in, &out);
-      if (!choice) return choice.error();
+      KernelChoice choice;
+      if (Status s = plan_node(graph_, node, in, &out, &choice, describe); !s) return s.error();
       int64_t out_elements = 0;
       for (std::size_t o = 0; o < out.size(); ++o) {
         if (node.outputs[o] >= 0) out_elements += out[o].shape.elements();
       }
       if (known && out_elements <= kFoldElementLimit) {
-        auto values = run_on_host(node, choice->host.get(), in, out);
+        auto values = run_on_host(node, choice.host.get(), in, out);
         if (!values) return values.error();
         for (std::size_t o = 0; o < out.size(); ++o) {
           if (node.outputs[o] < 0) continue;
@@ -186,8 +186,8 @@ class Builder {
         }
       } else {
         executed.push_back(static_cast<int32_t>(n));
-        if (choice->host != nullptr) {  // not a view: the device binds the operator's choice
-          auto kernel = binder_.bind(node, std::move(choice).value());
+        if (choice.host != nullptr) {  // not a view: the device binds the operator's choice
+          auto kernel = binder_.bind(node, std::move(choice));
           if (!kernel) return kernel.error();
           parts.kernels.push_back(std::move(kernel).value());
         }

@@ -20,8 +20,9 @@ using detail::Step;
 // The CPU runs the host kernel each operator chose.
 class HostBinder final : public detail::Binder {
  public:
+  bool reads_calls() const override { return false; }
   Result<std::unique_ptr<detail::Kernel>> bind(const detail::Node& /*node*/,
-                                               detail::KernelChoice choice) const override {
+                                               detail::KernelChoice&& choice) const override {
     return std::move(choice.host);
   }
 };

@@ -130,7 +130,9 @@ class ClBinder final : public Binder {
  public:
   explicit ClBinder(ocl::Device& device) : device_(device) {}
 
-  KernelResult bind(const Node& node, KernelChoice choice) const override {
+  bool reads_calls() const override { return true; }
+
+  KernelResult bind(const Node& node, KernelChoice&& choice) const override {
     return std::visit([&](const auto& call) { return bind_call(node, call); }, choice.call);
   }
 
