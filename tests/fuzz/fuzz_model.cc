@@ -46,7 +46,7 @@ namespace {
 
 using coproc::runtime::DType;
 using coproc::runtime::Model;
-using coproc::runtime::Session;
+using coproc::runtime::CpuSession;
 using coproc::runtime::Shape;
 
 constexpr std::size_t kMaxRunBytes = std::size_t{64} << 20;
