@@ -125,8 +125,6 @@ struct PlanContext {
   std::vector<int64_t> ints(std::size_t k) const;
   // Output k's info, for plan() to fill.
   TensorInfo& output(std::size_t k) const { return out[k]; }
-  // plan()'s last word for a node that runs: its host kernel and the same work for any device
-  // (HostOnly: none).
   // plan()'s last word for a node that runs: its host kernel and the same work for any device,
   // given as a DeviceCall alternative or as a callable that makes one (called only when
   // `describe`, so that planning for the CPU does not pay for describing). Without a call:
