@@ -101,8 +101,8 @@ int main(int argc, char** argv) {
   info.client_slots = 2 * config.max_clients;
   if (config.http) info.http_address = config.http->host;
   info.device_names[0] = fmt::format("{}, OpenBLAS, {} threads", cpu_model_name(), config.cpu_threads);
-  if (models->cl_device()) {
-    const auto& cl = models->cl_device()->info();
+  if (models->gpu_device()) {
+    const auto& cl = models->gpu_device()->info();
     info.device_names[1] = fmt::format("{} ({})", cl.name, cl.platform);
   }
   uint64_t weight_bytes = 0;

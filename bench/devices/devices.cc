@@ -1,10 +1,11 @@
 // coproc-bench devices: the OpenCL device against the CPU on one model at one batch size, and the
 // device's GEMM throughput, in one run.
 //
-// Model throughput: the CPU (Session, `threads` intra-op threads) and the device (ClSession) run
-// the same batch on the same inputs (inputs.h), outputs compared first; then `rounds` rounds in
-// turn, each side running back to back for `seconds`. Throughput is rows (the batch dim) per
-// second over all rounds; the device's includes its transfers, since ClSession::run does them.
+// Model throughput: the CPU device (`threads` intra-op threads) and the OpenCL device, each through
+// its runtime::Session (device.h), run the same batch on the same inputs (inputs.h), outputs
+// compared first; then `rounds` rounds in turn, each side running back to back for `seconds`.
+// Throughput is rows (the batch dim) per second over all rounds; the device's includes its
+// transfers, since its Session::run does them.
 //
 // GEMM (--gemm N): an N x N x N float32 GEMM on the device through CLBlast, timed over repeated
 // calls between waits, against the same product on the CPU device (the packed GEMM). GFLOP/s =
@@ -23,6 +24,7 @@
 #include "coproc/kernels/parallel.h"
 #include "devices/devices.h"
 #include "common/inputs.h"
+#include "coproc/runtime/device.h"
 #include "device/opencl/cl_session.h"
 
 namespace coproc::bench {
@@ -56,9 +58,8 @@ Batch make_batch(const runtime::Model& model, int64_t batch, int64_t seq) {
 }
 
 // One side: its plan, its output buffers, and the runs it made.
-template <class SessionT>
 struct Side {
-  SessionT& session;
+  runtime::Session& session;
   const runtime::Plan* plan = nullptr;
   std::vector<std::vector<float>> outputs;
   std::vector<void*> out;
@@ -163,15 +164,23 @@ int run_devices(const DevicesOptions& o) {
     std::fprintf(stderr, "coproc-bench: %s\n", model.error().message.c_str());
     return 1;
   }
-  auto uploaded = runtime::ClModel::upload(model.value(), device.value());
-  if (!uploaded.ok()) {
-    std::fprintf(stderr, "coproc-bench: %s\n", uploaded.error().message.c_str());
+  auto host = runtime::open_device(runtime::DeviceKind::kCpu);
+  if (!host.ok()) {
+    std::fprintf(stderr, "coproc-bench: %s\n", host.error().message.c_str());
     return 1;
   }
-  runtime::Session cpu_session(model.value());
-  runtime::ClSession gpu_session(uploaded.value());
-  Side<runtime::Session> cpu{cpu_session};
-  Side<runtime::ClSession> gpu{gpu_session};
+  auto on_cpu = host.value()->place(model.value());
+  auto on_device = device.value()->place(model.value());
+  for (const auto* placed : {&on_cpu, &on_device}) {
+    if (!placed->ok()) {
+      std::fprintf(stderr, "coproc-bench: %s\n", placed->error().message.c_str());
+      return 1;
+    }
+  }
+  const std::unique_ptr<runtime::Session> cpu_session = on_cpu.value()->open_session();
+  const std::unique_ptr<runtime::Session> gpu_session = on_device.value()->open_session();
+  Side cpu{*cpu_session};
+  Side gpu{*gpu_session};
   const Batch batch = make_batch(*model.value(), o.batch, o.seq);
   for (const std::string& e : {cpu.prepare(batch), gpu.prepare(batch), cpu.run(batch), gpu.run(batch)}) {
     if (!e.empty()) {

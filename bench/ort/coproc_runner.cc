@@ -9,6 +9,8 @@
 #include <iterator>
 #include <string_view>
 
+#include "common/cpu_session.h"
+
 namespace coproc::bench {
 
 namespace {
@@ -46,13 +48,13 @@ double element(std::string_view dtype, const std::byte* data, std::size_t i) {
 
 CoprocRunner::CoprocRunner(std::shared_ptr<const runtime::Model> model,
                            const std::vector<InputTensor>& inputs)
-    : session_(std::move(model)) {
+    : session_(cpu_session(std::move(model))) {
   std::vector<runtime::Shape> shapes;
   for (const auto& t : inputs) {
     shapes.push_back(runtime::Shape::of(t.dims));
     in_.push_back(t.bytes.data());
   }
-  auto plan = session_.prepare(shapes, in_);
+  auto plan = session_->prepare(shapes, in_);
   if (!plan.ok()) {
     error_ = plan.error().message;
     return;
@@ -66,7 +68,7 @@ CoprocRunner::CoprocRunner(std::shared_ptr<const runtime::Model> model,
 
 bool CoprocRunner::run() {
   if (!plan_) return false;  // error_ says why prepare() failed
-  Status s = session_.run(*plan_, in_, out_ptrs_);
+  Status s = session_->run(*plan_, in_, out_ptrs_);
   if (!s.ok()) error_ = s.error().message;
   return s.ok();
 }
@@ -85,7 +87,7 @@ std::vector<int64_t> CoprocRunner::time(int64_t iterations, int64_t max_ns) {
 
 std::optional<Agreement> CoprocRunner::compare(const std::vector<OrtOutput>& ort,
                                                const std::string& dir) {
-  const auto& specs = session_.model().outputs();
+  const auto& specs = session_->model().outputs();
   if (ort.size() != out_.size()) {
     error_ = fmt::format("ORT gives {} outputs, coproc {}", ort.size(), out_.size());
     return std::nullopt;

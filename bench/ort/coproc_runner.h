@@ -10,6 +10,7 @@
 
 #include "ort/ort_bench.h"
 #include "ort/ort_process.h"
+#include "coproc/runtime/device.h"
 #include "coproc/runtime/model.h"
 
 namespace coproc::bench {
@@ -46,7 +47,7 @@ class CoprocRunner {
   std::optional<Agreement> compare(const std::vector<OrtOutput>& ort, const std::string& dir);
 
  private:
-  runtime::Session session_;
+  std::unique_ptr<runtime::Session> session_;
   const runtime::Plan* plan_ = nullptr;
   std::vector<const void*> in_;
   std::vector<std::vector<std::byte>> out_;

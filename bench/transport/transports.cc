@@ -15,6 +15,7 @@
 #include "coproc/kernels/cpu.h"
 #include "coproc/ring/wait.h"
 #include "coproc/runtime/model.h"
+#include "common/cpu_session.h"
 
 namespace coproc::bench {
 
@@ -251,7 +252,7 @@ class InProcess final : public Transport {
       error_ = model.error().message;
       return;
     }
-    session_ = std::make_unique<runtime::Session>(model.value());
+    session_ = cpu_session(model.value());
     std::vector<runtime::Shape> shapes;
     for (const auto& spec : model.value()->inputs()) shapes.push_back(runtime::concrete_shape(spec, 1));
     const auto& specs = model.value()->inputs();

@@ -7,7 +7,6 @@
 #include <string>
 #include <utility>
 
-#include "device/opencl/cl_session.h"
 #include "dispatch/batch_io.h"
 #include "models/models.h"
 #include "platform/cycle_clock.h"
@@ -34,7 +33,7 @@ auto without_bad_alloc(const char* what, F&& f) -> decltype(f()) {
 class MemoryEstimate {
  public:
   MemoryEstimate(const LoadedModel& model, std::vector<bool> input_dim1)
-      : model_(model), input_dim1_(std::move(input_dim1)), session_(model.model) {}
+      : model_(model), input_dim1_(std::move(input_dim1)), session_(model.cpu->open_session()) {}
 
   uint64_t operator()(uint32_t rows, int64_t padded_length) {
     auto [it, fresh] = per_row_.try_emplace(padded_length, 0);
@@ -51,7 +50,7 @@ class MemoryEstimate {
       if (input_dim1_[i]) shape.dims[1] = std::max<int64_t>(padded_length, 1);
       shapes.push_back(shape);
     }
-    auto plan = session_.prepare(shapes);
+    auto plan = session_->prepare(shapes);
     if (!plan.ok()) return kUnplannable;
     return (*plan)->peak_bytes();  // inputs, outputs and the plan's scratch
   }
@@ -61,7 +60,7 @@ class MemoryEstimate {
 
   const LoadedModel& model_;
   std::vector<bool> input_dim1_;
-  runtime::Session session_;
+  std::unique_ptr<runtime::Session> session_;  // on the CPU
   std::map<int64_t, uint64_t> per_row_;
 };
 
@@ -103,17 +102,14 @@ std::byte* output_place(const WorkItem& item, uint32_t j, const runtime::Shape& 
 // staging buffers for gathered inputs and batch outputs, shared by the models.
 class InferExecutor::InferThread final : public Executor::Thread {
  public:
-  std::vector<std::unique_ptr<runtime::Session>> sessions;       // by model id
-  std::vector<std::unique_ptr<runtime::ClSession>> cl_sessions;  // null for models on the CPU only
+  std::vector<std::unique_ptr<runtime::Session>> cpu_sessions;  // by model id
+  std::vector<std::unique_ptr<runtime::Session>> gpu_sessions;  // null for models on the CPU only
   std::vector<std::vector<std::byte>> inputs;
   std::vector<std::vector<std::byte>> outputs;
 
   // The session that runs `rows` rows of the model, on the device LoadedModel::on_gpu picks.
-  // prepare() and run() are the same on both.
-  template <class F>
-  auto with_session(const LoadedModel& model, int64_t rows, F&& f) {
-    if (model.on_gpu(rows)) return f(*cl_sessions[model.id]);
-    return f(*sessions[model.id]);
+  runtime::Session& session(const LoadedModel& model, int64_t rows) const {
+    return model.on_gpu(rows) ? *gpu_sessions[model.id] : *cpu_sessions[model.id];
   }
 };
 
@@ -159,9 +155,8 @@ std::unique_ptr<Executor::Thread> InferExecutor::make_thread() const {
   auto thread = std::make_unique<InferThread>();
   const runtime::SessionLimits limits{kMaxPlansPerSession, request_memory_bytes_};
   for (const auto& m : models_.all()) {
-    thread->sessions.push_back(std::make_unique<runtime::Session>(m.model, limits));
-    thread->cl_sessions.push_back(
-        m.cl != nullptr ? std::make_unique<runtime::ClSession>(m.cl, limits) : nullptr);
+    thread->cpu_sessions.push_back(m.cpu->open_session(limits));
+    thread->gpu_sessions.push_back(m.gpu != nullptr ? m.gpu->open_session(limits) : nullptr);
   }
   return thread;
 }
@@ -169,10 +164,9 @@ std::unique_ptr<Executor::Thread> InferExecutor::make_thread() const {
 RunEnd InferExecutor::run_one(WorkItem& item, Thread& thread, Answers& answers) const {
   auto& state = static_cast<InferThread&>(thread);  // made by make_thread() for this thread
   const int64_t rows = request_rows(item);
+  runtime::Session& session = state.session(*item.model, rows);
   auto plan = without_bad_alloc("planning a request", [&] {
-    return state.with_session(*item.model, rows, [&](auto& session) {
-      return session.prepare({item.input_shapes.data(), item.n_inputs});
-    });
+    return session.prepare({item.input_shapes.data(), item.n_inputs});
   });
   if (!plan.ok()) return RunEnd::failed(plan.error());
   std::array<runtime::Shape, kMaxTensorsPerRequest> out_shapes;
@@ -185,9 +179,8 @@ RunEnd InferExecutor::run_one(WorkItem& item, Thread& thread, Answers& answers) 
   }
   const uint64_t start = CycleClock::now();
   // One request (or one chunk of it), no padding: the model reads and writes the client's arena.
-  Status run = state.with_session(*item.model, rows, [&](auto& session) {
-    return session.run(**plan, {item.inputs.data(), item.n_inputs}, {outs.data(), item.n_outputs});
-  });
+  Status run =
+      session.run(**plan, {item.inputs.data(), item.n_inputs}, {outs.data(), item.n_outputs});
   const uint64_t end = CycleClock::now();
   if (!run.ok()) return RunEnd::failed(run.error());
   const uint64_t exec_ns = CycleClock::to_ns(end - start);
@@ -213,21 +206,19 @@ RunEnd InferExecutor::run_batch(const BatchRun& batch, Thread& thread, Answers& 
   // A batch for the OpenCL device is gathered into its session's pinned staging, and its outputs
   // come back there, so the transfers are DMA from and to pinned memory.
   const bool on_gpu = model.on_gpu(rows);
+  runtime::Session& session = state.session(model, rows);
   auto plan = without_bad_alloc("staging a batch", [&]() -> Result<const runtime::Plan*> {
     for (uint32_t i = 0; i < in_specs.size(); ++i) {
       shapes[i] = batched_shape(items[0]->input_shapes[i], rows, layout.input_dim1[i], padded);
     }
-    auto prepared = state.with_session(model, rows, [&](auto& session) {
-      return session.prepare({shapes.data(), in_specs.size()});
-    });
+    auto prepared = session.prepare({shapes.data(), in_specs.size()});
     if (!prepared.ok()) return prepared;
     state.inputs.resize(std::max(state.inputs.size(), in_specs.size()));
     state.outputs.resize(std::max(state.outputs.size(), out_specs.size()));
-    runtime::ClSession* cl = on_gpu ? state.cl_sessions[model.id].get() : nullptr;
     for (uint32_t i = 0; i < in_specs.size(); ++i) {
       const std::size_t elem = runtime::dtype_bytes(in_specs[i].dtype);
       const auto bytes = static_cast<std::size_t>(shapes[i].elements()) * elem;
-      void* staging = cl != nullptr ? cl->input_staging(i) : nullptr;
+      void* staging = session.input_staging(i);  // pinned on the OpenCL device, else null
       if (staging == nullptr) {
         state.inputs[i].resize(bytes);
         staging = state.inputs[i].data();
@@ -236,9 +227,8 @@ RunEnd InferExecutor::run_batch(const BatchRun& batch, Thread& thread, Answers& 
       ins[i] = staging;
     }
     for (uint32_t j = 0; j < out_specs.size(); ++j) {
-      if (cl != nullptr) {
-        outs[j] = cl->output_staging(j);
-      } else {
+      outs[j] = session.output_staging(j);
+      if (outs[j] == nullptr) {
         state.outputs[j].resize((*prepared)->output_bytes(j));
         outs[j] = state.outputs[j].data();
       }
@@ -255,9 +245,8 @@ RunEnd InferExecutor::run_batch(const BatchRun& batch, Thread& thread, Answers& 
   const uint64_t start = CycleClock::now();
   // Rows of a batch are independent (the contract of batching): the device may split them to
   // overlap its transfers with its work.
-  Status run = state.with_session(model, rows, [&](auto& session) {
-    return session.run_rows(**plan, {ins.data(), in_specs.size()}, {outs.data(), out_specs.size()});
-  });
+  Status run =
+      session.run_rows(**plan, {ins.data(), in_specs.size()}, {outs.data(), out_specs.size()});
   const uint64_t end = CycleClock::now();
   if (!run.ok()) {
     // The model refused some request's data (a token id out of range): run each alone, so only

@@ -8,6 +8,7 @@
 
 #include "coproc/coproc_generated.h"
 #include "coproc/ring/wait.h"
+#include "coproc/kernels/opencl.h"
 
 namespace coproc::daemon {
 
@@ -30,8 +31,7 @@ std::vector<runtime::Shape> batch_shapes(const runtime::Model& model, int64_t ro
 
 // Runs the model for `shapes` on zeroed inputs (after one untimed run, which also builds and
 // warms whatever the device compiles) and returns the best of `runs` runs.
-template <class SessionT>
-Result<int64_t> best_run_ns(SessionT& session, const std::vector<runtime::Shape>& shapes,
+Result<int64_t> best_run_ns(runtime::Session& session, const std::vector<runtime::Shape>& shapes,
                             int runs) {
   const runtime::Model& model = session.model();
   auto plan = session.prepare(shapes);
@@ -75,8 +75,10 @@ int64_t probe_length(const BatchingConfig& b) {
 // OpenCL device is faster at that size and every larger one (so that routing never flips back
 // and forth on noise).
 Status measure_devices(LoadedModel& m, const BatchingConfig& batching) {
-  runtime::Session cpu(m.model);
-  runtime::ClSession gpu(m.cl);
+  const auto cpu_session = m.cpu->open_session();
+  const auto gpu_session = m.gpu->open_session();
+  runtime::Session& cpu = *cpu_session;
+  runtime::Session& gpu = *gpu_session;
   const int64_t length = probe_length(batching);
   for (const uint32_t rows : probe_batches(batching.max_batch)) {
     const auto shapes = batch_shapes(*m.model, rows, length);
@@ -118,8 +120,9 @@ int length_input_of(const runtime::Model& model) {
   return -1;
 }
 
-kernels::opencl::Selector selector_of(const Config& config) {
-  kernels::opencl::Selector s;
+// Which OpenCL device opencl.platform and opencl.device name: a name fragment or an index each.
+runtime::DeviceOptions device_options_of(const Config& config) {
+  runtime::DeviceOptions s;
   const auto digits = [](const std::string& v) {
     return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
   };
@@ -143,13 +146,23 @@ int gpu_numa_node(const Config& config) {
       std::any_of(config.models.begin(), config.models.end(),
                   [](const ModelConfig& m) { return m.device != DeviceMode::kCpu; });
   if (!uses_gpu) return -1;
+  // The device is not opened here (that comes with the models, after placement), so the NUMA
+  // node is read from the OpenCL device list, which runtime::DeviceInfo does not carry.
+  const runtime::DeviceOptions options = device_options_of(config);
+  const kernels::opencl::Selector selector{.platform = options.platform,
+                                           .device = options.device,
+                                           .platform_index = options.platform_index,
+                                           .device_index = options.device_index};
   const auto devices = kernels::opencl::list_devices();
-  const int found = kernels::opencl::find_device(devices, selector_of(config), nullptr);
+  const int found = kernels::opencl::find_device(devices, selector, nullptr);
   return found < 0 ? -1 : devices[static_cast<std::size_t>(found)].numa_node;
 }
 
 Result<ModelSet> ModelSet::load(const Config& config) {
   ModelSet set;
+  auto cpu_device = runtime::open_device(runtime::DeviceKind::kCpu);
+  if (!cpu_device.ok()) return cpu_device.error();
+  set.cpu_device_ = std::move(cpu_device.value());
   bool device_tried = false;
   std::string device_error;
   std::vector<std::string> on_cpu_instead;  // models configured for the device, without one
@@ -170,13 +183,16 @@ Result<ModelSet> ModelSet::load(const Config& config) {
                             "' sets a shape inside the model (e.g. a Reshape's target); coprocd "
                             "serves models whose shapes follow from their input shapes alone");
     }
-    runtime::Session probe(model.value());
-    auto cost = best_run_ns(probe, batch_shapes(*model.value(), 1, 1), kCostProbeRuns);
+    auto on_cpu = set.cpu_device_->place(model.value());
+    if (!on_cpu.ok()) return fail(on_cpu.error(), "");
+    auto cost = best_run_ns(*on_cpu.value()->open_session(), batch_shapes(*model.value(), 1, 1),
+                            kCostProbeRuns);
     if (!cost.ok()) return fail(cost.error(), " failed its first run");
     LoadedModel loaded;
     loaded.id = static_cast<uint32_t>(set.models_.size());
     loaded.name = cfg.name;
     loaded.model = std::move(model.value());
+    loaded.cpu = std::move(on_cpu.value());
     loaded.batch1_exec_ns = cost.value();
     loaded.device = cfg.device;
     loaded.max_batch = cfg.batching.max_batch;
@@ -184,32 +200,32 @@ Result<ModelSet> ModelSet::load(const Config& config) {
     if (wants_gpu) {
       if (!device_tried) {
         device_tried = true;
-        auto opened = runtime::ClDevice::open(selector_of(config));
+        auto opened = runtime::open_device(runtime::DeviceKind::kOpenCl, device_options_of(config));
         if (opened.ok()) {
-          set.cl_device_ = std::move(opened.value());
-          const auto& info = set.cl_device_->info();
+          set.gpu_device_ = std::move(opened.value());
+          const auto& info = set.gpu_device_->info();
           spdlog::info("OpenCL device: {} ({}, {}), {} compute units, {} MiB", info.name,
                        info.platform, info.version, info.compute_units,
-                       info.global_memory_bytes >> 20);
+                       info.memory_bytes >> 20);
         } else {
           device_error = opened.error().message;
         }
       }
-      if (set.cl_device_ == nullptr) {
+      if (set.gpu_device_ == nullptr) {
         on_cpu_instead.push_back(fmt::format("'{}' ({})", cfg.name, name_of(cfg.device)));
       }
     }
-    if (set.cl_device_ != nullptr && wants_gpu) {
-      auto uploaded = runtime::ClModel::upload(loaded.model, set.cl_device_);
+    if (set.gpu_device_ != nullptr && wants_gpu) {
+      auto uploaded = set.gpu_device_->place(loaded.model);
       if (!uploaded.ok()) return fail(uploaded.error(), "");
-      loaded.cl = std::move(uploaded.value());
+      loaded.gpu = std::move(uploaded.value());
       if (cfg.device == DeviceMode::kGpu) {
         // Runs at both ends of the batch range, so that whatever the device compiles for small
         // and for large GEMMs is compiled now, on this thread, not while serving.
-        runtime::ClSession session(loaded.cl);
+        const auto session = loaded.gpu->open_session();
         const int64_t length = probe_length(cfg.batching);
         for (const int64_t rows : {int64_t{1}, int64_t{cfg.batching.max_batch}}) {
-          auto gpu_cost = best_run_ns(session, batch_shapes(*loaded.model, rows, length), 1);
+          auto gpu_cost = best_run_ns(*session, batch_shapes(*loaded.model, rows, length), 1);
           if (!gpu_cost.ok()) return fail(gpu_cost.error(), " failed its first run on OpenCL");
         }
         loaded.gpu_from_batch = 1;
@@ -222,7 +238,7 @@ Result<ModelSet> ModelSet::load(const Config& config) {
         "{} ns on the CPU, device {}",
         loaded.name, cfg.path, loaded.model->inputs().size(), loaded.model->outputs().size(),
         loaded.model->weight_bytes(), loaded.batch1_exec_ns,
-        name_of(loaded.cl != nullptr ? cfg.device : DeviceMode::kCpu));
+        name_of(loaded.gpu != nullptr ? cfg.device : DeviceMode::kCpu));
     set.models_.push_back(std::move(loaded));
   }
   if (!on_cpu_instead.empty()) {

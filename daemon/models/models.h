@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "config/config.h"
+#include "coproc/runtime/device.h"
 #include "coproc/runtime/model.h"
 #include "coproc/segment.h"
-#include "device/opencl/cl_session.h"
 
 namespace coproc::daemon {
 
@@ -53,14 +53,16 @@ struct LoadedModel {
   // the first such input, whose dim 1 is a request's length (length buckets, padding); -1:
   // the model has none.
   int length_input = -1;
-  // The weights on the OpenCL device (gpu and auto, when there is a device), else null.
-  std::shared_ptr<const runtime::ClModel> cl;
+  // The model on the CPU device: every model has it.
+  std::shared_ptr<const runtime::PlacedModel> cpu;
+  // The model on the OpenCL device (gpu and auto, when there is a device), else null.
+  std::shared_ptr<const runtime::PlacedModel> gpu;
   // Batches of at least this many rows run on the OpenCL device; 0: none do.
   uint32_t gpu_from_batch = 0;
   std::vector<DeviceTiming> timings;  // auto: batch sizes 1, 2, 4, ... max_batch
 
   bool on_gpu(int64_t rows) const {
-    return cl != nullptr && gpu_from_batch != 0 && rows >= int64_t{gpu_from_batch};
+    return gpu != nullptr && gpu_from_batch != 0 && rows >= int64_t{gpu_from_batch};
   }
   bool variable_length() const { return length_input >= 0; }
 };
@@ -87,14 +89,15 @@ class ModelSet {
   }
   const std::vector<LoadedModel>& all() const { return models_; }
   // The OpenCL device, when a model uses one.
-  const std::shared_ptr<runtime::ClDevice>& cl_device() const { return cl_device_; }
+  const std::shared_ptr<runtime::Device>& gpu_device() const { return gpu_device_; }
 
   // The flatbuffer ModelTable published in the registry.
   std::vector<uint8_t> model_table() const;
 
  private:
   std::vector<LoadedModel> models_;
-  std::shared_ptr<runtime::ClDevice> cl_device_;
+  std::shared_ptr<runtime::Device> cpu_device_;
+  std::shared_ptr<runtime::Device> gpu_device_;
 };
 
 }  // namespace coproc::daemon

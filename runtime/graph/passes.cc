@@ -34,8 +34,9 @@ Status fold_constants(Graph* graph) {
       kept.push_back(std::move(node));
       continue;
     }
-    auto kernel = plan_node(*graph, node, in, &out);
-    if (!kernel) return kernel.error();
+    KernelChoice choice;
+    // Folding runs the host kernel: nothing to describe for a device.
+    if (Status s = plan_node(*graph, node, in, &out, &choice, /*describe=*/false); !s) return s;
     int64_t out_elements = 0;
     for (std::size_t o = 0; o < out.size(); ++o) {
       if (node.outputs[o] >= 0) out_elements += out[o].shape.elements();
@@ -44,7 +45,7 @@ Status fold_constants(Graph* graph) {
       kept.push_back(std::move(node));
       continue;
     }
-    auto values = run_on_host(node, kernel.value().get(), in, out);
+    auto values = run_on_host(node, choice.host.get(), in, out);
     if (!values) return values.error();
     for (std::size_t o = 0; o < out.size(); ++o) {
       const int32_t v = node.outputs[o];

@@ -13,7 +13,6 @@
 #include <utility>
 #include <vector>
 
-#include "device/opencl/cl_kernels.h"
 #include "ops/ops.h"
 
 namespace coproc::runtime::detail {
@@ -21,17 +20,6 @@ namespace {
 
 // Slice took starts, ends and axes as attributes before opset 10; inputs (and steps) since.
 constexpr int64_t kSliceInputsOpset = 10;
-
-// Row-major strides of a dense tensor, in elements.
-Strides dense_strides(const Shape& s) {
-  Strides strides{};
-  int64_t stride = 1;
-  for (int32_t d = s.rank - 1; d >= 0; --d) {
-    strides[at(d)] = stride;
-    stride *= s.dims[at(d)];
-  }
-  return strides;
-}
 
 // ---------------------------------------------------------------- strided copies
 
@@ -82,10 +70,10 @@ class StridedCopy {
 
   bool empty() const { return run_bytes_ == 0; }
 
-  // The same copy for the OpenCL device, in elements: the loop dims, then the contiguous run as
-  // the innermost dim when it holds more than one element.
-  ClCopy to_cl(std::size_t input) const {
-    ClCopy c;
+  // The same copy for a device, in elements: the loop dims, then the contiguous run as the
+  // innermost dim when it holds more than one element.
+  StridedCopyCall call(std::size_t input) const {
+    StridedCopyCall c;
     c.input = input;
     c.src_offset = src_offset_ / element_bytes_;
     c.dst_offset = dst_offset_ / element_bytes_;
@@ -94,15 +82,15 @@ class StridedCopy {
       return c;
     }
     for (int32_t d = 0; d < rank_; ++d) {
-      c.layout.dims[d] = dims_[at(d)];
-      c.layout.a[d] = src_[at(d)] / element_bytes_;
-      c.layout.out[d] = dst_[at(d)] / element_bytes_;
+      c.layout.dims[at(d)] = dims_[at(d)];
+      c.layout.a[at(d)] = src_[at(d)] / element_bytes_;
+      c.layout.out[at(d)] = dst_[at(d)] / element_bytes_;
     }
     c.layout.rank = rank_;
     if (run_bytes_ > element_bytes_) {
-      c.layout.dims[rank_] = run_bytes_ / element_bytes_;
-      c.layout.a[rank_] = 1;
-      c.layout.out[rank_] = 1;
+      c.layout.dims[at(rank_)] = run_bytes_ / element_bytes_;
+      c.layout.a[at(rank_)] = 1;
+      c.layout.out[at(rank_)] = 1;
       ++c.layout.rank;
     }
     return c;
@@ -218,15 +206,14 @@ class StridedCopy {
   int64_t run_bytes_ = 0;  // bytes per memcpy; 0: the box is empty
 };
 
-std::unique_ptr<Kernel> copy_kernel(const PlanContext& ctx, DType dtype,
-                                    const StridedCopy& copy) {
-  if (ctx.cl != nullptr) return cl_copies(*ctx.cl, dtype, {copy.to_cl(0)});
-  return make_kernel(
+Status choose_copy(const PlanContext& ctx, DType dtype, const StridedCopy& copy) {
+  auto host = make_kernel(
       [copy](const KernelIO& io) { copy.run(io.input<std::byte>(0), io.output<std::byte>(0)); });
+  return ctx.choose(std::move(host), [&] { return CopiesCall{dtype, {copy.call(0)}}; });
 }
 
 // perm defaults to reversing the dims.
-Result<std::unique_ptr<Kernel>> plan_transpose(PlanContext& ctx) {
+Status plan_transpose(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   std::vector<int64_t> perm;
   if (const Attribute* a = ctx.node.attribute("perm"); a != nullptr) {
@@ -253,7 +240,7 @@ Result<std::unique_ptr<Kernel>> plan_transpose(PlanContext& ctx) {
     src[at(d)] = in_strides[at(perm[at(d)])];
   }
   ctx.output(0) = {x.dtype, out};
-  return copy_kernel(ctx, x.dtype,
+  return choose_copy(ctx, x.dtype,
                      StridedCopy(out, src, dense_strides(out), 0, 0, dtype_bytes(x.dtype)));
 }
 
@@ -297,7 +284,7 @@ Result<SliceArgs> slice_args(const PlanContext& ctx) {
 // Per the ONNX spec: negative starts and ends count from the back; then for a positive step start
 // clamps to [0, dim] and end to [0, dim], for a negative step start to [0, dim - 1] and end to
 // [-1, dim - 1].
-Result<std::unique_ptr<Kernel>> plan_slice(PlanContext& ctx) {
+Status plan_slice(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   auto args = slice_args(ctx);
   if (!args) return args.error();
@@ -335,12 +322,12 @@ Result<std::unique_ptr<Kernel>> plan_slice(PlanContext& ctx) {
     offset += start * in_strides[a];
   }
   ctx.output(0) = {x.dtype, out};
-  return copy_kernel(ctx, x.dtype,
+  return choose_copy(ctx, x.dtype,
                      StridedCopy(out, src, dense_strides(out), offset, 0, dtype_bytes(x.dtype)));
 }
 
 // Every input is copied to its place along axis; inputs with no elements are skipped.
-Result<std::unique_ptr<Kernel>> plan_concat(PlanContext& ctx) {
+Status plan_concat(PlanContext& ctx) {
   if (ctx.node.attribute("axis") == nullptr) return ctx.fail("the axis attribute is required");
   const TensorInfo& first = ctx.input(0);
   if (first.shape.rank == 0) return ctx.fail("inputs must have rank >= 1");
@@ -373,18 +360,20 @@ Result<std::unique_ptr<Kernel>> plan_concat(PlanContext& ctx) {
     offset += s.dims[a];
   }
   ctx.output(0) = {first.dtype, out};
-  if (ctx.cl != nullptr) {
-    std::vector<ClCopy> cl;
-    for (const auto& [k, copy] : copies) cl.push_back(copy.to_cl(k));
-    return cl_copies(*ctx.cl, first.dtype, std::move(cl));
-  }
-  return make_kernel([copies = std::move(copies)](const KernelIO& io) {
+  // The kernel takes a copy of the copies: choose() reads them after, when it describes the call.
+  auto host = make_kernel([copies](const KernelIO& io) {
     for (const auto& [k, copy] : copies) copy.run(io.in[k], io.output<std::byte>(0));
+  });
+  return ctx.choose(std::move(host), [&] {
+    CopiesCall call{first.dtype, {}};
+    call.copies.reserve(copies.size());
+    for (const auto& [k, copy] : copies) call.copies.push_back(copy.call(k));
+    return call;
   });
 }
 
 // Bidirectional (numpy) broadcast of the input with the shape operand.
-Result<std::unique_ptr<Kernel>> plan_expand(PlanContext& ctx) {
+Status plan_expand(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   auto dims = vector_operand(ctx, 1, "the shape");
   if (!dims) return dims.error();
@@ -403,7 +392,7 @@ Result<std::unique_ptr<Kernel>> plan_expand(PlanContext& ctx) {
   }
   if (Status ok = check_bounded(ctx, layout.out); !ok) return ok.error();
   ctx.output(0) = {x.dtype, layout.out};
-  return copy_kernel(ctx, x.dtype,
+  return choose_copy(ctx, x.dtype,
                      StridedCopy(layout.out, layout.strides[0], dense_strides(layout.out), 0, 0,
                                  dtype_bytes(x.dtype)));
 }

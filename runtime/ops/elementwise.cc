@@ -8,7 +8,6 @@
 #include <type_traits>
 
 #include "coproc/kernels/cpu.h"
-#include "device/opencl/cl_kernels.h"
 #include "ops/ops.h"
 
 namespace coproc::runtime::detail {
@@ -55,22 +54,22 @@ T apply_integer(cpu::BinaryOp op, T a, T b) {
   return a;
 }
 
-constexpr ocl::Elementwise cl_binary(cpu::BinaryOp op) {
+constexpr ElementwiseOp elementwise_op(cpu::BinaryOp op) {
   switch (op) {
     case cpu::BinaryOp::kAdd:
-      return ocl::Elementwise::kAdd;
+      return ElementwiseOp::kAdd;
     case cpu::BinaryOp::kSub:
-      return ocl::Elementwise::kSub;
+      return ElementwiseOp::kSub;
     case cpu::BinaryOp::kMul:
-      return ocl::Elementwise::kMul;
+      return ElementwiseOp::kMul;
     case cpu::BinaryOp::kDiv:
-      return ocl::Elementwise::kDiv;
+      return ElementwiseOp::kDiv;
   }
-  return ocl::Elementwise::kAdd;
+  return ElementwiseOp::kAdd;
 }
 
 template <cpu::BinaryOp kOp>
-Result<std::unique_ptr<Kernel>> plan_arithmetic(PlanContext& ctx) {
+Status plan_arithmetic(PlanContext& ctx) {
   const TensorInfo& a = ctx.input(0);
   const TensorInfo& b = ctx.input(1);
   if (Status ok = check_same_dtype(ctx, a, b); !ok) return ok.error();
@@ -82,10 +81,11 @@ Result<std::unique_ptr<Kernel>> plan_arithmetic(PlanContext& ctx) {
     }
     ctx.output(0) = {DType::kFloat32,
                      Shape::of({layout.out_dims, static_cast<std::size_t>(layout.out_rank)})};
-    if (ctx.cl != nullptr) return cl_elementwise(ctx, cl_binary(kOp), a.dtype, ctx.output(0).shape);
-    return make_kernel([layout](const KernelIO& io) {
+    auto host = make_kernel([layout](const KernelIO& io) {
       cpu::binary(kOp, io.input<float>(0), io.input<float>(1), io.output<float>(0), layout);
     });
+    return choose_elementwise(ctx, std::move(host), elementwise_op(kOp), a.dtype,
+                              ctx.output(0).shape);
   }
   if (!is_integer(a.dtype)) {
     return ctx.unsupported(fmt::format("{} operands are not supported", dtype_name(a.dtype)));
@@ -93,7 +93,6 @@ Result<std::unique_ptr<Kernel>> plan_arithmetic(PlanContext& ctx) {
   MultiBroadcast layout;
   if (!make_multi_broadcast(shapes, &layout)) return broadcast_failure(ctx, shapes);
   ctx.output(0) = {a.dtype, layout.out};
-  if (ctx.cl != nullptr) return cl_elementwise(ctx, cl_binary(kOp), a.dtype, layout.out);
   std::unique_ptr<Kernel> kernel;
   dispatch_dtype(a.dtype, [&]<class T>() {
     if constexpr (kIsInteger<T>) {
@@ -107,7 +106,7 @@ Result<std::unique_ptr<Kernel>> plan_arithmetic(PlanContext& ctx) {
       });
     }
   });
-  return kernel;
+  return choose_elementwise(ctx, std::move(kernel), elementwise_op(kOp), a.dtype, layout.out);
 }
 
 // ---------------------------------------------------------------- Pow
@@ -182,7 +181,7 @@ std::unique_ptr<Kernel> float_power_of_scalar(int64_t n) {
 
 bool is_computed_number(DType dtype) { return is_float(dtype) || is_integer(dtype); }
 
-Result<std::unique_ptr<Kernel>> plan_pow(PlanContext& ctx) {
+Status plan_pow(PlanContext& ctx) {
   const TensorInfo& base = ctx.input(0);
   const TensorInfo& exponent = ctx.input(1);
   if (!is_computed_number(base.dtype) || !is_computed_number(exponent.dtype)) {
@@ -193,17 +192,11 @@ Result<std::unique_ptr<Kernel>> plan_pow(PlanContext& ctx) {
   MultiBroadcast layout;
   if (!make_multi_broadcast(shapes, &layout)) return broadcast_failure(ctx, shapes);
   ctx.output(0) = {base.dtype, layout.out};
-  if (ctx.cl != nullptr) {
-    if (base.dtype != DType::kFloat32 || exponent.dtype != DType::kFloat32) {
-      return ctx.unsupported(fmt::format("{} to a {} power on the OpenCL device",
-                                         dtype_name(base.dtype), dtype_name(exponent.dtype)));
-    }
-    return cl_elementwise(ctx, ocl::Elementwise::kPow, base.dtype, layout.out);
-  }
   const int64_t n = layout.out.elements();
   if (base.dtype == DType::kFloat32 && exponent.dtype == DType::kFloat32 &&
       exponent.shape.elements() == 1 && base.shape.elements() == n) {
-    return float_power_of_scalar(n);
+    return choose_elementwise(ctx, float_power_of_scalar(n), ElementwiseOp::kPow, base.dtype,
+                              layout.out);
   }
   std::unique_ptr<Kernel> kernel;
   dispatch_dtype(base.dtype, [&]<class T>() {
@@ -220,7 +213,7 @@ Result<std::unique_ptr<Kernel>> plan_pow(PlanContext& ctx) {
       }
     });
   });
-  return kernel;
+  return choose_elementwise(ctx, std::move(kernel), ElementwiseOp::kPow, base.dtype, layout.out);
 }
 
 // ---------------------------------------------------------------- Equal and Where
@@ -235,7 +228,7 @@ bool equal(T a, T b) {
   }
 }
 
-Result<std::unique_ptr<Kernel>> plan_equal(PlanContext& ctx) {
+Status plan_equal(PlanContext& ctx) {
   const TensorInfo& a = ctx.input(0);
   const TensorInfo& b = ctx.input(1);
   if (Status ok = check_same_dtype(ctx, a, b); !ok) return ok.error();
@@ -243,7 +236,6 @@ Result<std::unique_ptr<Kernel>> plan_equal(PlanContext& ctx) {
   MultiBroadcast layout;
   if (!make_multi_broadcast(shapes, &layout)) return broadcast_failure(ctx, shapes);
   ctx.output(0) = {DType::kBool, layout.out};
-  if (ctx.cl != nullptr) return cl_elementwise(ctx, ocl::Elementwise::kEqual, a.dtype, layout.out);
   std::unique_ptr<Kernel> kernel;
   const bool known = dispatch_dtype(a.dtype, [&]<class T>() {
     kernel = make_kernel([layout](const KernelIO& io) {
@@ -256,7 +248,7 @@ Result<std::unique_ptr<Kernel>> plan_equal(PlanContext& ctx) {
     });
   });
   if (!known) return ctx.unsupported(fmt::format("{} operands", dtype_name(a.dtype)));
-  return kernel;
+  return choose_elementwise(ctx, std::move(kernel), ElementwiseOp::kEqual, a.dtype, layout.out);
 }
 
 // A value Where copies: bools are normalised to 0 or 1, the only bytes a kernel writes.
@@ -269,7 +261,7 @@ T pick(T v) {
   }
 }
 
-Result<std::unique_ptr<Kernel>> plan_where(PlanContext& ctx) {
+Status plan_where(PlanContext& ctx) {
   const TensorInfo& condition = ctx.input(0);
   const TensorInfo& x = ctx.input(1);
   const TensorInfo& y = ctx.input(2);
@@ -283,7 +275,6 @@ Result<std::unique_ptr<Kernel>> plan_where(PlanContext& ctx) {
   MultiBroadcast layout;
   if (!make_multi_broadcast(shapes, &layout)) return broadcast_failure(ctx, shapes);
   ctx.output(0) = {x.dtype, layout.out};
-  if (ctx.cl != nullptr) return cl_elementwise(ctx, ocl::Elementwise::kWhere, x.dtype, layout.out);
   // Operands with the output's element count have its shape (up to leading 1s): one flat loop.
   const int64_t n = layout.out.elements();
   const bool flat =
@@ -305,33 +296,33 @@ Result<std::unique_ptr<Kernel>> plan_where(PlanContext& ctx) {
     });
   });
   if (!known) return ctx.unsupported(fmt::format("{} values", dtype_name(x.dtype)));
-  return kernel;
+  return choose_elementwise(ctx, std::move(kernel), ElementwiseOp::kWhere, x.dtype, layout.out);
 }
 
 // ---------------------------------------------------------------- unary functions
 
 using UnaryFn = void (*)(const float* x, float* y, int64_t n);
 
-template <UnaryFn kFn, ocl::Elementwise kClOp>
-Result<std::unique_ptr<Kernel>> plan_unary_float(PlanContext& ctx) {
+template <UnaryFn kFn, ElementwiseOp kOp>
+Status plan_unary_float(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   if (x.dtype != DType::kFloat32) {
     return ctx.unsupported(fmt::format("{} input is not supported", dtype_name(x.dtype)));
   }
   ctx.output(0) = {DType::kFloat32, x.shape};
-  if (ctx.cl != nullptr) return cl_elementwise(ctx, kClOp, x.dtype, x.shape);
   const int64_t n = x.shape.elements();
-  return make_kernel([n](const KernelIO& io) { kFn(io.input<float>(0), io.output<float>(0), n); });
+  auto host =
+      make_kernel([n](const KernelIO& io) { kFn(io.input<float>(0), io.output<float>(0), n); });
+  return choose_elementwise(ctx, std::move(host), kOp, x.dtype, x.shape);
 }
 
-Result<std::unique_ptr<Kernel>> plan_neg(PlanContext& ctx) {
+Status plan_neg(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
-  if (x.dtype == DType::kFloat32) return plan_unary_float<cpu::neg, ocl::Elementwise::kNeg>(ctx);
+  if (x.dtype == DType::kFloat32) return plan_unary_float<cpu::neg, ElementwiseOp::kNeg>(ctx);
   if (!is_integer(x.dtype)) {
     return ctx.unsupported(fmt::format("{} input is not supported", dtype_name(x.dtype)));
   }
   ctx.output(0) = {x.dtype, x.shape};
-  if (ctx.cl != nullptr) return cl_elementwise(ctx, ocl::Elementwise::kNeg, x.dtype, x.shape);
   const int64_t n = x.shape.elements();
   std::unique_ptr<Kernel> kernel;
   dispatch_dtype(x.dtype, [&]<class T>() {
@@ -345,7 +336,7 @@ Result<std::unique_ptr<Kernel>> plan_neg(PlanContext& ctx) {
       });
     }
   });
-  return kernel;
+  return choose_elementwise(ctx, std::move(kernel), ElementwiseOp::kNeg, x.dtype, x.shape);
 }
 
 constexpr OpDef kOps[] = {
@@ -357,13 +348,14 @@ constexpr OpDef kOps[] = {
     {"Equal", plan_equal, Aliasing::kElementwise},
     {"Where", plan_where, Aliasing::kElementwise},
     {"Neg", plan_neg, Aliasing::kElementwise},
-    {"Erf", plan_unary_float<cpu::erf, ocl::Elementwise::kErf>, Aliasing::kElementwise},
-    {"Exp", plan_unary_float<cpu::exp, ocl::Elementwise::kExp>, Aliasing::kElementwise},
-    {"Sqrt", plan_unary_float<cpu::sqrt, ocl::Elementwise::kSqrt>, Aliasing::kElementwise},
-    {"Reciprocal", plan_unary_float<cpu::reciprocal, ocl::Elementwise::kReciprocal>, Aliasing::kElementwise},
-    {"Relu", plan_unary_float<cpu::relu, ocl::Elementwise::kRelu>, Aliasing::kElementwise},
-    {"Sigmoid", plan_unary_float<cpu::sigmoid, ocl::Elementwise::kSigmoid>, Aliasing::kElementwise},
-    {"Tanh", plan_unary_float<cpu::tanh, ocl::Elementwise::kTanh>, Aliasing::kElementwise},
+    {"Erf", plan_unary_float<cpu::erf, ElementwiseOp::kErf>, Aliasing::kElementwise},
+    {"Exp", plan_unary_float<cpu::exp, ElementwiseOp::kExp>, Aliasing::kElementwise},
+    {"Sqrt", plan_unary_float<cpu::sqrt, ElementwiseOp::kSqrt>, Aliasing::kElementwise},
+    {"Reciprocal", plan_unary_float<cpu::reciprocal, ElementwiseOp::kReciprocal>,
+     Aliasing::kElementwise},
+    {"Relu", plan_unary_float<cpu::relu, ElementwiseOp::kRelu>, Aliasing::kElementwise},
+    {"Sigmoid", plan_unary_float<cpu::sigmoid, ElementwiseOp::kSigmoid>, Aliasing::kElementwise},
+    {"Tanh", plan_unary_float<cpu::tanh, ElementwiseOp::kTanh>, Aliasing::kElementwise},
 };
 
 }  // namespace

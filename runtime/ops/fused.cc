@@ -30,7 +30,6 @@
 
 #include "coproc/kernels/cpu.h"
 #include "coproc/kernels/parallel.h"
-#include "device/opencl/cl_kernels.h"
 #include "ops/ops.h"
 
 namespace coproc::runtime::detail {
@@ -54,15 +53,14 @@ Status require_float(const PlanContext& ctx, std::size_t count) {
 
 // ---------------------------------------------------------------- coproc.Gelu
 
-Result<std::unique_ptr<Kernel>> plan_gelu(PlanContext& ctx) {
+Status plan_gelu(PlanContext& ctx) {
   if (Status s = require_float(ctx, 1); !s) return s.error();
   ctx.output(0) = {DType::kFloat32, ctx.input(0).shape};
-  if (ctx.cl != nullptr) {
-    return cl_elementwise(ctx, ocl::Elementwise::kGelu, DType::kFloat32, ctx.input(0).shape);
-  }
   const int64_t n = ctx.input(0).shape.elements();
-  return make_kernel(
+  auto host = make_kernel(
       [n](const KernelIO& io) { cpu::gelu(io.input<float>(0), io.output<float>(0), n); });
+  return choose_elementwise(ctx, std::move(host), ElementwiseOp::kGelu, DType::kFloat32,
+                            ctx.input(0).shape);
 }
 
 // ---------------------------------------------------------------- coproc.MatMulBias
@@ -78,7 +76,24 @@ Result<cpu::Activation> activation_of(const PlanContext& ctx) {
   return ctx.fail(fmt::format("unknown activation '{}'", name));
 }
 
-Result<std::unique_ptr<Kernel>> plan_matmul_bias(PlanContext& ctx) {
+// The device-neutral activations number as the host's.
+constexpr ActivationOp activation_op(cpu::Activation a) {
+  switch (a) {
+    case cpu::Activation::kRelu:
+      return ActivationOp::kRelu;
+    case cpu::Activation::kGelu:
+      return ActivationOp::kGelu;
+    case cpu::Activation::kTanh:
+      return ActivationOp::kTanh;
+    case cpu::Activation::kSigmoid:
+      return ActivationOp::kSigmoid;
+    case cpu::Activation::kNone:
+      break;
+  }
+  return ActivationOp::kNone;
+}
+
+Status plan_matmul_bias(PlanContext& ctx) {
   if (Status s = require_float(ctx, 3); !s) return s.error();
   const Shape& x = ctx.input(0).shape;
   const Shape& w = ctx.input(1).shape;
@@ -110,29 +125,20 @@ Result<std::unique_ptr<Kernel>> plan_matmul_bias(PlanContext& ctx) {
     const float* packed_bias;  // set when weight packing moved the bias into the PackedGemm
   };
   Params p{product(x, 0, x.rank - 1), k, n, activation.value(), nullptr, nullptr};
-  if (ctx.cl != nullptr) {
-    ClGemm g;
-    g.m = p.m;
-    g.n = n;
-    g.k = k;
-    g.lda = std::max<int64_t>(1, k);
-    g.ldb = g.ldc = std::max<int64_t>(1, n);
-    g.bias = true;
-    // The two devices number their activations alike (checked here at compile time).
-    static_assert(static_cast<int>(ocl::Activation::kRelu) == static_cast<int>(cpu::Activation::kRelu) &&
-                  static_cast<int>(ocl::Activation::kGelu) == static_cast<int>(cpu::Activation::kGelu) &&
-                  static_cast<int>(ocl::Activation::kTanh) == static_cast<int>(cpu::Activation::kTanh) &&
-                  static_cast<int>(ocl::Activation::kSigmoid) ==
-                      static_cast<int>(cpu::Activation::kSigmoid));
-    g.activation = static_cast<ocl::Activation>(activation.value());
-    return cl_gemm(ctx, g);
-  }
+  GemmCall call;
+  call.m = p.m;
+  call.n = n;
+  call.k = k;
+  call.lda = std::max<int64_t>(1, k);
+  call.ldb = call.ldc = std::max<int64_t>(1, n);
+  call.bias = true;
+  call.activation = activation_op(activation.value());
   if (ctx.node.packed >= 0) {
     const PackedGemm& g = ctx.graph.packed[static_cast<std::size_t>(ctx.node.packed)];
     p.packed = &g.b;
     if (!g.bias.empty()) p.packed_bias = g.bias.data();
   }
-  return make_kernel([p](const KernelIO& io) {
+  auto host = make_kernel([p](const KernelIO& io) {
     const float* a = io.input<float>(0);
     const float* b = p.packed_bias != nullptr ? p.packed_bias : io.input<float>(2);
     float* y = io.output<float>(0);
@@ -163,12 +169,13 @@ Result<std::unique_ptr<Kernel>> plan_matmul_bias(PlanContext& ctx) {
     cpu::gemm(false, false, p.m, p.n, p.k, 1.0f, a, lda, io.input<float>(1), ldy, 1.0f, y, ldy);
     cpu::activate(p.activation, y, p.m * p.n);
   });
+  return ctx.choose(std::move(host), call);
 }
 
 // ---------------------------------------------------------------- coproc.Attention
 
 // Operands of the attention kernel, in the order of the strides below.
-enum Operand : std::size_t { kQ, kK, kV, kMask, kOut, kOperands };
+using enum AttentionCall::Operand;
 
 // One operand's batch dims (the dims that index heads) and their strides in elements.
 struct BatchDims {
@@ -277,144 +284,28 @@ class AttentionKernel final : public Kernel {
   mutable std::vector<float> scores_;
 };
 
-// coproc.Attention on the OpenCL device: per group of heads, scores = scale * Q K^T as one
-// batched GEMM, the mask added in place, Softmax over each row, then O = P V as another batched
-// GEMM. The heads' loop dims are merged where every operand's strides allow, the innermost
-// becomes the GEMMs' batch and the others (none, for the usual layouts) loop here.
-class ClAttentionKernel final : public Kernel {
- public:
-  ClAttentionKernel(ocl::Device& device, const cpu::AttentionHead& head, const HeadLoop& loop,
-                    bool has_mask, ocl::Buffer scores)
-      : device_(device), head_(head), has_mask_(has_mask), scores_(std::move(scores)) {
-    // Merge dim d into d + 1 when, for every operand, stepping d is stepping d + 1 dims[d + 1]
-    // times (a broadcast operand has 0 for both).
-    Shape dims;
-    std::array<std::array<int64_t, kMaxRank>, kOperands> strides{};
-    for (int32_t d = 0; d < loop.dims.rank; ++d) {
-      const int64_t n = loop.dims.dims[at(d)];
-      const int32_t last = dims.rank - 1;
-      bool merge = last >= 0;
-      for (std::size_t k = 0; merge && k < kOperands; ++k) {
-        merge = strides[k][at(last)] == loop.strides[k][at(d)] * n;
-      }
-      if (merge) {
-        dims.dims[at(last)] *= n;
-        for (std::size_t k = 0; k < kOperands; ++k) strides[k][at(last)] = loop.strides[k][at(d)];
-        continue;
-      }
-      dims.dims[at(dims.rank)] = n;
-      for (std::size_t k = 0; k < kOperands; ++k) strides[k][at(dims.rank)] = loop.strides[k][at(d)];
-      ++dims.rank;
-    }
-    if (dims.rank == 0) dims = Shape::of(std::array<int64_t, 1>{1});
-    const int32_t inner = dims.rank - 1;
-    batch_ = dims.dims[at(inner)];
-    for (std::size_t k = 0; k < kOperands; ++k) batch_stride_[k] = strides[k][at(inner)];
-    // Every combination of the outer dims: each operand's offset.
-    const int64_t groups = product(dims, 0, inner);
-    for (int64_t g = 0; g < groups; ++g) {
-      std::array<int64_t, kOperands> at_group{};
-      int64_t rest = g;
-      for (int32_t d = inner - 1; d >= 0; --d) {
-        const int64_t i = rest % dims.dims[at(d)];
-        rest /= dims.dims[at(d)];
-        for (std::size_t k = 0; k < kOperands; ++k) at_group[k] += i * strides[k][at(d)];
-      }
-      groups_.push_back(at_group);
-    }
-  }
-
-  Status run(const KernelIO& io) const override {
-    if (batch_ == 0 || head_.q_rows == 0 || head_.value_dim == 0) return {};
-    constexpr int64_t kFloat = sizeof(float);
-    const int64_t sq = head_.q_rows, sk = head_.kv_rows;
-    const ocl::Mem scores = scores_.at();
-    for (const auto& off : groups_) {
-      const auto operand = [&](std::size_t k) {
-        return cl_advance(k == kOut ? cl_out(io, 0) : cl_in(io, k), off[k] * kFloat);
-      };
-      if (sk > 0 && head_.head_dim > 0) {
-        device_.gemm_batched(false, !head_.k_transposed, sq, sk, head_.head_dim, head_.scale,
-                             operand(kQ), head_.ldq, batch_stride_[kQ], operand(kK), head_.ldk,
-                             batch_stride_[kK], 0.0f, scores, sk, sq * sk, batch_);
-      } else if (sk > 0) {
-        const float zero = 0.0f;
-        device_.fill(scores, &zero, sizeof zero, batch_ * sq * sk);
-      }
-      if (has_mask_ && sk > 0) {
-        ocl::ElementwiseCall add{ocl::Elementwise::kAdd, ocl::DType::kFloat32, {}};
-        add.layout.rank = 3;
-        const int64_t dims[3] = {batch_, sq, sk};
-        const int64_t dense[3] = {sq * sk, sk, 1};
-        const int64_t mask[3] = {batch_stride_[kMask], head_.mask_row_stride,
-                                 head_.mask_col_stride};
-        for (int d = 0; d < 3; ++d) {
-          add.layout.dims[d] = dims[d];
-          add.layout.out[d] = add.layout.a[d] = dense[d];
-          add.layout.b[d] = mask[d];
-        }
-        device_.elementwise(add, scores, scores, operand(kMask));
-      }
-      if (sk > 0) device_.softmax(ocl::SoftmaxCall{batch_ * sq, sk, 1}, scores, scores);
-      if (sk == 0) {
-        // No keys: every row of O is an empty sum.
-        const float zero = 0.0f;
-        for (int64_t b = 0; b < batch_; ++b) {
-          for (int64_t r = 0; r < sq; ++r) {
-            device_.fill(cl_advance(operand(kOut), (b * batch_stride_[kOut] + r * head_.ldo) * kFloat),
-                         &zero, sizeof zero, head_.value_dim);
-          }
-        }
-        continue;
-      }
-      device_.gemm_batched(false, false, sq, head_.value_dim, sk, 1.0f, scores, sk, sq * sk,
-                           operand(kV), head_.ldv, batch_stride_[kV], 0.0f, operand(kOut),
-                           head_.ldo, batch_stride_[kOut], batch_);
-    }
-    return {};
-  }
-
- private:
-  ocl::Device& device_;
-  cpu::AttentionHead head_;
-  bool has_mask_;
-  ocl::Buffer scores_;  // batch_ heads' scores, reused by every group and every run
-  int64_t batch_ = 0;
-  std::array<int64_t, kOperands> batch_stride_{};
-  std::vector<std::array<int64_t, kOperands>> groups_;
-};
-
-Result<std::unique_ptr<Kernel>> plan_cl_attention(const PlanContext& ctx,
-                                                  const cpu::AttentionHead& head,
-                                                  const HeadLoop& loop, bool has_mask) {
-  ocl::Device& device = *ctx.cl;
-  // The largest batch a group can have is every head.
-  const int64_t heads = std::max<int64_t>(1, loop.dims.elements());
-  const auto bytes =
-      static_cast<std::size_t>(std::max<int64_t>(1, heads * head.q_rows * head.kv_rows)) *
-      sizeof(float);
-  std::string error;
-  ocl::Buffer scores = device.alloc(bytes, &error);
-  if (scores.get() == nullptr) {
-    return ctx.fail(fmt::format("cannot allocate {} bytes of attention scores: {}", bytes, error),
-                    ErrorCode::kResourceExhausted);
-  }
-  // Q K^T into the scores, then P V into the output (the same shapes for every group).
-  const bool qk = head.q_rows > 0 && head.kv_rows > 0 && head.head_dim > 0;
-  if (qk && !device.reserve_gemm(false, !head.k_transposed, head.q_rows, head.kv_rows,
-                                 head.head_dim, head.ldq, head.ldk, head.kv_rows, &error)) {
-    return ctx.unsupported(fmt::format("the OpenCL GEMM Q K^T fails: {}", error));
-  }
-  const bool pv = head.q_rows > 0 && head.value_dim > 0 && head.kv_rows > 0;
-  if (pv && !device.reserve_gemm(false, false, head.q_rows, head.value_dim, head.kv_rows,
-                                 head.kv_rows, head.ldv, head.ldo, &error)) {
-    return ctx.unsupported(fmt::format("the OpenCL GEMM P V fails: {}", error));
-  }
-  return std::unique_ptr<Kernel>(
-      std::make_unique<ClAttentionKernel>(device, head, loop, has_mask, std::move(scores)));
+// The device-neutral description of the heads' loop and one head.
+AttentionCall attention_call(const cpu::AttentionHead& head, const HeadLoop& loop, bool has_mask) {
+  AttentionCall call;
+  call.q_rows = head.q_rows;
+  call.kv_rows = head.kv_rows;
+  call.head_dim = head.head_dim;
+  call.value_dim = head.value_dim;
+  call.ldq = head.ldq;
+  call.ldk = head.ldk;
+  call.ldv = head.ldv;
+  call.ldo = head.ldo;
+  call.k_transposed = head.k_transposed;
+  call.scale = head.scale;
+  call.has_mask = has_mask;
+  call.mask_row_stride = head.mask_row_stride;
+  call.mask_col_stride = head.mask_col_stride;
+  call.head_dims = loop.dims;
+  call.head_strides = loop.strides;
+  return call;
 }
 
-Result<std::unique_ptr<Kernel>> plan_attention(PlanContext& ctx) {
+Status plan_attention(PlanContext& ctx) {
   if (Status s = require_float(ctx, 4); !s) return s.error();
   const Shape& q = ctx.input(0).shape;
   const Shape& k = ctx.input(1).shape;
@@ -527,7 +418,6 @@ Result<std::unique_ptr<Kernel>> plan_attention(PlanContext& ctx) {
   ctx.output(0) = {DType::kFloat32, out};
   // BLAS wants leading dimensions of at least 1 even for empty matrices.
   for (int64_t* ld : {&head.ldq, &head.ldk, &head.ldv, &head.ldo}) *ld = std::max<int64_t>(1, *ld);
-  if (ctx.cl != nullptr) return plan_cl_attention(ctx, head, loop, has_mask);
   // One share per intra-op thread, when the heads are worth one each (OpenBLAS takes a few
   // microseconds per call before any arithmetic).
   const int64_t heads = loop.dims.elements();
@@ -536,7 +426,8 @@ Result<std::unique_ptr<Kernel>> plan_attention(PlanContext& ctx) {
   const int64_t per_share =
       std::max<int64_t>(1, kMinMultiplyAdds / std::max<int64_t>(1, head_work));
   const int64_t shares = std::clamp<int64_t>(heads / per_share, 1, cpu::intra_op_threads());
-  return std::unique_ptr<Kernel>(std::make_unique<AttentionKernel>(head, loop, has_mask, shares));
+  return ctx.choose(std::make_unique<AttentionKernel>(head, loop, has_mask, shares),
+                    [&] { return attention_call(head, loop, has_mask); });
 }
 
 constexpr OpDef kOps[] = {

@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "coproc/kernels/cpu.h"
-#include "device/opencl/cl_kernels.h"
 #include "ops/ops.h"
 
 namespace coproc::runtime::detail {
@@ -32,7 +31,8 @@ const PackedGemm* packed_of(const PlanContext& ctx) {
                               : nullptr;
 }
 
-struct GemmCall {
+// The host's GEMM: packed at load (gemm_packed) or through OpenBLAS.
+struct HostGemm {
   bool trans_a = false;
   bool trans_b = false;
   int64_t m = 0, n = 0, k = 0, lda = 1, ldb = 1;
@@ -54,14 +54,14 @@ struct GemmCall {
   }
 };
 
-Result<std::unique_ptr<Kernel>> plan_gemm(PlanContext& ctx) {
+Status plan_gemm(PlanContext& ctx) {
   if (Status s = require_float(ctx, 3); !s) return s.error();
   const Shape& a = ctx.input(0).shape;
   const Shape& b = ctx.input(1).shape;
   if (a.rank != 2 || b.rank != 2) {
     return ctx.fail(fmt::format("A {} and B {} must be 2-D", a.to_string(), b.to_string()));
   }
-  GemmCall g;
+  HostGemm g;
   g.trans_a = ctx.node.int_attr("transA", 0) != 0;
   g.trans_b = ctx.node.int_attr("transB", 0) != 0;
   g.m = g.trans_a ? a.dims[1] : a.dims[0];
@@ -97,43 +97,74 @@ Result<std::unique_ptr<Kernel>> plan_gemm(PlanContext& ctx) {
       g.beta = beta;
     }
   }
-  if (ctx.cl != nullptr) {
-    ClGemm cl;
-    cl.trans_a = g.trans_a;
-    cl.trans_b = g.trans_b;
-    cl.m = g.m;
-    cl.n = g.n;
-    cl.k = g.k;
-    cl.lda = g.lda;
-    cl.ldb = g.ldb;
-    cl.ldc = std::max<int64_t>(1, g.n);
-    cl.alpha = g.alpha;
-    // C broadcast into the output, then scaled by beta in the GEMM (the packed bias is the CPU's).
-    cl.copy_c = ctx.has_input(2) && beta != 0.0f;
-    cl.beta = cl.copy_c ? beta : 0.0f;
-    if (cl.copy_c) {
-      MultiBroadcast c_into_out;
-      const Shape shapes[2] = {ctx.input(2).shape, out};
-      make_multi_broadcast(shapes, &c_into_out);  // checked above
-      cl.c_layout.rank = out.rank;
-      for (int32_t d = 0; d < out.rank; ++d) {
-        cl.c_layout.dims[d] = out.dims[at(d)];
-        cl.c_layout.a[d] = c_into_out.strides[0][at(d)];
-        cl.c_layout.out[d] = c_into_out.strides[1][at(d)];
-      }
-    }
-    return cl_gemm(ctx, cl);
-  }
-  return make_kernel([g](const KernelIO& io) {
+  auto host = make_kernel([g](const KernelIO& io) {
     g.run(io.input<float>(0), io.input<float>(1), g.copy_c ? io.input<float>(2) : nullptr,
           io.output<float>(0));
   });
+  return ctx.choose(std::move(host), [&] {
+    GemmCall call;
+    call.trans_a = g.trans_a;
+    call.trans_b = g.trans_b;
+    call.m = g.m;
+    call.n = g.n;
+    call.k = g.k;
+    call.lda = g.lda;
+    call.ldb = g.ldb;
+    call.ldc = std::max<int64_t>(1, g.n);
+    call.alpha = g.alpha;
+    // C broadcast into the output, then scaled by beta in the GEMM (the packed bias is the
+    // host's).
+    call.copy_c = ctx.has_input(2) && beta != 0.0f;
+    call.beta = call.copy_c ? beta : 0.0f;
+    if (call.copy_c) {
+      MultiBroadcast c_into_out;
+      const Shape shapes[2] = {ctx.input(2).shape, out};
+      make_multi_broadcast(shapes, &c_into_out);  // checked above
+      call.c_layout.rank = out.rank;
+      for (int32_t d = 0; d < out.rank; ++d) {
+        call.c_layout.dims[at(d)] = out.dims[at(d)];
+        call.c_layout.a[at(d)] = c_into_out.strides[0][at(d)];
+        call.c_layout.out[at(d)] = c_into_out.strides[1][at(d)];
+      }
+    }
+    return call;
+  });
+}
+
+// A MatMul over batches of matrices for a device: one batched GEMM when each operand is either one
+// matrix for all or one per output batch; otherwise one GEMM per output matrix.
+DeviceCall batched_call(const MultiBroadcast& bb, const Shape& a_batch, const Shape& b_batch,
+                        int64_t m, int64_t n, int64_t k) {
+  const int64_t out_batches = bb.out.elements();
+  const auto stride = [&](const Shape& batch, int64_t matrix) -> int64_t {
+    if (batch.elements() == 1) return 0;
+    return batch.elements() == out_batches ? matrix : -1;
+  };
+  const int64_t stride_a = stride(a_batch, m * k), stride_b = stride(b_batch, k * n);
+  if (stride_a >= 0 && stride_b >= 0) {
+    GemmCall call;
+    call.m = m;
+    call.n = n;
+    call.k = k;
+    call.lda = std::max<int64_t>(1, k);
+    call.ldb = call.ldc = std::max<int64_t>(1, n);
+    call.batch = out_batches;
+    call.stride_a = stride_a;
+    call.stride_b = stride_b;
+    call.stride_c = m * n;
+    return call;
+  }
+  GemmListCall list{m, n, k, {}};
+  for_each_broadcast(bb, [&](int64_t i, const std::array<int64_t, 4>& off) {
+    list.offsets.push_back({off[0] * m * k, off[1] * k * n, i * m * n});
+  });
+  return list;
 }
 
 // numpy matmul: a 1-D lhs is a row [1, K] (that dim dropped from the result), a 1-D rhs a column
 // [K, 1] (dropped too); batch dims (all but the last two) broadcast. A rhs that is one matrix
 // (2-D, or batch dims all 1) runs as a single GEMM over all the lhs's rows.
-Result<std::unique_ptr<Kernel>> plan_matmul(PlanContext& ctx) {
+Status plan_matmul(PlanContext& ctx) {
   if (Status s = require_float(ctx, 2); !s) return s.error();
   Shape a = ctx.input(0).shape;
   Shape b = ctx.input(1).shape;
@@ -169,7 +200,7 @@ Result<std::unique_ptr<Kernel>> plan_matmul(PlanContext& ctx) {
   if (single_rhs) {
     // All lhs rows times one [K, N] matrix: one GEMM (the lhs's batch dims need no broadcast
     // since the rhs has none that are not 1).
-    GemmCall g;
+    HostGemm g;
     g.m = a_batch.elements() * m;
     g.n = n;
     g.k = k;
@@ -178,46 +209,16 @@ Result<std::unique_ptr<Kernel>> plan_matmul(PlanContext& ctx) {
     if (packed != nullptr) g.packed = &packed->b;
     // An lhs batch of 1s broadcast against more rhs batches cannot happen here (rhs has 1).
     if (bb.out.elements() != a_batch.elements()) return ctx.fail("internal: batch mismatch");
-    if (ctx.cl != nullptr) {
-      ClGemm cl;
-      cl.m = g.m;
-      cl.n = n;
-      cl.k = k;
-      cl.lda = g.lda;
-      cl.ldb = cl.ldc = g.ldb;
-      return cl_gemm(ctx, cl);
-    }
-    return make_kernel([g](const KernelIO& io) {
-      g.run(io.input<float>(0), io.input<float>(1), nullptr, io.output<float>(0));
-    });
-  }
-  if (ctx.cl != nullptr) {
-    // One batched GEMM when each operand is either one matrix for all or one per output batch;
-    // otherwise one GEMM per output matrix.
-    const int64_t out_batches = bb.out.elements();
-    const auto stride = [&](const Shape& batch, int64_t matrix) -> int64_t {
-      if (batch.elements() == 1) return 0;
-      return batch.elements() == out_batches ? matrix : -1;
-    };
-    const int64_t stride_a = stride(a_batch, m * k), stride_b = stride(b_batch, k * n);
-    if (stride_a >= 0 && stride_b >= 0) {
-      ClGemm cl;
-      cl.m = m;
-      cl.n = n;
-      cl.k = k;
-      cl.lda = std::max<int64_t>(1, k);
-      cl.ldb = cl.ldc = std::max<int64_t>(1, n);
-      cl.batch = out_batches;
-      cl.stride_a = stride_a;
-      cl.stride_b = stride_b;
-      cl.stride_c = m * n;
-      return cl_gemm(ctx, cl);
-    }
-    ClGemmList list{m, n, k, {}};
-    for_each_broadcast(bb, [&](int64_t i, const std::array<int64_t, 4>& off) {
-      list.offsets.push_back({off[0] * m * k, off[1] * k * n, i * m * n});
-    });
-    return cl_gemm_list(ctx, list);
+    GemmCall call;
+    call.m = g.m;
+    call.n = n;
+    call.k = k;
+    call.lda = g.lda;
+    call.ldb = call.ldc = g.ldb;
+    return ctx.choose(make_kernel([g](const KernelIO& io) {
+                        g.run(io.input<float>(0), io.input<float>(1), nullptr, io.output<float>(0));
+                      }),
+                      call);
   }
   // One GEMM per output batch, each operand's matrix found by its broadcast strides.
   struct Batched {
@@ -225,19 +226,21 @@ Result<std::unique_ptr<Kernel>> plan_matmul(PlanContext& ctx) {
     int64_t m, n, k, a_mat, b_mat;
   };
   Batched p{bb, m, n, k, m * k, k * n};
-  return make_kernel([p](const KernelIO& io) {
-    const float* lhs = io.input<float>(0);
-    const float* rhs = io.input<float>(1);
-    float* result = io.output<float>(0);
-    for_each_broadcast(p.bb, [&](int64_t i, const std::array<int64_t, 4>& off) {
-      cpu::gemm(false, false, p.m, p.n, p.k, 1.0f, lhs + off[0] * p.a_mat,
-                std::max<int64_t>(1, p.k), rhs + off[1] * p.b_mat, std::max<int64_t>(1, p.n), 0.0f,
-                result + i * p.m * p.n, std::max<int64_t>(1, p.n));
-    });
-  });
+  return ctx.choose(make_kernel([p](const KernelIO& io) {
+                      const float* lhs = io.input<float>(0);
+                      const float* rhs = io.input<float>(1);
+                      float* result = io.output<float>(0);
+                      for_each_broadcast(p.bb, [&](int64_t i, const std::array<int64_t, 4>& off) {
+                        cpu::gemm(false, false, p.m, p.n, p.k, 1.0f, lhs + off[0] * p.a_mat,
+                                  std::max<int64_t>(1, p.k), rhs + off[1] * p.b_mat,
+                                  std::max<int64_t>(1, p.n), 0.0f, result + i * p.m * p.n,
+                                  std::max<int64_t>(1, p.n));
+                      });
+                    }),
+                    [&] { return batched_call(bb, a_batch, b_batch, m, n, k); });
 }
 
-Result<std::unique_ptr<Kernel>> plan_softmax(PlanContext& ctx) {
+Status plan_softmax(PlanContext& ctx) {
   if (Status s = require_float(ctx, 1); !s) return s.error();
   const Shape& x = ctx.input(0).shape;
   const bool as_2d = ctx.node.opset < kSoftmaxAlongAxisOpset;
@@ -252,10 +255,11 @@ Result<std::unique_ptr<Kernel>> plan_softmax(PlanContext& ctx) {
     inner = 1;
   }
   ctx.output(0) = {DType::kFloat32, x};
-  if (ctx.cl != nullptr) return cl_softmax(*ctx.cl, ocl::SoftmaxCall{outer, n, inner});
-  return make_kernel([outer, n, inner](const KernelIO& io) {
-    cpu::softmax_strided(io.input<float>(0), io.output<float>(0), outer, n, inner);
-  });
+  return ctx.choose(make_kernel([outer, n, inner](const KernelIO& io) {
+                      cpu::softmax_strided(io.input<float>(0), io.output<float>(0), outer, n,
+                                           inner);
+                    }),
+                    SoftmaxCall{outer, n, inner});
 }
 
 constexpr OpDef kOps[] = {

@@ -30,8 +30,12 @@ const TensorInfo& PlanContext::input(std::size_t k) const {
   return k < in.size() ? in[k] : absent;
 }
 
-Error PlanContext::fail(const std::string& problem, ErrorCode code) const {
+Error node_error(const Node& node, const std::string& problem, ErrorCode code) {
   return make_error(code, fmt::format("node '{}' ({}): {}", node.name, node.op, problem));
+}
+
+Error PlanContext::fail(const std::string& problem, ErrorCode code) const {
+  return node_error(node, problem, code);
 }
 
 std::vector<int64_t> PlanContext::ints(std::size_t k) const {
@@ -62,6 +66,55 @@ Status check_bounded(const PlanContext& ctx, const Shape& s) {
   if (bounded_elements(s.view()) >= 0) return {};
   return ctx.fail(fmt::format("the output {} has a negative dim or more than {} elements",
                               s.to_string(), kMaxTensorElements));
+}
+
+int64_t StridedLayout::elements() const {
+  int64_t n = 1;
+  for (int32_t d = 0; d < rank; ++d) n *= dims[at(d)];
+  return n;
+}
+
+Strides dense_strides(const Shape& shape) {
+  Strides strides{};
+  int64_t stride = 1;
+  for (int32_t d = shape.rank - 1; d >= 0; --d) {
+    strides[at(d)] = stride;
+    stride *= shape.dims[at(d)];
+  }
+  return strides;
+}
+
+Status choose_elementwise(const PlanContext& ctx, std::unique_ptr<Kernel> host, ElementwiseOp op,
+                          DType value_dtype, const Shape& out) {
+  if (!ctx.describe) return ctx.choose(std::move(host));
+  // The call made where it stays, with no allocation.
+  if (ctx.in.size() > 3) return ctx.fail("internal: more than 3 elementwise operands");
+  ElementwiseCall& call = ctx.choice.call.emplace<ElementwiseCall>();
+  call.op = op;
+  call.dtype = value_dtype;
+  call.operands = static_cast<int32_t>(ctx.in.size());
+  call.layout.rank = out.rank;
+  call.layout.dims = out.dims;
+  call.layout.out = dense_strides(out);
+  Strides* const operand_strides[3] = {&call.layout.a, &call.layout.b, &call.layout.c};
+  for (std::size_t k = 0; k < ctx.in.size(); ++k) {
+    const Shape& s = ctx.input(k).shape;
+    call.input_dtypes[k] = ctx.input(k).dtype;
+    // numpy broadcasting, right-aligned: a dim of 1 broadcasts (stride 0), others must match.
+    if (s.rank > out.rank) return ctx.fail("internal: operands do not broadcast to the output");
+    Strides& strides = *operand_strides[k];
+    int64_t stride = 1;
+    for (int32_t d = out.rank - 1, sd = s.rank - 1; sd >= 0; --d, --sd) {
+      const int64_t dim = s.dims[at(sd)];
+      if (dim != 1 && dim != out.dims[at(d)]) {
+        return ctx.fail("internal: operands do not broadcast to the output");
+      }
+      strides[at(d)] = dim == 1 ? 0 : stride;
+      stride *= dim;
+    }
+  }
+  ctx.choice.host = std::move(host);
+  return {};
 }
 
 Result<std::vector<int64_t>> vector_operand(const PlanContext& ctx, std::size_t k,

@@ -1,39 +1,40 @@
-// Operators: how each ONNX operator (and each fused operator of ours) is planned and run.
-// Internal to the runtime.
+// Operators: how each ONNX operator (and each fused operator of ours) is planned. Internal to the
+// runtime.
 //
 // An operator is an OpDef: a name and a plan() function. The planner calls plan() once per node
 // per set of concrete input shapes, with every input's dtype and shape and, where known when
 // planning, its value (weights, constants, values folded from shapes). plan() checks attributes,
 // dtypes and shapes against the ONNX specification, sets each output's dtype and shape, and
-// returns the Kernel bound to those shapes: the thing Session::run calls. Kernels hold everything
-// they need (sizes, strides, attribute values), so running one neither allocates nor re-derives.
+// chooses (PlanContext::choose) the host Kernel bound to those shapes and the same work described
+// for any device (device_call.h). Kernels hold everything they need (sizes, strides, attribute
+// values), so running one neither allocates nor re-derives. No operator names a device: the
+// session's device binds the choice (the CPU device runs the host kernel; another device turns the
+// DeviceCall into kernels of its own, device/<name>/), after the checks, which are the operator's
+// alone and the same on every device.
 //
 // Folding: when every input of a node is known when planning and the outputs are small, the
-// planner runs the kernel right then on host memory (shape arithmetic: Shape -> Gather -> Concat
-// -> Reshape and the like) and the node makes no kernel call at run time. Weights-only nodes are
-// folded once, at load (passes.h).
+// planner runs the host kernel right then on host memory (shape arithmetic: Shape -> Gather ->
+// Concat -> Reshape and the like) and the node makes no kernel call at run time. Weights-only
+// nodes are folded once, at load (passes.h).
 //
 // Untrusted data: inputs may live in another process's shared memory and change while a kernel
 // reads them. A kernel that indexes memory by input VALUES (Gather) reads each index once into a
 // local, checks it, and fails with kInvalidArgument when it is out of range.
 #pragma once
 
-#include <cstdint>
 #include <array>
+#include <cstdint>
 #include <memory>
-#include <type_traits>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "coproc/base/result.h"
 #include "graph/graph.h"
-
-namespace coproc::kernels::opencl {
-class Device;
-}
+#include "ops/device_call.h"
 
 namespace coproc::runtime::detail {
 
@@ -86,15 +87,31 @@ std::unique_ptr<Kernel> make_kernel(F f) {
   return std::make_unique<Impl>(std::move(f));
 }
 
+// "node 'name' (Op): problem": how every planning error names its node (plan() through
+// PlanContext::fail, a device that refuses a DeviceCall directly).
+Error node_error(const Node& node, const std::string& problem,
+                 ErrorCode code = ErrorCode::kInvalidArgument);
+
+// What plan() chose for one node and one set of shapes.
+struct KernelChoice {
+  // The kernel on host memory; nullptr for a view (Aliasing::kView), where no kernel runs.
+  std::unique_ptr<Kernel> host;
+  // The same work for any device; HostOnly for a view, and where the host kernel is all there is.
+  DeviceCall call;
+};
+
 struct PlanContext {
   const Graph& graph;
   const Node& node;
   std::span<const TensorInfo> in;  // one per node input
   std::vector<TensorInfo>& out;    // one per node output, to fill (dtype and shape)
-  // The device the kernel is for: nullptr for the CPU. For the OpenCL device, plan() checks and
-  // sizes exactly as for the CPU and returns a kernel from cl_kernels.h, whose KernelIO pointers
-  // are kernels::opencl::Mem; an operator the device does not run fails kUnsupported.
-  kernels::opencl::Device* cl = nullptr;
+  // What plan() chooses, to fill through choose() (a view leaves it empty). Filled in place: a
+  // DeviceCall is hundreds of bytes, and planning is not to pay for moving it around.
+  KernelChoice& choice;
+  // Whether the device binds DeviceCalls (Binder::reads_calls): false for the CPU, which runs the
+  // host kernel, and for folding, which runs it on host memory. Read by choose() and the choose_*
+  // helpers; never by an operator.
+  bool describe = true;
 
   const TensorInfo& input(std::size_t k) const;  // an absent info past the node's inputs
   bool has_input(std::size_t k) const { return k < in.size() && in[k].present(); }
@@ -108,14 +125,40 @@ struct PlanContext {
   std::vector<int64_t> ints(std::size_t k) const;
   // Output k's info, for plan() to fill.
   TensorInfo& output(std::size_t k) const { return out[k]; }
+  // plan()'s last word for a node that runs: its host kernel and the same work for any device,
+  // given as a DeviceCall alternative or as a callable that makes one (called only when
+  // `describe`, so that planning for the CPU does not pay for describing). Without a call:
+  // HostOnly.
+  template <class Call>
+  Status choose(std::unique_ptr<Kernel> host, Call&& call) const {
+    choice.host = std::move(host);
+    if (!describe) return {};
+    if constexpr (std::is_invocable_v<Call>) {
+      store(call());
+    } else {
+      store(std::forward<Call>(call));
+    }
+    return {};
+  }
+  Status choose(std::unique_ptr<Kernel> host) const { return choose(std::move(host), HostOnly{}); }
   // Normalises a possibly negative axis for a rank; fails when out of [-rank, rank).
   Result<int32_t> axis(int64_t axis, int32_t rank) const;
+
+ private:
+  template <class Call>
+  void store(Call&& call) const {
+    if constexpr (std::is_same_v<std::decay_t<Call>, DeviceCall>) {
+      choice.call = std::forward<Call>(call);
+    } else {
+      choice.call.emplace<std::decay_t<Call>>(std::forward<Call>(call));
+    }
+  }
 };
 
 enum class Aliasing : uint8_t {
   kNone,
   // Output 0 is input 0's bytes with another shape (Reshape, Flatten, Squeeze, Unsqueeze,
-  // Identity): plan() returns nullptr and no kernel runs.
+  // Identity): plan() chooses no kernel and no kernel runs.
   kView,
   // Output 0 may be written over any input with the output's shape and element size (the
   // kernel reads element i of each operand before writing element i of the output).
@@ -124,7 +167,7 @@ enum class Aliasing : uint8_t {
 
 struct OpDef {
   std::string_view name;
-  Result<std::unique_ptr<Kernel>> (*plan)(PlanContext& ctx) = nullptr;
+  Status (*plan)(PlanContext& ctx) = nullptr;
   Aliasing aliasing = Aliasing::kNone;
   // Bit k: input k's VALUE is read when planning (a shape, axes, starts): it must be known then.
   uint32_t value_operands = 0;
@@ -150,8 +193,6 @@ bool is_float(DType dtype);
 bool is_integer(DType dtype);  // int64 or int32
 int64_t product(const Shape& s, int32_t begin, int32_t end);
 
-// One int64 per dim, outermost first: strides or sizes in elements (or bytes, where so named).
-using Strides = std::array<int64_t, kMaxRank>;
 // A dim as an index into a Strides or Shape::dims; inline, as StridedCopy's loops index with it.
 inline std::size_t at(int64_t d) { return static_cast<std::size_t>(d); }
 // Fails unless `s` is bounded (bounded_elements): for plan() functions that build strides from
@@ -160,6 +201,13 @@ Status check_bounded(const PlanContext& ctx, const Shape& s);
 // Input k's value (a shape, axes, starts) as int64s; fails unless it is 1-D. `what` names it.
 Result<std::vector<int64_t>> vector_operand(const PlanContext& ctx, std::size_t k,
                                             const char* what);
+// Row-major strides of a dense tensor of `shape`, in elements.
+Strides dense_strides(const Shape& shape);
+// PlanContext::choose for an operator over numpy broadcasting: `host` and the ElementwiseCall of
+// inputs 0 .. n-1 of the node (n = 1 to 3) broadcast to `out`; value_dtype as
+// ElementwiseCall::dtype.
+Status choose_elementwise(const PlanContext& ctx, std::unique_ptr<Kernel> host, ElementwiseOp op,
+                          DType value_dtype, const Shape& out);
 // Normalises axes for a rank: fails unless each is in [-rank, rank) and none is named twice.
 Result<std::vector<int32_t>> normalize_axes(const PlanContext& ctx, std::span<const int64_t> axes,
                                             int32_t rank);

@@ -8,7 +8,6 @@
 #include <type_traits>
 
 #include "coproc/kernels/cpu.h"
-#include "device/opencl/cl_kernels.h"
 #include "ops/ops.h"
 
 namespace coproc::runtime::detail {
@@ -226,42 +225,41 @@ Result<std::array<bool, kMaxRank>> reduced_axes(const PlanContext& ctx, int64_t 
   return reduced;
 }
 
-// The OpenCL device's reduction of x over the marked dims: one output element per kept index.
-ocl::ReduceCall cl_reduce_call(ocl::Reduce op, DType dtype, const Shape& x,
-                               const std::array<bool, kMaxRank>& reduced) {
-  ocl::ReduceCall call;
+// The device-neutral reduction of x over the marked dims: one output element per kept index.
+ReduceCall reduce_call(ReduceOp op, DType dtype, const Shape& x,
+                       const std::array<bool, kMaxRank>& reduced) {
+  ReduceCall call;
   call.op = op;
-  call.dtype = cl_dtype(dtype);
-  int64_t strides[kMaxRank] = {};
-  cl_dense_strides(x, x.rank, strides);
+  call.dtype = dtype;
+  const Strides strides = dense_strides(x);
   for (int32_t d = 0; d < x.rank; ++d) {
     if (reduced[at(d)]) {
-      call.reduced_dims[call.reduced_rank] = x.dims[at(d)];
-      call.reduced_strides[call.reduced_rank++] = strides[d];
+      call.reduced_dims[at(call.reduced_rank)] = x.dims[at(d)];
+      call.reduced_strides[at(call.reduced_rank++)] = strides[at(d)];
     } else {
-      call.out_dims[call.out_rank] = x.dims[at(d)];
-      call.in_strides[call.out_rank++] = strides[d];
+      call.out_dims[at(call.out_rank)] = x.dims[at(d)];
+      call.in_strides[at(call.out_rank++)] = strides[at(d)];
     }
   }
   return call;
 }
 
-ocl::Reduce cl_reduce_op(Reduction r) {
+ReduceOp reduce_op(Reduction r) {
   switch (r) {
     case Reduction::kSumSquare:
-      return ocl::Reduce::kSumSquare;
+      return ReduceOp::kSumSquare;
     case Reduction::kMean:
-      return ocl::Reduce::kMean;
+      return ReduceOp::kMean;
     case Reduction::kMax:
-      return ocl::Reduce::kMax;
+      return ReduceOp::kMax;
     case Reduction::kSum:
       break;
   }
-  return ocl::Reduce::kSum;
+  return ReduceOp::kSum;
 }
 
 template <Reduction kReduction, int64_t kAxesInputOpset>
-Result<std::unique_ptr<Kernel>> plan_reduce(PlanContext& ctx) {
+Status plan_reduce(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   const bool float_only = kReduction == Reduction::kMean;
   if (!(is_float(x.dtype) || (!float_only && is_integer(x.dtype)))) {
@@ -280,15 +278,13 @@ Result<std::unique_ptr<Kernel>> plan_reduce(PlanContext& ctx) {
     }
   }
   ctx.output(0) = {x.dtype, out};
-  if (ctx.cl != nullptr) {
-    return cl_reduce(*ctx.cl, cl_reduce_call(cl_reduce_op(kReduction), x.dtype, x.shape, *reduced));
-  }
   const ReduceLayout layout = make_reduce_layout(x.shape, *reduced);
   std::unique_ptr<Kernel> kernel;
   dispatch_dtype(x.dtype, [&]<class T>() {
     if constexpr (!std::is_same_v<T, uint8_t>) kernel = reduce_kernel<T>(kReduction, layout);
   });
-  return kernel;
+  return ctx.choose(std::move(kernel),
+                    [&] { return reduce_call(reduce_op(kReduction), x.dtype, x.shape, *reduced); });
 }
 
 // ---------------------------------------------------------------- ArgMax
@@ -304,7 +300,7 @@ bool beats(T v, T best, bool last) {
   return last ? v >= best : v > best;
 }
 
-Result<std::unique_ptr<Kernel>> plan_argmax(PlanContext& ctx) {
+Status plan_argmax(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   if (!is_float(x.dtype) && !is_integer(x.dtype)) {
     return ctx.unsupported(fmt::format("{} data is not supported", dtype_name(x.dtype)));
@@ -324,12 +320,6 @@ Result<std::unique_ptr<Kernel>> plan_argmax(PlanContext& ctx) {
     out.dims[static_cast<std::size_t>(--out.rank)] = 0;
   }
   ctx.output(0) = {DType::kInt64, out};
-  if (ctx.cl != nullptr) {
-    std::array<bool, kMaxRank> reduced{};
-    reduced[at(a)] = true;
-    return cl_reduce(*ctx.cl, cl_reduce_call(last ? ocl::Reduce::kArgMaxLast : ocl::Reduce::kArgMax,
-                                             x.dtype, x.shape, reduced));
-  }
   const int64_t outer = product(x.shape, 0, a);
   const int64_t inner = product(x.shape, a + 1, x.shape.rank);
   std::unique_ptr<Kernel> kernel;
@@ -356,7 +346,11 @@ Result<std::unique_ptr<Kernel>> plan_argmax(PlanContext& ctx) {
       });
     }
   });
-  return kernel;
+  std::array<bool, kMaxRank> reduced{};
+  reduced[at(a)] = true;
+  return ctx.choose(std::move(kernel), [&] {
+    return reduce_call(last ? ReduceOp::kArgMaxLast : ReduceOp::kArgMax, x.dtype, x.shape, reduced);
+  });
 }
 
 // ---------------------------------------------------------------- LayerNormalization
@@ -378,7 +372,8 @@ bool per_normalised_element(const Shape& t, const Shape& x, int32_t axis, int64_
   return true;
 }
 
-struct LayerNormCall {
+// The host's LayerNormalization.
+struct HostLayerNorm {
   int64_t rows = 0;
   int64_t n = 0;
   float epsilon = kDefaultEpsilon;
@@ -391,7 +386,7 @@ struct LayerNormCall {
   cpu::Broadcast bias_layout;
 };
 
-Result<std::unique_ptr<Kernel>> plan_layer_norm(PlanContext& ctx) {
+Status plan_layer_norm(PlanContext& ctx) {
   for (std::size_t k = 0; k < 3; ++k) {
     if (ctx.has_input(k) && ctx.input(k).dtype != DType::kFloat32) {
       return ctx.unsupported(fmt::format("input {} is {}; only float32 is supported", k,
@@ -406,7 +401,7 @@ Result<std::unique_ptr<Kernel>> plan_layer_norm(PlanContext& ctx) {
   auto axis = ctx.axis(ctx.node.int_attr("axis", -1), x.rank);
   if (!axis) return axis.error();
   const int32_t a = axis.value();
-  LayerNormCall call;
+  HostLayerNorm call;
   call.rows = product(x, 0, a);
   call.n = product(x, a, x.rank);
   call.epsilon = ctx.node.float_attr("epsilon", kDefaultEpsilon);
@@ -433,13 +428,9 @@ Result<std::unique_ptr<Kernel>> plan_layer_norm(PlanContext& ctx) {
   call.want_inv_std_dev = ctx.node.has_output(2);
   if (call.want_mean) ctx.output(1) = {DType::kFloat32, stats};
   if (call.want_inv_std_dev) ctx.output(2) = {DType::kFloat32, stats};
-  if (ctx.cl != nullptr) {
-    if (!call.fuse_scale || (call.has_bias && !call.fuse_bias)) {
-      return ctx.unsupported("a Scale or B that broadcasts over the rows, on the OpenCL device");
-    }
-    return cl_layer_norm(*ctx.cl, ocl::LayerNormCall{call.rows, call.n, call.epsilon});
-  }
-  return make_kernel([call](const KernelIO& io) {
+  const LayerNormCall device_call{call.rows, call.n, call.epsilon,
+                                  call.fuse_scale && (!call.has_bias || call.fuse_bias)};
+  auto host = make_kernel([call](const KernelIO& io) {
     const float* scale = io.input<float>(1);
     const float* bias = call.has_bias ? io.input<float>(2) : nullptr;
     float* y = io.output<float>(0);
@@ -452,6 +443,7 @@ Result<std::unique_ptr<Kernel>> plan_layer_norm(PlanContext& ctx) {
       cpu::binary(cpu::BinaryOp::kAdd, y, bias, y, call.bias_layout);
     }
   });
+  return ctx.choose(std::move(host), device_call);
 }
 
 constexpr uint32_t kAxesOperand = 0b10;

@@ -3,6 +3,8 @@
 // Slice, Concat, Expand) are in ops/copy.cc.
 //
 // Gather works on element SIZE, not type: one kernel moves float32, int64, int32 and bool alike.
+#include "onnx/tensor.h"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -15,8 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include "onnx/tensor.h"
-#include "device/opencl/cl_kernels.h"
 #include "ops/ops.h"
 
 namespace coproc::runtime::detail {
@@ -27,13 +27,13 @@ constexpr int64_t kAxesAsInputOpset = 13;
 
 // ---------------------------------------------------------------- views
 
-Result<std::unique_ptr<Kernel>> plan_identity(PlanContext& ctx) {
+Status plan_identity(PlanContext& ctx) {
   ctx.output(0) = ctx.input(0);
   ctx.output(0).value = nullptr;
-  return std::unique_ptr<Kernel>();
+  return {};  // a view: no kernel
 }
 
-Result<std::unique_ptr<Kernel>> plan_flatten(PlanContext& ctx) {
+Status plan_flatten(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
   const int64_t axis = ctx.node.int_attr("axis", 1);
   const int64_t a = axis < 0 ? axis + x.rank : axis;
@@ -43,12 +43,12 @@ Result<std::unique_ptr<Kernel>> plan_flatten(PlanContext& ctx) {
   const auto ai = static_cast<int32_t>(a);
   const int64_t dims[2] = {product(x, 0, ai), product(x, ai, x.rank)};
   ctx.output(0) = {ctx.input(0).dtype, Shape::of(dims)};
-  return std::unique_ptr<Kernel>();
+  return {};  // a view: no kernel
 }
 
 // ONNX Reshape: 0 copies the input's dim at that index (a literal 0 with allowzero), -1 takes
 // whatever is left.
-Result<std::unique_ptr<Kernel>> plan_reshape(PlanContext& ctx) {
+Status plan_reshape(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
   if (!ctx.has_input(1)) {
     return ctx.unsupported("Reshape-1 (the shape as an attribute, before opset 5) is not supported");
@@ -100,7 +100,7 @@ Result<std::unique_ptr<Kernel>> plan_reshape(PlanContext& ctx) {
                                 x.to_string(), total, s.to_string(), known));
   }
   ctx.output(0) = {ctx.input(0).dtype, s};
-  return std::unique_ptr<Kernel>();
+  return {};  // a view: no kernel
 }
 
 // The axes of a Squeeze or Unsqueeze (the attribute before opset 13, input 1 since), or nullopt
@@ -119,7 +119,7 @@ Result<std::optional<std::vector<int64_t>>> axes_of(const PlanContext& ctx) {
 
 // Without axes, every dim of 1 goes. Given axes (even none, as ONNX's shape inference reads an
 // empty axes tensor) must each name a dim of 1.
-Result<std::unique_ptr<Kernel>> plan_squeeze(PlanContext& ctx) {
+Status plan_squeeze(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
   auto axes = axes_of(ctx);
   if (!axes) return axes.error();
@@ -142,11 +142,11 @@ Result<std::unique_ptr<Kernel>> plan_squeeze(PlanContext& ctx) {
     if (!drop[at(d)]) s.dims[at(s.rank++)] = x.dims[at(d)];
   }
   ctx.output(0) = {ctx.input(0).dtype, s};
-  return std::unique_ptr<Kernel>();
+  return {};  // a view: no kernel
 }
 
 // Axes index the OUTPUT, whose rank is the input's plus the number of axes.
-Result<std::unique_ptr<Kernel>> plan_unsqueeze(PlanContext& ctx) {
+Status plan_unsqueeze(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
   auto axes = axes_of(ctx);
   if (!axes) return axes.error();
@@ -166,13 +166,13 @@ Result<std::unique_ptr<Kernel>> plan_unsqueeze(PlanContext& ctx) {
     s.dims[at(d)] = s.dims[at(d)] == -1 ? 1 : x.dims[at(next++)];
   }
   ctx.output(0) = {ctx.input(0).dtype, s};
-  return std::unique_ptr<Kernel>();
+  return {};  // a view: no kernel
 }
 
 // ---------------------------------------------------------------- shape queries
 
 // Opset 15's start and end: negative ones count from the back, both clamp to [0, rank].
-Result<std::unique_ptr<Kernel>> plan_shape(PlanContext& ctx) {
+Status plan_shape(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
   const auto normalize = [&](int64_t v) {
     if (v < 0) v += x.rank;
@@ -184,19 +184,19 @@ Result<std::unique_ptr<Kernel>> plan_shape(PlanContext& ctx) {
   Strides dims{};
   std::copy_n(x.dims.begin() + start, count, dims.begin());
   ctx.output(0) = {DType::kInt64, Shape::of(std::array<int64_t, 1>{count})};
-  return make_kernel([dims, count](const KernelIO& io) {
+  return ctx.choose(make_kernel([dims, count](const KernelIO& io) {
     if (count > 0) std::memcpy(io.output<int64_t>(0), dims.data(), at(count) * sizeof(int64_t));
-  });
+  }));
 }
 
-Result<std::unique_ptr<Kernel>> plan_size(PlanContext& ctx) {
+Status plan_size(PlanContext& ctx) {
   const int64_t n = ctx.input(0).shape.elements();
   ctx.output(0) = {DType::kInt64, Shape{}};
-  return make_kernel([n](const KernelIO& io) { *io.output<int64_t>(0) = n; });
+  return ctx.choose(make_kernel([n](const KernelIO& io) { *io.output<int64_t>(0) = n; }));
 }
 
 // The output takes `value`'s dtype (one element; float32 0 without it).
-Result<std::unique_ptr<Kernel>> plan_constant_of_shape(PlanContext& ctx) {
+Status plan_constant_of_shape(PlanContext& ctx) {
   auto dims = vector_operand(ctx, 0, "the shape");
   if (!dims) return dims.error();
   if (dims->size() > static_cast<std::size_t>(kMaxRank)) {
@@ -215,9 +215,8 @@ Result<std::unique_ptr<Kernel>> plan_constant_of_shape(PlanContext& ctx) {
   }
   ctx.output(0) = {dtype, s};
   const int64_t n = s.elements();
-  if (ctx.cl != nullptr) return cl_fill(*ctx.cl, dtype, &pattern, n);
   const std::size_t size = dtype_bytes(dtype);
-  return make_kernel([n, size, pattern](const KernelIO& io) {
+  auto host = make_kernel([n, size, pattern](const KernelIO& io) {
     const auto fill = [&]<class T>(T* out) {
       T v;
       std::memcpy(&v, &pattern, sizeof v);
@@ -228,13 +227,14 @@ Result<std::unique_ptr<Kernel>> plan_constant_of_shape(PlanContext& ctx) {
     if (size == 4) fill(io.output<uint32_t>(0));
     if (size == 8) fill(io.output<uint64_t>(0));
   });
+  return ctx.choose(std::move(host), FillCall{dtype, pattern, n});
 }
 
 // ---------------------------------------------------------------- Gather
 
 // out[o, j..., i] = data[o, indices[j...], i]: for each index, one row of `row_bytes` (the dims
 // after axis) per outer position (the dims before axis).
-struct GatherCall {
+struct HostGather {
   int64_t outer = 0;
   int64_t axis_dim = 0;
   int64_t indices = 0;
@@ -255,7 +255,7 @@ Error index_error(int64_t index, int64_t dim) {
 }
 
 template <class I>
-Status gather(const GatherCall& g, const I* indices, const std::byte* data, std::byte* out) {
+Status gather(const HostGather& g, const I* indices, const std::byte* data, std::byte* out) {
   const auto row = static_cast<int64_t>(g.row_bytes);
   for (int64_t j = 0; j < g.indices; ++j) {
     const int64_t raw = read_once(indices + j);
@@ -270,7 +270,7 @@ Status gather(const GatherCall& g, const I* indices, const std::byte* data, std:
   return {};
 }
 
-Result<std::unique_ptr<Kernel>> plan_gather(PlanContext& ctx) {
+Status plan_gather(PlanContext& ctx) {
   const TensorInfo& data = ctx.input(0);
   const TensorInfo& indices = ctx.input(1);
   if (data.shape.rank == 0) return ctx.fail("data must have rank >= 1");
@@ -285,7 +285,7 @@ Result<std::unique_ptr<Kernel>> plan_gather(PlanContext& ctx) {
   if (rank > kMaxRank) {
     return ctx.unsupported(fmt::format("output rank {} exceeds {}", rank, kMaxRank));
   }
-  GatherCall g;
+  HostGather g;
   g.outer = product(data.shape, 0, a);
   g.axis_dim = data.shape.dims[at(a)];
   g.indices = indices.shape.elements();
@@ -307,24 +307,25 @@ Result<std::unique_ptr<Kernel>> plan_gather(PlanContext& ctx) {
             out.dims.begin() + a + indices.shape.rank);
   if (Status ok = check_bounded(ctx, out); !ok) return ok.error();
   ctx.output(0) = {data.dtype, out};
-  if (ctx.cl != nullptr) {
-    ocl::GatherCall call;
-    call.outer = g.outer;
-    call.axis_dim = g.axis_dim;
-    call.indices = g.indices;
-    call.inner_bytes = static_cast<int64_t>(g.row_bytes);
-    call.index_dtype = cl_dtype(indices.dtype);
-    call.tag = static_cast<int32_t>(&ctx.node - ctx.graph.nodes.data());  // names it in errors
-    return cl_gather(*ctx.cl, call);
-  }
+  GatherCall call;
+  call.outer = g.outer;
+  call.axis_dim = g.axis_dim;
+  call.indices = g.indices;
+  call.inner_bytes = static_cast<int64_t>(g.row_bytes);
+  call.index_dtype = indices.dtype;
+  call.node_index = static_cast<int32_t>(&ctx.node - ctx.graph.nodes.data());
   if (indices.dtype == DType::kInt32) {
-    return make_kernel([g](const KernelIO& io) {
-      return gather(g, io.input<int32_t>(1), io.input<std::byte>(0), io.output<std::byte>(0));
-    });
+    return ctx.choose(make_kernel([g](const KernelIO& io) {
+                        return gather(g, io.input<int32_t>(1), io.input<std::byte>(0),
+                                      io.output<std::byte>(0));
+                      }),
+                      call);
   }
-  return make_kernel([g](const KernelIO& io) {
-    return gather(g, io.input<int64_t>(1), io.input<std::byte>(0), io.output<std::byte>(0));
-  });
+  return ctx.choose(make_kernel([g](const KernelIO& io) {
+                      return gather(g, io.input<int64_t>(1), io.input<std::byte>(0),
+                                    io.output<std::byte>(0));
+                    }),
+                    call);
 }
 
 // ---------------------------------------------------------------- Cast
@@ -348,7 +349,7 @@ To cast_value(From v) {
   }
 }
 
-Result<std::unique_ptr<Kernel>> plan_cast(PlanContext& ctx) {
+Status plan_cast(PlanContext& ctx) {
   const TensorInfo& x = ctx.input(0);
   const Attribute* to_attr = ctx.node.attribute("to");
   if (to_attr == nullptr || to_attr->kind != Attribute::Kind::kInt) {
@@ -363,7 +364,6 @@ Result<std::unique_ptr<Kernel>> plan_cast(PlanContext& ctx) {
   }
   ctx.output(0) = {to, x.shape};
   const int64_t n = x.shape.elements();
-  if (ctx.cl != nullptr && computable(x.dtype)) return cl_cast(*ctx.cl, x.dtype, to, n);
   std::unique_ptr<Kernel> kernel;
   dispatch_dtype(x.dtype, [&]<class From>() {
     dispatch_dtype(to, [&]<class To>() {
@@ -384,7 +384,7 @@ Result<std::unique_ptr<Kernel>> plan_cast(PlanContext& ctx) {
   if (kernel == nullptr) {
     return ctx.unsupported(fmt::format("cast from {}", dtype_name(x.dtype)));
   }
-  return kernel;
+  return ctx.choose(std::move(kernel), CastCall{x.dtype, to, n});
 }
 
 constexpr OpDef kOps[] = {

@@ -47,10 +47,25 @@ struct OutputCopy {
   std::size_t bytes = 0;
 };
 
+// What a device does with an operator's KernelChoice (ops.h): the kernel its sessions run for the
+// node. The CPU device takes the host kernel; another device binds the DeviceCall into a kernel
+// of its own whose KernelIO pointers are its memory, or refuses it with kUnsupported naming the
+// node (node_error). Called only for nodes that run (not views, not folded ones), once per node
+// per plan, while planning: a device compiles and allocates here what its kernel needs, so that
+// running it does neither.
+class Binder {
+ public:
+  virtual ~Binder() = default;
+  // Whether bind() reads KernelChoice::call: false where the host kernel is all a device runs,
+  // so that planning for it leaves the calls undescribed (PlanContext::describe).
+  virtual bool reads_calls() const = 0;
+  virtual Result<std::unique_ptr<Kernel>> bind(const Node& node, KernelChoice&& choice) const = 0;
+};
+
 class Planner {
  public:
-  // What Session and ClSession share. check_shapes: ranks in [0, kMaxRank] (shapes come off the
-  // wire). matches: whether `plan` was made for these shapes (and value-input values).
+  // What every device's Session shares. check_shapes: ranks in [0, kMaxRank] (shapes come off
+  // the wire). matches: whether `plan` was made for these shapes (and value-input values).
   // build_within: build(), refusing a plan over limits.max_peak_bytes with kResourceExhausted
   // before its memory is allocated. check_buffers: run()'s argument checks.
   static Status check_shapes(std::span<const Shape> input_shapes);
@@ -60,25 +75,40 @@ class Planner {
                                                     std::span<const Shape> input_shapes,
                                                     std::span<const void* const> input_values,
                                                     const SessionLimits& limits,
-                                                    kernels::opencl::Device* cl = nullptr);
+                                                    const Binder& binder);
   static Status check_buffers(const Plan& plan, const Model& model,
                               std::span<const void* const> inputs, std::span<void* const> outputs);
 
   // input_values: per graph input, its data or nullptr; read only for Graph::value_inputs.
-  // cl: the OpenCL device the kernels are for; nullptr for the CPU.
+  // binder: the device the plan's kernels are for.
   static Result<std::unique_ptr<Plan>> build(const Model& model,
                                              std::span<const Shape> input_shapes,
                                              std::span<const void* const> input_values,
-                                             kernels::opencl::Device* cl = nullptr);
+                                             const Binder& binder);
 };
 
-// Plans one node: fills `out` (one info per node output) and returns its kernel (nullptr for a
-// view). Checks what plan() leaves: every present output has a computable dtype and a bounded
-// shape.
-Result<std::unique_ptr<Kernel>> plan_node(const Graph& graph, const Node& node,
-                                          std::span<const TensorInfo> in,
-                                          std::vector<TensorInfo>* out,
-                                          kernels::opencl::Device* cl = nullptr);
+// The private parts of Model and Plan, for the runtime's own code (the planner, the devices'
+// sessions): the public header keeps them from users.
+struct Internals {
+  static const Graph& graph(const Model& model) { return *model.graph_; }
+  static const std::vector<std::size_t>& input_bytes(const Plan& plan) { return plan.input_bytes_; }
+  static const std::vector<std::size_t>& output_bytes(const Plan& plan) {
+    return plan.output_bytes_;
+  }
+  static const std::vector<Step>& steps(const Plan& plan) { return plan.steps_; }
+  static const std::vector<Ref>& refs(const Plan& plan) { return plan.refs_; }
+  // Per ref: its tensor's bytes (what a device uploads of a constant).
+  static const std::vector<std::size_t>& ref_bytes(const Plan& plan) { return plan.ref_bytes_; }
+  static const std::vector<OutputCopy>& copies(const Plan& plan) { return plan.copies_; }
+  // The most tensors one step has (inputs and outputs): the size of a run's pointer arrays.
+  static std::size_t max_step_tensors(const Plan& plan) { return plan.max_step_tensors_; }
+};
+
+// Plans one node: fills `out` (one info per node output) and `choice` (left empty, as it comes,
+// for a view; its call only when `describe`). Checks what plan() leaves: every present output has
+// a computable dtype and a bounded shape.
+Status plan_node(const Graph& graph, const Node& node, std::span<const TensorInfo> in,
+                 std::vector<TensorInfo>* out, KernelChoice* choice, bool describe);
 
 // Runs a planned node on host memory: inputs known, outputs allocated here.
 Result<std::vector<HostTensor>> run_on_host(const Node& node, const Kernel* kernel,

@@ -1,7 +1,7 @@
 // Planner: concrete input shapes -> a Plan. Validates the inputs against the model, plans every
-// node in order (each operator's plan() resolves its output shapes by the ONNX rules and binds its
-// kernel), folds what is known while planning (shape arithmetic), then asks memory_plan where
-// every tensor lives.
+// node in order (each operator's plan() resolves its output shapes by the ONNX rules and chooses
+// its kernel), folds what is known while planning (shape arithmetic), has the device bind the
+// kernels of the nodes that run, then asks memory_plan where every tensor lives.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -18,17 +18,21 @@ Plan::Plan() = default;
 Plan::~Plan() = default;
 
 std::size_t Plan::output_bytes(std::size_t j) const { return output_bytes_[j]; }
+std::size_t Plan::peak_bytes() const {
+  std::size_t bytes = scratch_bytes_;
+  for (const std::size_t b : output_bytes_) bytes += b;
+  for (const std::size_t b : input_bytes_) bytes += b;
+  return bytes;
+}
 std::size_t Plan::num_kernel_calls() const { return steps_.size(); }
 std::size_t Plan::num_output_copies() const { return copies_.size(); }
 
 namespace detail {
 
-Result<std::unique_ptr<Kernel>> plan_node(const Graph& graph, const Node& node,
-                                          std::span<const TensorInfo> in,
-                                          std::vector<TensorInfo>* out,
-                                          kernels::opencl::Device* cl) {
+Status plan_node(const Graph& graph, const Node& node, std::span<const TensorInfo> in,
+                 std::vector<TensorInfo>* out, KernelChoice* choice, bool describe) {
   out->assign(node.outputs.size(), TensorInfo{});
-  PlanContext ctx{graph, node, in, *out, cl};
+  PlanContext ctx{graph, node, in, *out, *choice, describe};
   for (std::size_t k = 0; k < in.size(); ++k) {
     if ((node.def->value_operands >> k & 1u) == 0 || !in[k].present()) continue;
     if (in[k].value == nullptr) {
@@ -42,8 +46,7 @@ Result<std::unique_ptr<Kernel>> plan_node(const Graph& graph, const Node& node,
       return ctx.fail(fmt::format("input {} must be an integer tensor, not float32", k));
     }
   }
-  auto kernel = node.def->plan(ctx);
-  if (!kernel) return kernel.error();
+  if (Status s = node.def->plan(ctx); !s) return s;
   for (std::size_t o = 0; o < out->size(); ++o) {
     if (node.outputs[o] < 0) continue;
     const TensorInfo& info = (*out)[o];
@@ -57,8 +60,8 @@ Result<std::unique_ptr<Kernel>> plan_node(const Graph& graph, const Node& node,
     }
   }
   const bool view = node.def->aliasing == Aliasing::kView;
-  COPROC_CHECK((kernel.value() == nullptr) == view);
-  return kernel;
+  COPROC_CHECK((choice->host == nullptr) == view);
+  return {};
 }
 
 Result<std::vector<HostTensor>> run_on_host(const Node& node, const Kernel* kernel,
@@ -88,6 +91,10 @@ Result<std::vector<HostTensor>> run_on_host(const Node& node, const Kernel* kern
 
 namespace {
 
+Error invalid(std::string message) {
+  return make_error(ErrorCode::kInvalidArgument, std::move(message));
+}
+
 std::string spec_string(const GraphInput& input) {
   std::vector<std::string> dims;
   for (std::size_t d = 0; d < input.dims.size(); ++d) {
@@ -114,11 +121,11 @@ struct PlanParts {
 class Builder {
  public:
   Builder(const Graph& graph, std::span<const Shape> input_shapes,
-          std::span<const void* const> input_values, kernels::opencl::Device* cl)
+          std::span<const void* const> input_values, const Binder& binder)
       : graph_(graph),
         input_shapes_(input_shapes),
         input_values_(input_values),
-        cl_(cl),
+        binder_(binder),
         infos_(graph.values.size()) {}
 
   Result<PlanParts> build() {
@@ -153,6 +160,7 @@ class Builder {
 
     std::vector<int32_t> executed;
     std::vector<TensorInfo> in, out;
+    const bool describe = binder_.reads_calls();
     for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
       const Node& node = graph_.nodes[n];
       in.clear();
@@ -162,14 +170,14 @@ class Builder {
         // Shape and Size read only shapes, which are always known here.
         if (v >= 0 && in.back().value == nullptr && !node.def->shapes_only) known = false;
       }
-      auto kernel = plan_node(graph_, node, in, &out);
-      if (!kernel) return kernel.error();
+      KernelChoice choice;
+      if (Status s = plan_node(graph_, node, in, &out, &choice, describe); !s) return s.error();
       int64_t out_elements = 0;
       for (std::size_t o = 0; o < out.size(); ++o) {
         if (node.outputs[o] >= 0) out_elements += out[o].shape.elements();
       }
       if (known && out_elements <= kFoldElementLimit) {
-        auto values = run_on_host(node, kernel.value().get(), in, out);
+        auto values = run_on_host(node, choice.host.get(), in, out);
         if (!values) return values.error();
         for (std::size_t o = 0; o < out.size(); ++o) {
           if (node.outputs[o] < 0) continue;
@@ -178,14 +186,11 @@ class Builder {
         }
       } else {
         executed.push_back(static_cast<int32_t>(n));
-        // Folding runs on the host, so the node was planned for the CPU; a node that runs on
-        // the OpenCL device is planned again for it (same checks, same shapes).
-        if (cl_ != nullptr && kernel.value() != nullptr) {
-          std::vector<TensorInfo> device_out;
-          kernel = plan_node(graph_, node, in, &device_out, cl_);
+        if (choice.host != nullptr) {  // not a view: the device binds the operator's choice
+          auto kernel = binder_.bind(node, std::move(choice));
           if (!kernel) return kernel.error();
+          parts.kernels.push_back(std::move(kernel).value());
         }
-        if (kernel.value() != nullptr) parts.kernels.push_back(std::move(kernel).value());
       }
       for (std::size_t o = 0; o < out.size(); ++o) {
         if (node.outputs[o] >= 0) infos_[static_cast<std::size_t>(node.outputs[o])] = out[o];
@@ -271,7 +276,7 @@ class Builder {
   const Graph& graph_;
   std::span<const Shape> input_shapes_;
   std::span<const void* const> input_values_;
-  kernels::opencl::Device* cl_;
+  const Binder& binder_;
   std::vector<TensorInfo> infos_;
 };
 
@@ -280,8 +285,8 @@ class Builder {
 Result<std::unique_ptr<Plan>> Planner::build(const Model& model,
                                              std::span<const Shape> input_shapes,
                                              std::span<const void* const> input_values,
-                                             kernels::opencl::Device* cl) {
-  auto parts = Builder(*model.graph_, input_shapes, input_values, cl).build();
+                                             const Binder& binder) {
+  auto parts = Builder(*model.graph_, input_shapes, input_values, binder).build();
   if (!parts) return parts.error();
   std::unique_ptr<Plan> plan(new Plan());
   plan->input_shapes_.assign(input_shapes.begin(), input_shapes.end());
@@ -310,6 +315,72 @@ Result<std::unique_ptr<Plan>> Planner::build(const Model& model,
     plan->max_step_tensors_ = std::max<std::size_t>(plan->max_step_tensors_, s.inputs + s.outputs);
   }
   return plan;
+}
+
+Status Planner::check_shapes(std::span<const Shape> input_shapes) {
+  // Shapes come off the wire: a rank outside the array would make comparing them read past it.
+  for (std::size_t i = 0; i < input_shapes.size(); ++i) {
+    if (input_shapes[i].rank < 0 || input_shapes[i].rank > kMaxRank) {
+      return invalid(fmt::format("input {} has rank {}; ranks go from 0 to {}", i,
+                                 input_shapes[i].rank, kMaxRank));
+    }
+  }
+  return {};
+}
+
+bool Planner::matches(const Plan& plan, const Model& model, std::span<const Shape> input_shapes,
+                      std::span<const void* const> input_values) {
+  if (!std::equal(plan.input_shapes_.begin(), plan.input_shapes_.end(), input_shapes.begin(),
+                  input_shapes.end())) {
+    return false;
+  }
+  const std::vector<std::size_t>& value_inputs = model.value_inputs();
+  for (std::size_t k = 0; k < value_inputs.size(); ++k) {
+    const std::size_t i = value_inputs[k];
+    const std::vector<std::byte>& have = plan.input_values_[k];
+    if (i >= input_values.size() || (input_values[i] == nullptr && !have.empty()) ||
+        (!have.empty() && std::memcmp(have.data(), input_values[i], have.size()) != 0)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Result<std::unique_ptr<Plan>> Planner::build_within(const Model& model,
+                                                    std::span<const Shape> input_shapes,
+                                                    std::span<const void* const> input_values,
+                                                    const SessionLimits& limits,
+                                                    const Binder& binder) {
+  auto built = build(model, input_shapes, input_values, binder);
+  if (!built) return built.error();
+  const std::size_t peak = (*built)->peak_bytes();
+  if (limits.max_peak_bytes != 0 && peak > limits.max_peak_bytes) {
+    return make_error(ErrorCode::kResourceExhausted,
+                      fmt::format("running these shapes takes {} bytes of memory (inputs, outputs "
+                                  "and scratch), over the limit of {}",
+                                  peak, limits.max_peak_bytes));
+  }
+  return built;
+}
+
+Status Planner::check_buffers(const Plan& plan, const Model& model,
+                              std::span<const void* const> inputs, std::span<void* const> outputs) {
+  if (inputs.size() != plan.num_inputs() || outputs.size() != plan.num_outputs()) {
+    return invalid(fmt::format("the plan takes {} inputs and {} outputs, got {} and {}",
+                               plan.num_inputs(), plan.num_outputs(), inputs.size(),
+                               outputs.size()));
+  }
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i] == nullptr && plan.input_shape(i).elements() > 0) {
+      return invalid(fmt::format("input {} ('{}') is null", i, model.inputs()[i].name));
+    }
+  }
+  for (std::size_t j = 0; j < outputs.size(); ++j) {
+    if (outputs[j] == nullptr && plan.output_bytes(j) > 0) {
+      return invalid(fmt::format("output {} ('{}') is null", j, model.outputs()[j].name));
+    }
+  }
+  return {};
 }
 
 }  // namespace detail

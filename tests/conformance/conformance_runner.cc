@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 
 namespace {
 
@@ -328,7 +329,7 @@ Failure run_test(const fs::path& data_dir, const TestEntry& entry) {
   }
   if (data_sets.empty()) return "no test_data_set_* in " + test_dir.string();
   std::sort(data_sets.begin(), data_sets.end());
-  rt::Session session(std::move(model).value());
+  rt::CpuSession session(std::move(model).value());
   for (const fs::path& dir : data_sets) {
     if (Failure failure = run_data_set(session, dir, entry)) return failure;
   }

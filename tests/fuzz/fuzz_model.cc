@@ -38,6 +38,7 @@
 #include "coproc/kernels/cpu.h"
 #include "fuzz_check.h"
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 
 extern "C" std::size_t LLVMFuzzerMutate(uint8_t* data, std::size_t size, std::size_t max_size);
 
@@ -45,7 +46,7 @@ namespace {
 
 using coproc::runtime::DType;
 using coproc::runtime::Model;
-using coproc::runtime::Session;
+using coproc::runtime::CpuSession;
 using coproc::runtime::Shape;
 
 constexpr std::size_t kMaxRunBytes = std::size_t{64} << 20;
@@ -105,7 +106,7 @@ void prepare_and_run(const std::shared_ptr<const Model>& model, int64_t dynamic_
     shapes.push_back(shape);
     input_ptrs.push_back(inputs.add(bytes));
   }
-  Session session(model);
+  CpuSession session(model);
   auto plan = session.prepare(shapes, input_ptrs);
   if (!plan.ok()) {
     FUZZ_CHECK(!plan.error().message.empty(), "a refused prepare says why");

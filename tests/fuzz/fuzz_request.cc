@@ -184,7 +184,7 @@ void check_refusal(const Rejection& r, const uint8_t* data, std::size_t size) {
 void run_alone(Fixture& f, WorkItem& w) {
   const uint32_t id = w.model->id;
   if (!f.sessions[id] || ++f.prepares[id] > kPreparesPerSession) {
-    f.sessions[id] = std::make_unique<runtime::Session>(w.model->model);
+    f.sessions[id] = w.model->cpu->open_session();  // the CPU placement ModelSet made
     f.prepares[id] = 0;
   }
   runtime::Session& session = *f.sessions[id];

@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <cstring>
 
+#include "device/opencl/cl_kernels.h"
 #include "graph/graph.h"
+#include "ops/ops.h"
 #include "plan/plan.h"
 
 namespace coproc::runtime {
 
 namespace ocl = kernels::opencl;
+using detail::Internals;
 using detail::Ref;
 using detail::Step;
 
@@ -21,12 +24,45 @@ Result<std::shared_ptr<ClDevice>> ClDevice::open(const ocl::Selector& selector) 
   return std::make_shared<ClDevice>(std::move(device));
 }
 
+ClDevice::ClDevice(std::unique_ptr<ocl::Device> device)
+    : device_(std::move(device)), binder_(detail::make_cl_binder(*device_)) {
+  const ocl::DeviceInfo& cl = device_->info();
+  info_.kind = DeviceKind::kOpenCl;
+  info_.name = cl.name;
+  info_.platform = cl.platform;
+  info_.version = cl.version;
+  info_.compute_units = cl.compute_units;
+  info_.memory_bytes = cl.global_memory_bytes;
+}
+
+ClDevice::~ClDevice() = default;
+
+bool ClDevice::supports(std::string_view op) const { return detail::find_op(op) != nullptr; }
+
+Result<std::shared_ptr<const PlacedModel>> ClDevice::place(std::shared_ptr<const Model> model) {
+  auto uploaded =
+      ClModel::upload(std::move(model), std::static_pointer_cast<ClDevice>(shared_from_this()));
+  if (!uploaded) return uploaded.error();
+  return std::shared_ptr<const PlacedModel>(std::move(uploaded).value());
+}
+
+Result<std::shared_ptr<Device>> open_cl_device(const DeviceOptions& options) {
+  ocl::Selector selector;
+  selector.platform = options.platform;
+  selector.device = options.device;
+  selector.platform_index = options.platform_index;
+  selector.device_index = options.device_index;
+  auto opened = ClDevice::open(selector);
+  if (!opened) return opened.error();
+  return std::shared_ptr<Device>(std::move(opened).value());
+}
+
 Result<std::shared_ptr<const ClModel>> ClModel::upload(std::shared_ptr<const Model> model,
                                                        std::shared_ptr<ClDevice> device) {
   std::shared_ptr<ClModel> cl(new ClModel(model, device));
   const std::lock_guard lock(device->mutex());
   ocl::Device& d = device->device();
-  for (const detail::HostTensor& w : model->graph_->weights) {
+  for (const detail::HostTensor& w : Internals::graph(*model).weights) {
     if (w.bytes.empty()) continue;  // packed only, or empty: nothing reads it here
     std::string error;
     ocl::Buffer buffer = d.alloc(w.bytes.size(), &error);
@@ -45,6 +81,10 @@ Result<std::shared_ptr<const ClModel>> ClModel::upload(std::shared_ptr<const Mod
   std::sort(cl->weights_.begin(), cl->weights_.end(),
             [](const Upload& a, const Upload& b) { return a.host < b.host; });
   return std::shared_ptr<const ClModel>(std::move(cl));
+}
+
+std::unique_ptr<Session> ClModel::make_session(SessionLimits limits) const {
+  return std::make_unique<ClSession>(shared_from_this(), limits);
 }
 
 ocl::Mem ClModel::find(const std::byte* data) const {
@@ -112,8 +152,8 @@ Status ClSession::grow_pinned(std::vector<Pinned>* pins, std::size_t count,
   return {};
 }
 
-Result<const Plan*> ClSession::prepare(std::span<const Shape> input_shapes,
-                                       std::span<const void* const> input_values) {
+Result<const Plan*> ClSession::prepare_shapes(std::span<const Shape> input_shapes,
+                                              std::span<const void* const> input_values) {
   if (Status s = detail::Planner::check_shapes(input_shapes); !s) return s.error();
   for (auto it = plans_.rbegin(); it != plans_.rend(); ++it) {
     if (detail::Planner::matches(*(*it)->plan, model(), input_shapes, input_values)) {
@@ -155,23 +195,25 @@ Result<std::unique_ptr<ClSession::Prepared>> ClSession::prepare_plan(
   ClDevice& cl = model_->device();
   const std::lock_guard lock(cl.mutex());
   ocl::Device& device = cl.device();
-  auto built = detail::Planner::build_within(model(), input_shapes, input_values, limits_,
-                                             &device);
+  auto built =
+      detail::Planner::build_within(model(), input_shapes, input_values, limits_, cl.binder());
   if (!built) return built.error();
   auto prepared = std::make_unique<Prepared>();
   prepared->plan = std::move(built).value();
   const Plan& plan = *prepared->plan;
+  const std::vector<Ref>& refs = Internals::refs(plan);
+  const std::vector<std::size_t>& ref_bytes = Internals::ref_bytes(plan);
 
   // Constants: weights are on the device already; the plan's own folded values go into one
   // buffer, each at an offset aligned for any element type.
   constexpr std::size_t kAlign = 256;
-  std::vector<std::size_t> offsets(plan.refs_.size(), 0);
+  std::vector<std::size_t> offsets(refs.size(), 0);
   std::size_t folded_bytes = 0;
-  for (std::size_t r = 0; r < plan.refs_.size(); ++r) {
-    const Ref& ref = plan.refs_[r];
+  for (std::size_t r = 0; r < refs.size(); ++r) {
+    const Ref& ref = refs[r];
     if (ref.loc != Ref::Loc::kConst || model_->find(ref.data).present()) continue;
     offsets[r] = folded_bytes;
-    folded_bytes += (plan.ref_bytes_[r] + kAlign - 1) / kAlign * kAlign;
+    folded_bytes += (ref_bytes[r] + kAlign - 1) / kAlign * kAlign;
   }
   if (folded_bytes > 0) {
     std::string error;
@@ -183,53 +225,57 @@ Result<std::unique_ptr<ClSession::Prepared>> ClSession::prepare_plan(
                                     folded_bytes, error));
     }
   }
-  prepared->const_mems.assign(plan.refs_.size(), ocl::Mem{});
-  for (std::size_t r = 0; r < plan.refs_.size(); ++r) {
-    const Ref& ref = plan.refs_[r];
+  prepared->const_mems.assign(refs.size(), ocl::Mem{});
+  for (std::size_t r = 0; r < refs.size(); ++r) {
+    const Ref& ref = refs[r];
     if (ref.loc != Ref::Loc::kConst) continue;
     if (ocl::Mem weight = model_->find(ref.data); weight.present()) {
       prepared->const_mems[r] = weight;
       continue;
     }
-    if (ref.data == nullptr && plan.ref_bytes_[r] > 0) {
+    if (ref.data == nullptr && ref_bytes[r] > 0) {
       return make_error(ErrorCode::kInternal,
                         "a weight is held only packed: load the model with keep_unpacked");
     }
     prepared->const_mems[r] = prepared->folded.at(offsets[r]);
-    if (plan.ref_bytes_[r] > 0) device.write(prepared->const_mems[r], ref.data, plan.ref_bytes_[r]);
+    if (ref_bytes[r] > 0) device.write(prepared->const_mems[r], ref.data, ref_bytes[r]);
   }
   if (const ocl::Failure f = device.finish(); f.failed) {
     return make_error(ErrorCode::kInternal, "uploading a plan's constants: " + f.message);
   }
 
   // Buffers big enough for this plan, so that run() allocates nothing.
-  if (scratch_.bytes() < std::max<std::size_t>(plan.scratch_bytes_, 4)) {
+  if (scratch_.bytes() < std::max<std::size_t>(plan.scratch_bytes(), 4)) {
     std::string error;
-    scratch_ = device.alloc(std::max<std::size_t>(plan.scratch_bytes_, 4), &error);
+    scratch_ = device.alloc(std::max<std::size_t>(plan.scratch_bytes(), 4), &error);
     if (scratch_.get() == nullptr) {
       return make_error(ErrorCode::kResourceExhausted,
                         fmt::format("cannot allocate {} bytes of scratch on the OpenCL device: {}",
-                                    plan.scratch_bytes_, error));
+                                    plan.scratch_bytes(), error));
     }
   }
-  if (Status s = grow(&inputs_, plan.num_inputs(), plan.input_bytes_); !s) return s.error();
-  if (Status s = grow(&outputs_, plan.num_outputs(), plan.output_bytes_); !s) return s.error();
-  if (Status s = grow_pinned(&input_pins_, plan.num_inputs(), plan.input_bytes_); !s) {
+  const std::vector<std::size_t>& input_bytes = Internals::input_bytes(plan);
+  const std::vector<std::size_t>& output_bytes = Internals::output_bytes(plan);
+  if (Status s = grow(&inputs_, plan.num_inputs(), input_bytes); !s) return s.error();
+  if (Status s = grow(&outputs_, plan.num_outputs(), output_bytes); !s) return s.error();
+  if (Status s = grow_pinned(&input_pins_, plan.num_inputs(), input_bytes); !s) {
     return s.error();
   }
-  if (Status s = grow_pinned(&output_pins_, plan.num_outputs(), plan.output_bytes_); !s) {
+  if (Status s = grow_pinned(&output_pins_, plan.num_outputs(), output_bytes); !s) {
     return s.error();
   }
-  if (mems_.size() < plan.max_step_tensors_) {
-    mems_.resize(plan.max_step_tensors_);
-    in_ptrs_.resize(plan.max_step_tensors_);
-    out_ptrs_.resize(plan.max_step_tensors_);
+  const std::size_t step_tensors = Internals::max_step_tensors(plan);
+  if (mems_.size() < step_tensors) {
+    mems_.resize(step_tensors);
+    in_ptrs_.resize(step_tensors);
+    out_ptrs_.resize(step_tensors);
   }
   return prepared;
 }
 
 bool ClSession::constant_output(const Plan& plan, std::size_t j) {
-  return std::any_of(plan.copies_.begin(), plan.copies_.end(), [&](const detail::OutputCopy& c) {
+  const std::vector<detail::OutputCopy>& copies = Internals::copies(plan);
+  return std::any_of(copies.begin(), copies.end(), [&](const detail::OutputCopy& c) {
     return c.output == j && c.src.loc == Ref::Loc::kConst;
   });
 }
@@ -248,18 +294,20 @@ Status ClSession::run(const Plan& plan, std::span<const void* const> inputs,
   ClDevice& cl = model_->device();
   const std::lock_guard lock(cl.mutex());
   ocl::Device& device = cl.device();
+  const std::vector<std::size_t>& input_bytes = Internals::input_bytes(plan);
+  const std::vector<std::size_t>& output_bytes = Internals::output_bytes(plan);
   Bases& bases = bases_[0];
   bases.inputs.clear();
   bases.outputs.clear();
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     bases.inputs.push_back(inputs_[i].at());
-    if (plan.input_bytes_[i] > 0) device.write(inputs_[i].at(), inputs[i], plan.input_bytes_[i]);
+    if (input_bytes[i] > 0) device.write(inputs_[i].at(), inputs[i], input_bytes[i]);
   }
   for (std::size_t j = 0; j < outputs.size(); ++j) bases.outputs.push_back(outputs_[j].at());
   if (Status s = enqueue_steps(prepared, bases, outputs); !s) return s;
   for (std::size_t j = 0; j < outputs.size(); ++j) {
-    if (plan.output_bytes_[j] > 0 && !constant_output(plan, j)) {
-      device.read(outputs[j], outputs_[j].at(), plan.output_bytes_[j]);
+    if (output_bytes[j] > 0 && !constant_output(plan, j)) {
+      device.read(outputs[j], outputs_[j].at(), output_bytes[j]);
     }
   }
   return finish_run();
@@ -270,8 +318,8 @@ Status ClSession::run_rows(const Plan& plan, std::span<const void* const> inputs
   if (Status s = detail::Planner::check_buffers(plan, model(), inputs, outputs); !s) return s;
   const Prepared& prepared = prepared_of(plan);
   std::size_t transfer_bytes = 0;
-  for (const std::size_t b : plan.input_bytes_) transfer_bytes += b;
-  for (const std::size_t b : plan.output_bytes_) transfer_bytes += b;
+  for (const std::size_t b : Internals::input_bytes(plan)) transfer_bytes += b;
+  for (const std::size_t b : Internals::output_bytes(plan)) transfer_bytes += b;
   if (prepared.rows == 0 || transfer_bytes < overlap_min_bytes_) return run(plan, inputs, outputs);
   ++split_runs_;
   return run_halves(prepared, inputs, outputs);
@@ -296,7 +344,7 @@ Status ClSession::run_halves(const Prepared& prepared, std::span<const void* con
     const std::size_t begin = h == 0 ? 0 : first_rows;
     const std::size_t count = h == 0 ? first_rows : rows - first_rows;
     for (std::size_t i = 0; i < inputs.size(); ++i) {
-      const std::size_t row = plan.input_bytes_[i] / rows;
+      const std::size_t row = Internals::input_bytes(plan)[i] / rows;
       const ocl::Mem at = inputs_[i].at(begin * row);
       bases[h].inputs.push_back(at);
       ocl::Event e = device.upload(at, static_cast<const std::byte*>(inputs[i]) + begin * row,
@@ -304,7 +352,7 @@ Status ClSession::run_halves(const Prepared& prepared, std::span<const void* con
       if (e.get() != nullptr) uploaded[h] = std::move(e);  // the queue is in order: the last
     }
     for (std::size_t j = 0; j < outputs.size(); ++j) {
-      const std::size_t row = plan.output_bytes_[j] / rows;
+      const std::size_t row = Internals::output_bytes(plan)[j] / rows;
       bases[h].outputs.push_back(outputs_[j].at(begin * row));
       host_outputs[h].push_back(static_cast<std::byte*>(outputs[j]) + begin * row);
     }
@@ -316,7 +364,7 @@ Status ClSession::run_halves(const Prepared& prepared, std::span<const void* con
     const Plan& half = *prepared.halves[h]->plan;
     for (std::size_t j = 0; j < outputs.size(); ++j) {
       if (constant_output(half, j)) continue;
-      device.download_after(host_outputs[h][j], bases[h].outputs[j], half.output_bytes_[j],
+      device.download_after(host_outputs[h][j], bases[h].outputs[j], half.output_bytes(j),
                             computed);
     }
   }
@@ -342,10 +390,11 @@ Status ClSession::enqueue_steps(const Prepared& prepared, const Bases& bases,
     }
     return {};
   };
-  for (const Step& step : plan.steps_) {
+  const std::vector<Ref>& refs = Internals::refs(plan);
+  for (const Step& step : Internals::steps(plan)) {
     const std::size_t n = std::size_t{step.inputs} + step.outputs;
     for (std::size_t k = 0; k < n; ++k) {
-      mems_[k] = mem(plan.refs_[step.first + k], step.first + k);
+      mems_[k] = mem(refs[step.first + k], step.first + k);
       void* p = mems_[k].present() ? &mems_[k] : nullptr;
       if (k < step.inputs) {
         in_ptrs_[k] = p;
@@ -360,7 +409,7 @@ Status ClSession::enqueue_steps(const Prepared& prepared, const Bases& bases,
                                                     step.node->op, s.error().message));
     }
   }
-  for (const detail::OutputCopy& copy : plan.copies_) {
+  for (const detail::OutputCopy& copy : Internals::copies(plan)) {
     if (copy.bytes == 0) continue;
     if (copy.src.loc == Ref::Loc::kConst) {
       // A constant output: straight from the host, and nothing on the device to download.
@@ -376,7 +425,7 @@ Status ClSession::finish_run() {
   const ocl::Failure failure = model_->device().device().finish();
   if (!failure.failed) return {};
   if (failure.bad_index) {
-    const auto& nodes = model_->model().graph_->nodes;
+    const auto& nodes = Internals::graph(model_->model()).nodes;
     const auto tag = static_cast<std::size_t>(failure.tag);
     const std::string name = tag < nodes.size() ? nodes[tag].name : "?";
     return make_error(ErrorCode::kInvalidArgument,

@@ -1,60 +1,82 @@
-// Running a Model on an OpenCL device (kernels/opencl).
+// The OpenCL device (kernels/opencl) as a runtime Device (device.h). Internal to the runtime;
+// users open it through device.h (open_device(DeviceKind::kOpenCl, options)).
 //
 // ClDevice: one opened device for the whole process, with the lock that makes its single queue
-// usable from more than one thread (a Device is used by one thread at a time).
+// usable from more than one thread (a kernels::opencl::Device is used by one thread at a time),
+// and the binder that makes operators' DeviceCalls into its kernels (cl_kernels.h).
 //
 // ClModel: a Model's weights uploaded to a ClDevice once, shared by every ClSession on it. The
 // model must be loaded with LoadOptions::keep_unpacked when weight packing is on: the device
 // reads the weights' original layout.
 //
-// ClSession: ClSession is to the OpenCL device what Session is to the CPU. It uses the same
-// Plans (the planner binds the device's kernels, cl_kernels.h) and the same memory plan, with the
-// scratch arena, the inputs and the outputs in device buffers. run() takes host memory: it
-// enqueues the inputs' upload, every kernel, the outputs' download, and waits once.
+// ClSession: the OpenCL device's Session. It uses the same Plans as the CPU's (the planner has
+// this device bind their kernels) and the same memory plan, with the scratch arena, the inputs and
+// the outputs in device buffers. run() takes host memory: it enqueues the inputs' upload, every
+// kernel, the outputs' download, and waits once.
 #pragma once
 
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "coproc/kernels/opencl.h"
+#include "coproc/runtime/device.h"
 #include "coproc/runtime/model.h"
 
 namespace coproc::runtime {
 
-class ClDevice {
+namespace detail {
+class Binder;
+}
+
+class ClDevice final : public Device {
  public:
   // Opens the device the selector names; the error says which and why not.
   static Result<std::shared_ptr<ClDevice>> open(const kernels::opencl::Selector& selector);
-  explicit ClDevice(std::unique_ptr<kernels::opencl::Device> device)
-      : device_(std::move(device)) {}
+  explicit ClDevice(std::unique_ptr<kernels::opencl::Device> device);
+  ~ClDevice() override;
+
+  const DeviceInfo& info() const override { return info_; }
+  // Every operator: each binds its work here at some shapes (a view needs no kernel; Shape and
+  // Size always fold).
+  bool supports(std::string_view op) const override;
+  // ClModel::upload.
+  Result<std::shared_ptr<const PlacedModel>> place(std::shared_ptr<const Model> model) override;
 
   kernels::opencl::Device& device() { return *device_; }
-  const kernels::opencl::DeviceInfo& info() const { return device_->info(); }
+  // What OpenCL says of the device, beyond info(): its NUMA node, clock, indices.
+  const kernels::opencl::DeviceInfo& cl_info() const { return device_->info(); }
   // Held for every prepare() and run() on the device.
   std::mutex& mutex() { return mu_; }
+  // Used under mutex().
+  const detail::Binder& binder() const { return *binder_; }
 
  private:
   std::unique_ptr<kernels::opencl::Device> device_;
+  std::unique_ptr<detail::Binder> binder_;
+  DeviceInfo info_;
   std::mutex mu_;
 };
 
-class ClModel {
+class ClModel final : public PlacedModel, public std::enable_shared_from_this<ClModel> {
  public:
   // Uploads every weight the model holds in its original layout.
   static Result<std::shared_ptr<const ClModel>> upload(std::shared_ptr<const Model> model,
                                                        std::shared_ptr<ClDevice> device);
 
-  const Model& model() const { return *model_; }
-  const std::shared_ptr<const Model>& model_ptr() const { return model_; }
-  ClDevice& device() const { return *device_; }
+  const Model& model() const override { return *model_; }
+  const std::shared_ptr<const Model>& model_ptr() const override { return model_; }
+  ClDevice& device() const override { return *device_; }
   // The device copy of host bytes inside one of the model's weights; Mem{} when `data` is not.
   kernels::opencl::Mem find(const std::byte* data) const;
 
  private:
+  std::unique_ptr<Session> make_session(SessionLimits limits) const override;
+
   struct Upload {
     const std::byte* host = nullptr;
     std::size_t bytes = 0;
@@ -68,44 +90,40 @@ class ClModel {
   std::vector<Upload> weights_;  // sorted by host address
 };
 
-class ClSession {
+class ClSession final : public Session {
  public:
   explicit ClSession(std::shared_ptr<const ClModel> model, SessionLimits limits = {});
-  ~ClSession();
-  ClSession(const ClSession&) = delete;
-  ClSession& operator=(const ClSession&) = delete;
+  ~ClSession() override;
 
-  const Model& model() const { return model_->model(); }
+  const Model& model() const override { return model_->model(); }
 
-  // As Session::prepare, with the plan's kernels on the device; also uploads the constants the
-  // plan folded and sizes the device buffers, so that run() allocates nothing.
-  Result<const Plan*> prepare(std::span<const Shape> input_shapes,
-                              std::span<const void* const> input_values = {});
   // As Session::run; inputs and outputs are host memory. A Gather index out of range fails with
   // kInvalidArgument naming the node, as on the CPU; a device failure with kInternal.
   Status run(const Plan& plan, std::span<const void* const> inputs,
-             std::span<void* const> outputs);
-  // run(), where the caller vouches that the rows along dim 0 of every input and output are
-  // independent (a batch of requests: the batcher's contract with the models it batches). A
-  // batch of at least two rows whose transfers reach overlap_min_bytes then runs as two halves
-  // on plans prepare() made alongside: the second half uploads while the first computes, and the
-  // first downloads while the second computes (Device::upload, compute_after, download_after).
+             std::span<void* const> outputs) override;
+  // As Session::run_rows (the batcher's contract with the models it batches). A batch of at
+  // least two rows whose transfers reach overlap_min_bytes runs as two halves on plans prepare()
+  // made alongside: the second half uploads while the first computes, and the first downloads
+  // while the second computes (Device::upload, compute_after, download_after).
   Status run_rows(const Plan& plan, std::span<const void* const> inputs,
-                  std::span<void* const> outputs);
+                  std::span<void* const> outputs) override;
   // The transfers (inputs and outputs) from which run_rows splits a batch; tests set 0.
   void set_overlap_min_bytes(std::size_t bytes) { overlap_min_bytes_ = bytes; }
   // How many run_rows calls ran as two halves.
   uint64_t split_runs() const { return split_runs_; }
   static constexpr std::size_t kOverlapMinBytes = std::size_t{1} << 20;
 
-  // Pinned host memory (mapped for the host, reached by the device's DMA) for input i and output
-  // j of the plans prepare() returned, at least as large as theirs: a caller that gathers a batch
-  // gathers it here and hands these to run(), which then moves no byte through pageable memory.
-  void* input_staging(std::size_t i) const { return input_pins_[i].host; }
-  void* output_staging(std::size_t j) const { return output_pins_[j].host; }
+  // Pinned host memory (mapped for the host, reached by the device's DMA): run() then moves no
+  // byte through pageable memory.
+  void* input_staging(std::size_t i) const override { return input_pins_[i].host; }
+  void* output_staging(std::size_t j) const override { return output_pins_[j].host; }
 
  private:
   struct Prepared;
+  // As Session::prepare, with the plan's kernels on the device; also uploads the constants the
+  // plan folded and sizes the device buffers, so that run() allocates nothing.
+  Result<const Plan*> prepare_shapes(std::span<const Shape> input_shapes,
+                                     std::span<const void* const> input_values) override;
   // Where a run's inputs and outputs are on the device: the session's buffers, or a row range of
   // them for one half of a split batch.
   struct Bases {
@@ -150,5 +168,8 @@ class ClSession {
   std::vector<const void*> in_ptrs_;
   std::vector<void*> out_ptrs_;
 };
+
+// device/registry.cc's entry for DeviceKind::kOpenCl.
+Result<std::shared_ptr<Device>> open_cl_device(const DeviceOptions& options);
 
 }  // namespace coproc::runtime

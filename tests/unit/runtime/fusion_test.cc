@@ -24,6 +24,7 @@
 #include "onnx_test_model.h"
 #include "reference_data.h"
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 
 namespace coproc::runtime {
 namespace {
@@ -116,7 +117,7 @@ std::optional<Outcome> load_and_run(const std::string& path, const LoadOptions& 
   Outcome o;
   o.nodes = (*model)->num_nodes();
   o.fused_nodes = (*model)->num_fused_nodes();
-  Session session(*model);
+  CpuSession session(*model);
   std::vector<Shape> shapes;
   std::vector<std::vector<float>> data;
   std::vector<const void*> inputs;
@@ -548,7 +549,7 @@ Result<MiniLmRun> run_minilm(const std::shared_ptr<const Model>& model) {
       mask[static_cast<std::size_t>(b * kSeq + s)] = real ? 1 : 0;
     }
   }
-  Session session(model);
+  CpuSession session(model);
   const Shape shape = Shape::of(std::vector<int64_t>{kBatch, kSeq});
   const Shape shapes[] = {shape, shape};
   const void* inputs[] = {ids.data(), mask.data()};

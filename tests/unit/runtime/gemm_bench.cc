@@ -1,6 +1,7 @@
-// GEMM benchmark: the MLP test model (256 -> 1024 -> 1024 -> 16) through runtime::Session on one
+// GEMM benchmark: the MLP test model (256 -> 1024 -> 1024 -> 16) through the CPU Session on one
 // thread, per batch size, with weights packed at load (gemm_packed) against OpenBLAS (B repacked
-// on every call); then gemm_packed alone on the MLP's layer shapes, per micro-kernel variant.
+// on every call); then gemm_packed alone on the MLP's layer shapes, per micro-kernel variant;
+// then what planning costs: a fresh Session's first prepare() of the MLP and of MiniLM.
 // Not a test: it prints percentiles and asserts nothing.
 //
 //   runtime_gemm_bench [model.onnx]   (default: the build's models/mlp.onnx)
@@ -17,14 +18,17 @@
 
 #include "coproc/kernels/cpu.h"
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 
 namespace {
 
 namespace cpu = coproc::kernels::cpu;
 using coproc::runtime::LoadOptions;
 using coproc::runtime::Model;
+using coproc::runtime::CpuSession;
 using coproc::runtime::Session;
 using coproc::runtime::Shape;
+using coproc::runtime::concrete_shape;
 using Clock = std::chrono::steady_clock;
 
 constexpr int64_t kBatches[] = {1, 2, 4, 8, 16, 32, 64};
@@ -90,8 +94,8 @@ std::shared_ptr<const Model> load(const std::string& path, bool pack) {
 }
 
 void model_table(const std::string& path) {
-  Session blas(load(path, false));
-  Session packed(load(path, true));
+  CpuSession blas(load(path, false));
+  CpuSession packed(load(path, true));
   fmt::print("{} through runtime::Session, 1 thread; p50 per call (p90), us\n", path);
   fmt::print("packed kernel: {}\n\n", cpu::gemm_kernel_name(cpu::best_gemm_kernel()));
   fmt::print("{:>5} | {:>16} {:>7} | {:>16} {:>7} | {:>7}\n", "batch", "OpenBLAS", "us/row",
@@ -144,6 +148,36 @@ void kernel_table() {
   }
 }
 
+// A fresh Session's first prepare(): planning every node, folding, the memory plan and the
+// scratch. Every dynamic dim takes `dynamic`.
+void plan_row(const std::string& path, int64_t dynamic) {
+  auto model = Model::load(path);
+  if (!model.ok()) {
+    fmt::print("{:>28} | not here ({})\n", path.substr(path.rfind('/') + 1), model.error().message);
+    return;
+  }
+  std::vector<Shape> shapes;
+  for (const auto& spec : (*model)->inputs()) shapes.push_back(concrete_shape(spec, dynamic));
+  const Percentiles p = measure([&] {
+    CpuSession session(*model);
+    auto plan = session.prepare(shapes);
+    if (!plan.ok()) {
+      std::fprintf(stderr, "prepare: %s\n", plan.error().message.c_str());
+      std::exit(1);
+    }
+  });
+  fmt::print("{:>28} | {:>7} | {:>7.1f} ({:>7.1f})\n", path.substr(path.rfind('/') + 1), dynamic,
+             p.p50_us, p.p90_us);
+}
+
+void plan_table() {
+  fmt::print("\nplanning: a fresh Session's first prepare(); p50 (p90), us\n");
+  fmt::print("{:>28} | {:>7} | {:>17}\n", "model", "dynamic", "prepare");
+  const std::string dir = COPROC_MODELS_DIR;
+  for (const int64_t dynamic : {1, 32}) plan_row(dir + "/mlp.onnx", dynamic);
+  for (const int64_t dynamic : {1, 128}) plan_row(dir + "/all-MiniLM-L6-v2.onnx", dynamic);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -151,5 +185,6 @@ int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : std::string(COPROC_MODELS_DIR) + "/mlp.onnx";
   model_table(path);
   kernel_table();
+  plan_table();
   return 0;
 }

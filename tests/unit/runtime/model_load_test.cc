@@ -4,6 +4,7 @@
 
 #include "reference_data.h"
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 
 namespace coproc::runtime {
 namespace {
@@ -97,7 +98,7 @@ TEST_P(FuzzRegressionModels, shouldBeRefusedWithAMessageNamingTheProblem) {
   Error error;
   if (model.ok()) {
     // Some are refused only when a plan is made for their declared shapes.
-    Session session(*model);
+    CpuSession session(*model);
     std::vector<Shape> shapes;
     for (const TensorSpec& in : (*model)->inputs()) {
       std::vector<int64_t> dims;

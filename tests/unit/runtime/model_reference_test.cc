@@ -9,6 +9,7 @@
 
 #include "reference_data.h"
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 
 namespace coproc::runtime {
 namespace {
@@ -27,7 +28,7 @@ TEST_P(ReferenceTest, shouldMatchOnnxRuntimeForEveryReferenceCase) {
   ASSERT_FALSE(cases.empty()) << "no reference cases for " << stem;
   auto model = Model::load(model_path(stem + ".onnx"), LoadOptions{.pack_weights = pack_weights});
   ASSERT_TRUE(model.ok()) << model.error().message;
-  Session session(*model);
+  CpuSession session(*model);
   for (const auto& c : cases) {
     SCOPED_TRACE(c.id);
     std::vector<Shape> shapes;

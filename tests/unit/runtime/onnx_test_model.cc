@@ -1,5 +1,7 @@
 #include "onnx_test_model.h"
 
+#include "device/cpu/cpu_session.h"
+
 #include <onnx/shape_inference/implementation.h>
 #include <unistd.h>
 
@@ -157,7 +159,7 @@ std::shared_ptr<const Model> load(const ModelBuilder& builder) {
 Result<std::vector<Tensor>> run(const std::shared_ptr<const Model>& model,
                                 const std::vector<Tensor>& inputs) {
   if (model == nullptr) return make_error(ErrorCode::kInternal, "no model");
-  Session session(model);
+  CpuSession session(model);
   return run(session, inputs);
 }
 

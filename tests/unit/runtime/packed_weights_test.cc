@@ -16,6 +16,7 @@
 
 #include "reference_data.h"
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 
 namespace coproc::runtime {
 namespace {
@@ -118,7 +119,7 @@ std::vector<std::vector<float>> run(const std::string& path, bool pack_weights) 
   auto model = Model::load(path, LoadOptions{.pack_weights = pack_weights});
   EXPECT_TRUE(model.ok()) << model.error().message;
   if (!model.ok()) return {};
-  Session session(*model);
+  CpuSession session(*model);
   const Shape shapes[] = {Shape::of(std::vector<int64_t>{3, 6}),
                           Shape::of(std::vector<int64_t>{2, 3, 6})};
   auto plan = session.prepare(shapes);

@@ -6,6 +6,7 @@
 
 #include "reference_data.h"
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 
 namespace coproc::runtime {
 namespace {
@@ -35,7 +36,7 @@ std::vector<float> run_mlp(Session& session, const testing::RefCase& c) {
 }
 
 TEST(SessionTest, shouldReturnTheSamePlanForTheSameShapes) {
-  Session session(load("mlp.onnx"));
+  CpuSession session(load("mlp.onnx"));
   const Shape b8 = shape({8, 256});
   const Shape b3 = shape({3, 256});
   auto first = session.prepare({&b8, 1});
@@ -48,7 +49,7 @@ TEST(SessionTest, shouldReturnTheSamePlanForTheSameShapes) {
 }
 
 TEST(SessionTest, shouldKeepAtMostMaxPlansDroppingTheLeastRecentlyUsed) {
-  Session session(load("mlp.onnx"), SessionLimits{.max_plans = 3});
+  CpuSession session(load("mlp.onnx"), SessionLimits{.max_plans = 3});
   const Shape b1 = shape({1, 256}), b2 = shape({2, 256}), b3 = shape({3, 256}),
               b4 = shape({4, 256});
   const Plan* p1 = *session.prepare({&b1, 1});
@@ -60,17 +61,17 @@ TEST(SessionTest, shouldKeepAtMostMaxPlansDroppingTheLeastRecentlyUsed) {
   auto rebuilt = session.prepare({&b2, 1});
   ASSERT_TRUE(rebuilt.ok());
   // Results after evictions match a session that never evicted.
-  Session reference(load("mlp.onnx"));
+  CpuSession reference(load("mlp.onnx"));
   const auto cases = load_cases("mlp");
   ASSERT_FALSE(cases.empty());
   for (const auto& c : cases) EXPECT_EQ(run_mlp(session, c), run_mlp(reference, c)) << c.id;
 }
 
 TEST(SessionTest, shouldRefuseShapesWhoseMemoryExceedsTheLimitBeforeAllocatingIt) {
-  Session unlimited(load("mlp.onnx"));
+  CpuSession unlimited(load("mlp.onnx"));
   const Shape small = shape({1, 256}), big = shape({4096, 256});
   const std::size_t small_peak = (*unlimited.prepare({&small, 1}))->peak_bytes();
-  Session session(load("mlp.onnx"), SessionLimits{.max_peak_bytes = small_peak});
+  CpuSession session(load("mlp.onnx"), SessionLimits{.max_peak_bytes = small_peak});
   EXPECT_TRUE(session.prepare({&small, 1}).ok());
   auto plan = session.prepare({&big, 1});
   ASSERT_FALSE(plan.ok());
@@ -79,7 +80,7 @@ TEST(SessionTest, shouldRefuseShapesWhoseMemoryExceedsTheLimitBeforeAllocatingIt
 }
 
 TEST(SessionTest, shouldRefuseWrongInputRankNamingTheInput) {
-  Session session(load("mlp.onnx"));
+  CpuSession session(load("mlp.onnx"));
   const Shape s = shape({8, 256, 1});
   auto plan = session.prepare({&s, 1});
   ASSERT_FALSE(plan.ok());
@@ -89,7 +90,7 @@ TEST(SessionTest, shouldRefuseWrongInputRankNamingTheInput) {
 }
 
 TEST(SessionTest, shouldRefuseFixedDimMismatchNamingTheInput) {
-  Session session(load("mlp.onnx"));
+  CpuSession session(load("mlp.onnx"));
   const Shape s = shape({8, 255});
   auto plan = session.prepare({&s, 1});
   ASSERT_FALSE(plan.ok());
@@ -100,7 +101,7 @@ TEST(SessionTest, shouldRefuseFixedDimMismatchNamingTheInput) {
 
 TEST(SessionTest, shouldRefuseOneDynamicDimTakingTwoValues) {
   // op_matmul: a3 [N,3,6], a4 [N,2,3,6], a2 [N,6], p [4,6], q [6,N].
-  Session session(load("op_matmul.onnx"));
+  CpuSession session(load("op_matmul.onnx"));
   const Shape shapes[] = {shape({2, 3, 6}), shape({2, 2, 3, 6}), shape({2, 6}), shape({4, 6}),
                           shape({6, 5})};
   auto plan = session.prepare(shapes);
@@ -111,7 +112,7 @@ TEST(SessionTest, shouldRefuseOneDynamicDimTakingTwoValues) {
 }
 
 TEST(SessionTest, shouldRefuseShapesFromTheWireThatBreakTheLimits) {
-  Session session(load("mlp.onnx"));
+  CpuSession session(load("mlp.onnx"));
   Shape bad_rank;
   bad_rank.rank = 100;
   const Shape huge = shape({int64_t{1} << 40, 256});
@@ -124,14 +125,14 @@ TEST(SessionTest, shouldRefuseShapesFromTheWireThatBreakTheLimits) {
 }
 
 TEST(SessionTest, shouldRefuseTheWrongNumberOfInputs) {
-  Session session(load("mlp.onnx"));
+  CpuSession session(load("mlp.onnx"));
   auto plan = session.prepare({});
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.error().code, ErrorCode::kInvalidArgument);
 }
 
 TEST(SessionTest, shouldRefuseRunWithTheWrongNumberOfBuffers) {
-  Session session(load("mlp.onnx"));
+  CpuSession session(load("mlp.onnx"));
   const Shape s = shape({1, 256});
   auto plan = session.prepare({&s, 1});
   ASSERT_TRUE(plan.ok());
@@ -141,7 +142,7 @@ TEST(SessionTest, shouldRefuseRunWithTheWrongNumberOfBuffers) {
 }
 
 TEST(SessionTest, shouldWriteTheLastLayerStraightIntoTheOutputAndReuseScratchInPlace) {
-  Session session(load("mlp.onnx"));
+  CpuSession session(load("mlp.onnx"));
   const Shape s = shape({8, 256});
   auto plan = session.prepare({&s, 1});
   ASSERT_TRUE(plan.ok());
@@ -153,7 +154,7 @@ TEST(SessionTest, shouldWriteTheLastLayerStraightIntoTheOutputAndReuseScratchInP
 }
 
 TEST(SessionTest, shouldCopyAnInputThatIsAnOutputOnce) {
-  Session session(load("noop.onnx"));
+  CpuSession session(load("noop.onnx"));
   const Shape s = shape({4, 16});
   auto plan = session.prepare({&s, 1});
   ASSERT_TRUE(plan.ok());
@@ -173,8 +174,8 @@ TEST(SessionTest, shouldGiveIdenticalResultsFromTwoSessionsOnOneModel) {
   const auto model = load("mlp.onnx");
   const auto cases = load_cases("mlp");
   ASSERT_FALSE(cases.empty());
-  Session first(model);
-  Session second(model);
+  CpuSession first(model);
+  CpuSession second(model);
   for (const auto& c : cases) EXPECT_EQ(run_mlp(first, c), run_mlp(second, c)) << c.id;
 }
 
@@ -182,7 +183,7 @@ TEST(SessionTest, shouldGiveIdenticalResultsFromSessionsRunningConcurrently) {
   const auto model = load("mlp.onnx");
   const auto cases = load_cases("mlp");
   ASSERT_FALSE(cases.empty());
-  Session reference(model);
+  CpuSession reference(model);
   std::vector<std::vector<float>> want;
   for (const auto& c : cases) want.push_back(run_mlp(reference, c));
   constexpr int kThreads = 2;
@@ -191,7 +192,7 @@ TEST(SessionTest, shouldGiveIdenticalResultsFromSessionsRunningConcurrently) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      Session session(model);
+      CpuSession session(model);
       for (int round = 0; round < kRounds; ++round) {
         for (std::size_t i = 0; i < cases.size(); ++i) {
           if (run_mlp(session, cases[i]) != want[i]) ++mismatches[static_cast<std::size_t>(t)];

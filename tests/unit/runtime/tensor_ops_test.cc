@@ -16,6 +16,7 @@
 
 #include "onnx_test_model.h"
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 
 // In the helpers' namespace (onnx_test_model.h), which the tests use throughout.
 namespace coproc::runtime::testing {
@@ -51,7 +52,7 @@ ModelBuilder gather_model(DType index_type, int64_t axis) {
 }
 
 TEST(GatherTest, shouldRefuseAnIndexOutOfRangeAtRunTimeNamingTheNode) {
-  Session session(load(gather_model(DType::kInt64, 0)));
+  CpuSession session(load(gather_model(DType::kInt64, 0)));
   const Tensor data = f32({5, 3}, iota_f32(15));
 
   auto high = run(session, {data, i64({2}, {1, 5})});
@@ -111,7 +112,7 @@ TEST(GatherTest, shouldRefuseAConstantIndexOutOfRangeWhenPlanning) {
   b.input("data", DType::kFloat32, {-1, 2}).weight("indices", i64({2}, {0, 3}));
   b.output("y", DType::kFloat32, {2, 2});
   b.node("Gather", {"data", "indices"}, {"y"});
-  Session session(load(b));
+  CpuSession session(load(b));
   const Shape s = shape({3, 2});
   auto plan = session.prepare({&s, 1});
   ASSERT_FALSE(plan.ok());

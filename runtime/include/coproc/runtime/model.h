@@ -1,13 +1,15 @@
-// The model runtime: ONNX models lowered to a plan of CPU kernels (DESIGN.md section 6).
+// The model runtime: ONNX models lowered to a plan of kernel calls on a device (DESIGN.md
+// section 6).
 //
 //  - Model: one loaded ONNX file. Immutable after load(): the graph, lowered to our operators,
 //    and its weights (initializers and Constant nodes, read into memory once; the B operands of
 //    Gemm and MatMul packed there once for the CPU GEMM, see LoadOptions). Shared read-only by
 //    every Session and thread through shared_ptr<const Model>.
-//  - Session: the state of ONE executing thread: a cache of Plans keyed by input shapes and the
-//    scratch memory for intermediate tensors. Not thread-safe; use one Session per thread. Once
-//    a Session has seen a set of input shapes, prepare() and run() for them neither lock nor
-//    allocate.
+//  - Session: the state of ONE executing thread on one device (device.h: the CPU, an OpenCL
+//    device): a cache of Plans keyed by input shapes and the scratch memory for intermediate
+//    tensors. Not thread-safe; use one Session per thread. Once a Session has seen a set of input
+//    shapes, prepare() and run() for them neither lock (but for a device shared by several
+//    threads) nor allocate. An interface: each device implements it.
 //  - Plan: everything about one set of concrete input shapes: every tensor's shape, where it lives
 //    (a caller's input or output buffer, a weight, or scratch) and the kernel calls to make. Owned
 //    by its Session; the pointer prepare() returns stays valid for the Session's lifetime.
@@ -18,7 +20,6 @@
 // (input shapes that do not fit the model; the message names the input and the mismatch).
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -27,56 +28,9 @@
 #include <vector>
 
 #include "coproc/base/result.h"
+#include "coproc/runtime/tensor.h"
 
 namespace coproc::runtime {
-
-// Same numbers as the wire schema's DType. The runtime computes on kFloat32, kInt64, kInt32 and
-// kBool (one byte, nonzero is true); the others are refused at load.
-enum class DType : uint8_t {
-  kInvalid = 0,
-  kFloat32 = 1,
-  kFloat16 = 2,
-  kInt64 = 3,
-  kInt32 = 4,
-  kInt8 = 5,
-  kUInt8 = 6,
-  kBool = 7,
-};
-std::size_t dtype_bytes(DType dtype);  // 0 for kInvalid
-const char* dtype_name(DType dtype);   // "float32", ...
-
-inline constexpr int kMaxRank = 8;
-// The most elements any tensor may have (8 GiB of float32). Shapes beyond it are refused: every
-// size then fits BLAS's int arguments, and no size computation comes near int64 overflow.
-inline constexpr int64_t kMaxTensorElements = (int64_t{1} << 31) - 1;
-
-// The element count of dims, or -1 when a dim is negative or the count exceeds
-// kMaxTensorElements.
-int64_t bounded_elements(std::span<const int64_t> dims);
-
-// A concrete shape: rank dims, the rest zero. A rank-0 shape is a scalar of one element.
-// elements() and view() require 0 <= rank <= kMaxRank (prepare() checks shapes it is given).
-struct Shape {
-  int32_t rank = 0;
-  std::array<int64_t, kMaxRank> dims{};
-
-  static Shape of(std::span<const int64_t> dims);  // dims.size() <= kMaxRank
-  std::span<const int64_t> view() const { return {dims.data(), static_cast<std::size_t>(rank)}; }
-  int64_t elements() const;
-  bool operator==(const Shape& other) const;
-  std::string to_string() const;  // "[8, 256]"
-};
-
-// A graph input or output as the model declares it.
-struct TensorSpec {
-  std::string name;
-  DType dtype = DType::kInvalid;
-  std::vector<int64_t> dims;  // -1 marks a dynamic dim (a dim_param or an unknown dim)
-};
-
-// The spec's shape with every dynamic dim set to `dynamic_value` (probe runs,
-// benchmarks). dims.size() <= kMaxRank.
-Shape concrete_shape(const TensorSpec& spec, int64_t dynamic_value);
 
 namespace detail {
 struct Graph;
@@ -86,6 +40,7 @@ struct OutputCopy;
 struct HostTensor;
 class Kernel;
 class Planner;
+struct Internals;
 }  // namespace detail
 
 struct LoadOptions {
@@ -128,8 +83,7 @@ class Model {
 
  private:
   friend class detail::Planner;
-  friend class ClModel;
-  friend class ClSession;
+  friend struct detail::Internals;
   Model(std::string path, std::unique_ptr<const detail::Graph> graph,
         std::vector<TensorSpec> inputs, std::vector<TensorSpec> outputs);
 
@@ -160,9 +114,8 @@ class Plan {
   std::size_t num_output_copies() const;
 
  private:
-  friend class Session;
-  friend class ClSession;
   friend class detail::Planner;
+  friend struct detail::Internals;
   Plan();
 
   std::vector<Shape> input_shapes_;
@@ -189,54 +142,62 @@ struct SessionLimits {
   uint64_t max_peak_bytes = 0;
 };
 
+// What runs a Model on one device for one thread (see the top of this file); a device's
+// PlacedModel opens one (device.h). Not thread-safe.
 class Session {
  public:
-  explicit Session(std::shared_ptr<const Model> model, SessionLimits limits = {});
-  ~Session();
+  virtual ~Session() = default;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  const Model& model() const { return *model_; }
+  virtual const Model& model() const = 0;
 
   // Validates input_shapes against the model's inputs (count, rank, fixed dims, the same dynamic
   // dim_param taking one value across inputs) and returns the cached plan for these shapes,
   // making it on first sight. kInvalidArgument names the input and the mismatch, or the node whose
-  // shapes do not fit (e.g. a Reshape to the wrong element count). input_values: per input, its
-  // data; needed (and read, once) only for Model::value_inputs(), whose values key the plan too;
-  // kUnsupported when such a model gets none.
-  // With limits.max_plans set, the pointer stays valid until max_plans prepare() calls for other
-  // shapes have been made since (an evicted plan is freed); without, for the Session's life.
+  // shapes do not fit (e.g. a Reshape to the wrong element count); kUnsupported names a node the
+  // device does not run at these shapes. input_values: per input, its data; needed (and read,
+  // once) only for Model::value_inputs(), whose values key the plan too; kUnsupported when such a
+  // model gets none. With limits.max_plans set, the pointer stays valid until max_plans prepare()
+  // calls for other shapes have been made since (an evicted plan is freed); without, for the
+  // Session's life.
   Result<const Plan*> prepare(std::span<const Shape> input_shapes,
-                              std::span<const void* const> input_values = {});
+                              std::span<const void* const> input_values = {}) {
+    return prepare_shapes(input_shapes, input_values);
+  }
 
-  // inputs[i]: dense row-major data of input i (its dtype) in plan->input_shape(i); outputs[j]:
-  // space for output j, plan->output_bytes(j) bytes. Outputs must not overlap inputs or each
-  // other. Inputs may live in another process's shared memory and change while we read them: a
-  // kernel that indexes memory by input VALUES (Gather) reads each index once and checks it, so
-  // the worst case is a garbage result or kInvalidArgument (an index out of range, naming the
-  // node), never an access out of bounds. plan must come from this Session's prepare().
-  Status run(const Plan& plan, std::span<const void* const> inputs, std::span<void* const> outputs);
-  // run() for a batch whose rows along dim 0 are independent; the CPU has no transfers to overlap
-  // (ClSession::run_rows does), so it is run().
-  Status run_rows(const Plan& plan, std::span<const void* const> inputs,
-                  std::span<void* const> outputs) {
+  // inputs[i]: dense row-major data of input i (its dtype) in plan->input_shape(i), in host
+  // memory; outputs[j]: host space for output j, plan->output_bytes(j) bytes. Outputs must not
+  // overlap inputs or each other. Inputs may live in another process's shared memory and change
+  // while we read them: a kernel that indexes memory by input VALUES (Gather) reads each index
+  // once and checks it, so the worst case is a garbage result or kInvalidArgument (an index out
+  // of range, naming the node), never an access out of bounds. A device failure is kInternal.
+  // plan must come from this Session's prepare().
+  virtual Status run(const Plan& plan, std::span<const void* const> inputs,
+                     std::span<void* const> outputs) = 0;
+  // run(), where the caller vouches that the rows along dim 0 of every input and output are
+  // independent (a batch of requests): a device with transfers may overlap them with compute
+  // across parts of the batch. A device with nothing to overlap runs it as run().
+  virtual Status run_rows(const Plan& plan, std::span<const void* const> inputs,
+                          std::span<void* const> outputs) {
     return run(plan, inputs, outputs);
   }
 
+  // Host memory for input i and output j of the plans prepare() returned, at least as large as
+  // theirs, that the device reaches fastest (pinned, mapped for its DMA): a caller that gathers a
+  // batch gathers it here and hands these to run(). nullptr where the device has none (the CPU
+  // reads any host memory as fast).
+  virtual void* input_staging(std::size_t /*i*/) const { return nullptr; }
+  virtual void* output_staging(std::size_t /*j*/) const { return nullptr; }
+
+ protected:
+  Session() = default;
+
  private:
-  std::shared_ptr<const Model> model_;
-  SessionLimits limits_;
-  // One per distinct set of input shapes (per batch size, in practice), least recently used
-  // first: a hit moves to the back, and the search starts there.
-  std::vector<std::unique_ptr<Plan>> plans_;
-  struct FreeDeleter {
-    void operator()(void* p) const;
-  };
-  std::unique_ptr<std::byte, FreeDeleter> scratch_;  // kScratchAlignment-aligned
-  std::size_t scratch_capacity_bytes_ = 0;
-  // One step's tensor pointers, sized for the largest step.
-  std::vector<const void*> io_;
-  std::vector<void*> out_;
+  // prepare(), for each device (a public virtual with a default argument would take the default
+  // of the static type).
+  virtual Result<const Plan*> prepare_shapes(std::span<const Shape> input_shapes,
+                                             std::span<const void* const> input_values) = 0;
 };
 
 }  // namespace coproc::runtime

@@ -21,6 +21,7 @@
 #include "unit/runtime/onnx_test_model.h"
 #include "device/opencl/cl_session.h"
 #include "coproc/runtime/model.h"
+#include "device/cpu/cpu_session.h"
 #include "ops/ops.h"
 
 namespace coproc::runtime::testing {
@@ -71,7 +72,7 @@ void expect_same(const std::shared_ptr<const Model>& model, const std::vector<Te
   ASSERT_NE(model, nullptr) << what;
   auto dev = device();
   ASSERT_NE(dev, nullptr);
-  Session cpu(model);
+  CpuSession cpu(model);
   auto uploaded = ClModel::upload(model, dev);
   ASSERT_TRUE(uploaded.ok()) << what << ": " << uploaded.error().message;
   ClSession gpu(uploaded.value());
@@ -609,7 +610,7 @@ TEST(CrossDeviceErrors, shouldRefuseAGatherIndexOutOfRangeNamingTheNodeAsTheCpuD
   auto uploaded = ClModel::upload(model, dev);
   ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
   ClSession gpu(uploaded.value());
-  Session cpu(model);
+  CpuSession cpu(model);
   const std::vector<Tensor> in = {random_f32({10, 4}), i64({3}, {1, 10, 2})};
   auto on_gpu = run(gpu, in);
   auto on_cpu = run(cpu, in);
