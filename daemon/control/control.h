@@ -22,7 +22,7 @@
 // results discarded), removed from the poller's table, and its segment is
 // unmapped when the last reference goes.
 //
-// Observability (README, "Operating coprocd"): each client's hello takes a client
+// Observability (docs/operating.md, "The stats page"): each client's hello takes a client
 // slot in the stats page and its disconnect clears it; an observer's hello gets
 // the registry descriptor alone and is hung up on; once a second the heartbeat
 // refreshes the sampled gauges (StatsSampler). The HTTP endpoint (http.listen)

@@ -1,8 +1,8 @@
 // Gathering the inputs of a batch once and scattering its outputs once,
 // straight between the clients' arenas and one staging buffer per tensor.
 //
-// Layout rules (documented in the README): dim 0 of every input and output is
-// the batch dim. A model may have one variable-length dim, at dim 1 of the
+// Layout rules (docs/models.md, "Batching and scheduling"): dim 0 of every input and output
+// is the batch dim. A model may have one variable-length dim, at dim 1 of the
 // inputs whose dim 1 is dynamic; requests are padded with zeros along it to
 // the batch's padded length, and every output whose dim 1 is dynamic is
 // cropped back to each request's own length. Anything else must match

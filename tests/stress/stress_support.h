@@ -110,7 +110,8 @@ long rss_kib(pid_t pid);
 // Polls `done` every 10 ms for up to timeout_ms; returns its last value.
 bool eventually(const std::function<bool()>& done, int timeout_ms);
 
-// The daemon's books, summed over models and writer threads (README "Stats").
+// The daemon's books, summed over models and writer threads (docs/operating.md, "The stats
+// page").
 struct Books {
   uint64_t accepted = 0;
   uint64_t rejected = 0;   // queue full + invalid

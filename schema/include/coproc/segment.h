@@ -86,7 +86,7 @@ static_assert(sizeof(SegmentHeader) <= kPageBytes);
 // Every offset, count and stride is fixed at creation and published with the
 // header; a reader checks each area lies inside the mapping before using it.
 //
-// The reader's contract (the stats page; the README's "Operating coprocd" section):
+// The reader's contract (the stats page; docs/operating.md, "The stats page"):
 //  - Readers never lock and never write. Every live field is one atomic that
 //    the daemon stores whole, so no single value is ever torn.
 //  - Counters only grow; a reader sums them (several blocks) and may see two
