@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "coproc/segment.h"
+#include "launcher/private_daemon.h"
 #include "support/daemon_process.h"
 #include "support/raw_client.h"
 
@@ -25,16 +26,6 @@ namespace coproc::test {
 namespace {
 
 constexpr int kDaemonStartMs = 30000;
-
-bool socket_accepts(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
-}
 
 }  // namespace
 
@@ -71,7 +62,7 @@ bool StressDaemon::start() {
   auto deadline = Clock::now() + std::chrono::milliseconds(kDaemonStartMs);
   while (Clock::now() < deadline) {
     if (!alive()) return false;
-    if (socket_accepts(socket_path_)) return true;
+    if (launcher::socket_accepts(socket_path_)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return false;

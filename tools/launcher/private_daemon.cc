@@ -24,6 +24,8 @@ namespace {
 constexpr auto kStartTimeout = std::chrono::seconds(30);
 constexpr auto kStartPoll = std::chrono::milliseconds(5);
 
+}  // namespace
+
 bool socket_accepts(const std::string& path) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
@@ -33,8 +35,6 @@ bool socket_accepts(const std::string& path) {
   ::close(fd);
   return ok;
 }
-
-}  // namespace
 
 PrivateDaemon::PrivateDaemon(LaunchOptions options) : stop_signal_(options.stop_signal) {
   start(options);

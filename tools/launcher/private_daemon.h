@@ -17,6 +17,9 @@
 
 namespace coproc::launcher {
 
+// Whether a daemon accepts connections on the socket at `path` (a connect() that succeeds).
+bool socket_accepts(const std::string& path);
+
 struct LaunchOptions {
   std::string coprocd;  // path of the coprocd binary
   // Its flags. --socket DIR/coprocd.sock goes before them, and --http-listen 127.0.0.1:0
