@@ -1,10 +1,9 @@
 // coprocd: parse flags -> load and validate the config -> place on a NUMA
 // node -> load models -> create the registry -> start poller and dispatcher ->
 // run the control loop until SIGTERM drains it -> tear down in reverse.
-#include <signal.h>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <fmt/format.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -12,17 +11,17 @@
 
 #include "config/config.h"
 #include "control/control.h"
-#include "platform/cycle_clock.h"
 #include "coproc/kernels/cpu.h"
 #include "coproc/kernels/parallel.h"
 #include "dispatch/dispatcher.h"
+#include "ingest/poller.h"
+#include "ingest/session_table.h"
 #include "models/batching_policy.h"
 #include "models/models.h"
-#include "platform/numa_placement.h"
-#include "ingest/poller.h"
 #include "observe/registry.h"
-#include "ingest/session_table.h"
 #include "observe/stats_sampler.h"
+#include "platform/cycle_clock.h"
+#include "platform/numa_placement.h"
 
 namespace {
 constexpr int kExitBadConfig = 2;
@@ -76,13 +75,14 @@ int main(int argc, char** argv) {
     return kExitBadConfig;
   }
   spdlog::info("placement: {}{}", placement->describe(),
-               !config.numa_auto  ? ""
-               : gpu_node >= 0    ? " (auto: the OpenCL device's node)"
-                                  : " (auto: node 0; no OpenCL device in use reports its node)");
+               !config.numa_auto ? ""
+               : gpu_node >= 0   ? " (auto: the OpenCL device's node)"
+                                 : " (auto: node 0; no OpenCL device in use reports its node)");
   coproc::kernels::cpu::set_threads(static_cast<int>(config.cpu_threads));
   coproc::kernels::cpu::set_intra_op_threads(static_cast<int>(config.intra_op_threads));
   CycleClock::calibrate();
-  spdlog::info("request timing clock: {}", CycleClock::uses_tsc()
+  spdlog::info("request timing clock: {}",
+               CycleClock::uses_tsc()
                    ? fmt::format("TSC, {:.4f} ns per tick", CycleClock::ns_per_tick())
                    : std::string("CLOCK_MONOTONIC"));
 
@@ -100,16 +100,17 @@ int main(int argc, char** argv) {
   // Sessions of clients that just left may hold their slot a moment longer.
   info.client_slots = 2 * config.max_clients;
   if (config.http) info.http_address = config.http->host;
-  info.device_names[0] = fmt::format("{}, OpenBLAS, {} threads", cpu_model_name(), config.cpu_threads);
+  info.device_names[0] =
+      fmt::format("{}, OpenBLAS, {} threads", cpu_model_name(), config.cpu_threads);
   if (models->gpu_device()) {
     const auto& cl = models->gpu_device()->info();
     info.device_names[1] = fmt::format("{} ({})", cl.name, cl.platform);
   }
   uint64_t weight_bytes = 0;
   for (const auto& m : models->all()) weight_bytes += m.model->weight_bytes();
-  auto registry = Registry::create(models->model_table(),
-                                   static_cast<uint32_t>(models->size()) * kStatsWriters,
-                                   placement->node, info);
+  auto registry =
+      Registry::create(models->model_table(), static_cast<uint32_t>(models->size()) * kStatsWriters,
+                       placement->node, info);
   if (!registry.ok()) {
     spdlog::error("registry: {}", registry.error().message);
     return kExitStartFailed;
@@ -131,8 +132,7 @@ int main(int argc, char** argv) {
     return kExitStartFailed;
   }
   Poller poller(registry.value(), sessions, dispatcher, models.value(),
-                int64_t{config.poller_spin_us} * 1000,
-                [&control](uint32_t id, std::string reason) {
+                int64_t{config.poller_spin_us} * 1000, [&control](uint32_t id, std::string reason) {
                   control.disconnect_later(id, std::move(reason));
                 });
   control.on_reload([&] { reload_policies(argc, argv, models.value(), config, dispatcher); });

@@ -5,9 +5,9 @@
 #include <new>
 
 #include "graph/graph.h"
-#include "onnx/loader.h"
 #include "graph/passes.h"
 #include "graph/weight_packing.h"
+#include "onnx/loader.h"
 
 namespace coproc::runtime {
 

@@ -3,8 +3,8 @@
 #include <fmt/ranges.h>
 
 #include "coproc/base/result.h"
-#include "graph/graph.h"
 #include "coproc/runtime/model.h"
+#include "graph/graph.h"
 
 namespace coproc::runtime {
 
@@ -74,7 +74,8 @@ Shape Shape::of(std::span<const int64_t> dims) {
 Shape concrete_shape(const TensorSpec& spec, int64_t dynamic_value) {
   Shape s = Shape::of(spec.dims);
   for (int32_t d = 0; d < s.rank; ++d) {
-    if (s.dims[static_cast<std::size_t>(d)] < 0) s.dims[static_cast<std::size_t>(d)] = dynamic_value;
+    if (s.dims[static_cast<std::size_t>(d)] < 0)
+      s.dims[static_cast<std::size_t>(d)] = dynamic_value;
   }
   return s;
 }

@@ -11,6 +11,8 @@
 // calls between waits, against the same product on the CPU device (the packed GEMM). GFLOP/s =
 // 2 N^3 / time. With --peak-gflops the device's share of its FP32 peak is printed too: OpenCL
 // reports no FLOPs per clock, so the peak is the user's to give.
+#include "devices/devices.h"
+
 #include <fmt/format.h>
 
 #include <chrono>
@@ -19,11 +21,10 @@
 #include <string>
 #include <vector>
 
+#include "common/inputs.h"
 #include "coproc/kernels/cpu.h"
 #include "coproc/kernels/opencl.h"
 #include "coproc/kernels/parallel.h"
-#include "devices/devices.h"
-#include "common/inputs.h"
 #include "coproc/runtime/device.h"
 #include "device/opencl/cl_session.h"
 
@@ -182,7 +183,8 @@ int run_devices(const DevicesOptions& o) {
   Side cpu{*cpu_session};
   Side gpu{*gpu_session};
   const Batch batch = make_batch(*model.value(), o.batch, o.seq);
-  for (const std::string& e : {cpu.prepare(batch), gpu.prepare(batch), cpu.run(batch), gpu.run(batch)}) {
+  for (const std::string& e :
+       {cpu.prepare(batch), gpu.prepare(batch), cpu.run(batch), gpu.run(batch)}) {
     if (!e.empty()) {
       std::fprintf(stderr, "coproc-bench: %s\n", e.c_str());
       return 1;
@@ -201,7 +203,8 @@ int run_devices(const DevicesOptions& o) {
   const double gpu_rows = static_cast<double>(gpu.runs * o.batch) / gpu.seconds;
   GemmResult gemm;
   if (o.gemm_n > 0) {
-    if (std::string e = time_gemm(device.value()->device(), o.gemm_n, o.round_s, &gemm); !e.empty()) {
+    if (std::string e = time_gemm(device.value()->device(), o.gemm_n, o.round_s, &gemm);
+        !e.empty()) {
       std::fprintf(stderr, "coproc-bench: GEMM: %s\n", e.c_str());
       return 1;
     }
@@ -219,8 +222,8 @@ int run_devices(const DevicesOptions& o) {
   }
   std::printf("device: %s (%s)\n", info.name.c_str(), info.platform.c_str());
   std::printf("model %s, batch %lld, seq %lld; outputs max |diff| %.3g (max |cpu| %.3g)\n",
-              o.model_path.c_str(), static_cast<long long>(o.batch),
-              static_cast<long long>(o.seq), diff, scale);
+              o.model_path.c_str(), static_cast<long long>(o.batch), static_cast<long long>(o.seq),
+              diff, scale);
   std::printf("  cpu (%d threads): %10.1f rows/s over %lld runs\n", o.threads, cpu_rows,
               static_cast<long long>(cpu.runs));
   std::printf("  opencl device:    %10.1f rows/s over %lld runs\n", gpu_rows,

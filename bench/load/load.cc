@@ -74,7 +74,8 @@ int client_main(const LoadOptions& o, int index, int64_t start_ns, const std::st
     s.priority = static_cast<uint8_t>(pick_priority(rng));
     so.priority = static_cast<coproc_priority>(s.priority);
     s.started_ns = started;
-    if (coproc_submit(client, model, s.inputs, n_in, s.outputs, n_out, &so, &s.request) != COPROC_OK) {
+    if (coproc_submit(client, model, s.inputs, n_in, s.outputs, n_out, &so, &s.request) !=
+        COPROC_OK) {
       s.request = nullptr;
       ++errors;
     }
@@ -122,7 +123,8 @@ int client_main(const LoadOptions& o, int index, int64_t start_ns, const std::st
       if (s.request) pending.push_back(s.request);
     }
     int64_t wait = kPollSliceNs;
-    if (open_loop) wait = std::clamp<int64_t>(static_cast<int64_t>(next_arrival) - now_ns(), 0, kPollSliceNs);
+    if (open_loop)
+      wait = std::clamp<int64_t>(static_cast<int64_t>(next_arrival) - now_ns(), 0, kPollSliceNs);
     if (pending.empty()) {
       std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
       continue;
@@ -187,7 +189,8 @@ LoadResult run_load(const LoadOptions& o) {
     int status = 0;
     ::waitpid(children[static_cast<size_t>(i)], &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      result.error = (heavy ? "the heavy neighbour" : "client " + std::to_string(i)) + " failed (exit " +
+      result.error = (heavy ? "the heavy neighbour" : "client " + std::to_string(i)) +
+                     " failed (exit " +
                      std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")";
       continue;
     }

@@ -27,14 +27,14 @@ struct LoadOptions {
   std::string socket_path;
   std::string model_name;
   int clients = 8;
-  int in_flight = 1;                        // closed loop: outstanding requests per client
-  double rate_rps = 0;                      // > 0: open loop at this total arrival rate
+  int in_flight = 1;    // closed loop: outstanding requests per client
+  double rate_rps = 0;  // > 0: open loop at this total arrival rate
   int64_t warmup_ns = 500'000'000;
   int64_t duration_ns = 3'000'000'000;
   std::array<double, 4> priority_mix{0, 0, 1, 0};  // critical, high, normal, low weights
   uint64_t seed = 1;
-  ShapeRule shape;  // each request's dynamic dims (inputs.h): batch 1, seq 1 by default
-  int64_t heavy_rows = 0;     // > 0: add the heavy neighbour
+  ShapeRule shape;             // each request's dynamic dims (inputs.h): batch 1, seq 1 by default
+  int64_t heavy_rows = 0;      // > 0: add the heavy neighbour
   uint8_t heavy_priority = 3;  // coproc_priority of its requests: low by default
 };
 
@@ -49,12 +49,12 @@ struct LoadSample {
 };
 
 struct LoadResult {
-  std::vector<LoadSample> samples;  // measured phase only, every client
+  std::vector<LoadSample> samples;        // measured phase only, every client
   std::vector<LoadSample> heavy_samples;  // the heavy neighbour's, measured phase only
   int64_t measured_ns = 0;
   uint64_t errors = 0;
-  uint64_t backlogged = 0;          // open loop: arrivals that found the client's window full
-  std::string error;                // non-empty: the run failed
+  uint64_t backlogged = 0;  // open loop: arrivals that found the client's window full
+  std::string error;        // non-empty: the run failed
 };
 
 LoadResult run_load(const LoadOptions& options);

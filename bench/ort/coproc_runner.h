@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "ort/ort_bench.h"
-#include "ort/ort_process.h"
 #include "coproc/runtime/device.h"
 #include "coproc/runtime/model.h"
+#include "ort/ort_bench.h"
+#include "ort/ort_process.h"
 
 namespace coproc::bench {
 

@@ -117,5 +117,4 @@ std::string machine_json() {
 
 std::string fmt_us(int64_t ns) { return fmt::format("{:.2f}", static_cast<double>(ns) / 1000.0); }
 
-
 }  // namespace coproc::bench

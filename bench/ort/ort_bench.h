@@ -18,8 +18,8 @@
 #include <string_view>
 #include <vector>
 
-#include "coproc/base/json_text.h"
 #include "common/inputs.h"
+#include "coproc/base/json_text.h"
 #include "coproc/runtime/model.h"
 
 namespace coproc::bench {

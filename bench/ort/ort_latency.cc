@@ -11,12 +11,12 @@
 #include <limits>
 #include <optional>
 
+#include "common/stats.h"
 #include "coproc/kernels/cpu.h"
 #include "coproc/kernels/parallel.h"
 #include "ort/coproc_runner.h"
 #include "ort/ort_bench.h"
 #include "ort/ort_process.h"
-#include "common/stats.h"
 
 namespace coproc::bench {
 

@@ -20,14 +20,14 @@
 #include <filesystem>
 #include <memory>
 
-#include "coproc.h"
-#include "coproc/kernels/cpu.h"
-#include "ort/coproc_runner.h"
-#include "load/load.h"
-#include "ort/ort_bench.h"
-#include "ort/ort_process.h"
 #include "common/private_daemon.h"
 #include "common/stats.h"
+#include "coproc.h"
+#include "coproc/kernels/cpu.h"
+#include "load/load.h"
+#include "ort/coproc_runner.h"
+#include "ort/ort_bench.h"
+#include "ort/ort_process.h"
 
 namespace coproc::bench {
 

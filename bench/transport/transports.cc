@@ -10,12 +10,12 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/cpu_session.h"
 #include "coproc.h"
 #include "coproc/coproc_generated.h"
 #include "coproc/kernels/cpu.h"
 #include "coproc/ring/wait.h"
 #include "coproc/runtime/model.h"
-#include "common/cpu_session.h"
 
 namespace coproc::bench {
 
@@ -137,7 +137,8 @@ class ShmFloor final : public Transport {
 // what a model server reached over a local socket pays before any work.
 class UnixSocket final : public Transport {
  public:
-  explicit UnixSocket(std::size_t request_bytes) : request_(request_bytes, 'x'), reply_(request_bytes) {
+  explicit UnixSocket(std::size_t request_bytes)
+      : request_(request_bytes, 'x'), reply_(request_bytes) {
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
       error_ = "socketpair failed";
@@ -173,7 +174,8 @@ class UnixSocket final : public Transport {
 
 class Coproc final : public Transport {
  public:
-  Coproc(const std::string& socket_path, const std::string& model_name, std::size_t* request_bytes) {
+  Coproc(const std::string& socket_path, const std::string& model_name,
+         std::size_t* request_bytes) {
     coproc_connect_options options;
     coproc_connect_options_init(&options);
     options.socket_path = socket_path.empty() ? nullptr : socket_path.c_str();
@@ -230,7 +232,8 @@ class Coproc final : public Transport {
     };
     auto in = refs(inputs_);
     auto out = refs(outputs_);
-    fbb.Finish(fb::CreateRequest(fbb, 1, fb::RequestKind::Infer, 0, fb::Priority::Normal, 0, in, out));
+    fbb.Finish(
+        fb::CreateRequest(fbb, 1, fb::RequestKind::Infer, 0, fb::Priority::Normal, 0, in, out));
     std::size_t bytes = fbb.GetSize();
     for (const auto& t : inputs_) bytes += t.bytes;
     return bytes;
@@ -254,7 +257,8 @@ class InProcess final : public Transport {
     }
     session_ = cpu_session(model.value());
     std::vector<runtime::Shape> shapes;
-    for (const auto& spec : model.value()->inputs()) shapes.push_back(runtime::concrete_shape(spec, 1));
+    for (const auto& spec : model.value()->inputs())
+      shapes.push_back(runtime::concrete_shape(spec, 1));
     const auto& specs = model.value()->inputs();
     in_.resize(shapes.size());
     for (std::size_t i = 0; i < shapes.size(); ++i) {
@@ -321,8 +325,8 @@ std::unique_ptr<Transport> make_shm_floor() { return std::make_unique<ShmFloor>(
 std::unique_ptr<Transport> make_unix_socket(std::size_t request_bytes) {
   return std::make_unique<UnixSocket>(request_bytes);
 }
-std::unique_ptr<Transport> make_coproc(const std::string& socket_path, const std::string& model_name,
-                                       std::size_t* request_bytes) {
+std::unique_ptr<Transport> make_coproc(const std::string& socket_path,
+                                       const std::string& model_name, std::size_t* request_bytes) {
   return std::make_unique<Coproc>(socket_path, model_name, request_bytes);
 }
 std::unique_ptr<Transport> make_in_process(const std::string& model_path, int cpu_threads) {

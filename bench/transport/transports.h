@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "coproc.h"
 #include "common/inputs.h"
+#include "coproc.h"
 
 namespace coproc::bench {
 
@@ -58,8 +58,8 @@ std::unique_ptr<Transport> make_unix_socket(std::size_t request_bytes);
 // Runs model_name (every dynamic dim set to 1) through the daemon at
 // socket_path. request_bytes() is what a socket transport would carry for
 // the same request: an equivalent Request flatbuffer plus the input data.
-std::unique_ptr<Transport> make_coproc(const std::string& socket_path, const std::string& model_name,
-                                       std::size_t* request_bytes);
+std::unique_ptr<Transport> make_coproc(const std::string& socket_path,
+                                       const std::string& model_name, std::size_t* request_bytes);
 std::unique_ptr<Transport> make_in_process(const std::string& model_path, int cpu_threads);
 
 // Warms every transport up, then measures them in turns; returns one sample

@@ -47,7 +47,10 @@
 //      completion.
 #pragma once
 
+#include <flatbuffers/flatbuffers.h>
+
 #include <atomic>
+#include <boost/interprocess/managed_external_buffer.hpp>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -56,9 +59,6 @@
 #include <string_view>
 #include <unordered_set>
 #include <vector>
-
-#include <boost/interprocess/managed_external_buffer.hpp>
-#include <flatbuffers/flatbuffers.h>
 
 #include "coproc.h"
 #include "coproc/ring/spsc_ring.h"

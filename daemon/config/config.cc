@@ -4,7 +4,6 @@
 // through assign() (config_values.cc) against its row of the key table
 // (config_keys.cc); [[model]] tables and the --model flags are config_model.cc.
 #include "config/config.h"
-#include "config/config_detail.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -22,6 +21,8 @@
 #include <span>
 #include <utility>
 #include <vector>
+
+#include "config/config_detail.h"
 
 // The build may pass the project version; this fallback keeps the file
 // buildable on its own.

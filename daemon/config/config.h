@@ -26,8 +26,8 @@
 #include <string_view>
 #include <vector>
 
-#include "coproc/base/result.h"
 #include "config/listen_address.h"
+#include "coproc/base/result.h"
 
 namespace coproc::daemon {
 
@@ -91,18 +91,18 @@ constexpr std::optional<E> enum_from_word(std::string_view word) {
 struct BatchingConfig {
   // mode: fixed | dynamic | adaptive ("continuous" is refused)
   BatchMode mode = BatchMode::kDynamic;
-  uint32_t max_batch = 32;            // max_batch: rows per batch, [1, 4096]
-  uint32_t min_batch = 1;             // min_batch: [1, max_batch]
-  uint32_t max_wait_us = 1000;        // max_wait_us: [0, 10000000]
+  uint32_t max_batch = 32;                      // max_batch: rows per batch, [1, 4096]
+  uint32_t min_batch = 1;                       // min_batch: [1, max_batch]
+  uint32_t max_wait_us = 1000;                  // max_wait_us: [0, 10000000]
   std::vector<uint32_t> preferred_batch_sizes;  // ascending, each in [1, max_batch]
   // target (adaptive): latency | throughput | balanced
   BatchTarget target = BatchTarget::kBalanced;
-  uint32_t p99_goal_us = 5000;        // p99_goal_us (adaptive, balanced): [1, 60000000]
-  uint32_t queue_limit = 1024;        // queue_limit: requests queued, [1, 1000000]
-  uint32_t timeout_ms = 0;            // timeout_ms: default deadline, 0 = none, [0, 3600000]
-  uint32_t aging_ms = 10;             // aging_ms: starvation guard, 0 = off, [0, 60000]
+  uint32_t p99_goal_us = 5000;          // p99_goal_us (adaptive, balanced): [1, 60000000]
+  uint32_t queue_limit = 1024;          // queue_limit: requests queued, [1, 1000000]
+  uint32_t timeout_ms = 0;              // timeout_ms: default deadline, 0 = none, [0, 3600000]
+  uint32_t aging_ms = 10;               // aging_ms: starvation guard, 0 = off, [0, 60000]
   std::vector<int64_t> length_buckets;  // ascending, each in [1, 1048576]
-  uint64_t memory_limit_bytes = 0;    // memory_limit: size of a batch's activations, 0 = none
+  uint64_t memory_limit_bytes = 0;      // memory_limit: size of a batch's activations, 0 = none
 };
 
 struct ModelConfig {
@@ -118,13 +118,13 @@ struct Config {
   // daemon.socket: must fit sun_path. Empty until parsed; the parsers fill in
   // default_socket_path() when neither the file nor a flag sets it.
   std::string socket_path;
-  bool numa_auto = true;           // daemon.numa_node = "auto"
-  int numa_node = -1;              // daemon.numa_node = N, in [0, 1023]; -1 while numa_auto
+  bool numa_auto = true;                 // daemon.numa_node = "auto"
+  int numa_node = -1;                    // daemon.numa_node = N, in [0, 1023]; -1 while numa_auto
   LogLevel log_level = LogLevel::kInfo;  // daemon.log_level: trace|debug|info|warn|error|off
-  uint32_t poller_spin_us = 50;    // poller.spin_us: spin this long, then sleep on the doorbell
-  uint32_t inline_max_us = 200;    // executor.inline_max_us: shorter runs stay on the poller
-  uint32_t cpu_threads = 1;        // executor.cpu_threads: OpenBLAS threads
-  uint32_t intra_op_threads = 1;   // executor.intra_op_threads: coproc's own kernels
+  uint32_t poller_spin_us = 50;   // poller.spin_us: spin this long, then sleep on the doorbell
+  uint32_t inline_max_us = 200;   // executor.inline_max_us: shorter runs stay on the poller
+  uint32_t cpu_threads = 1;       // executor.cpu_threads: OpenBLAS threads
+  uint32_t intra_op_threads = 1;  // executor.intra_op_threads: coproc's own kernels
   // opencl.platform, opencl.device: which OpenCL device serves models on gpu or auto; part of
   // a name (case-insensitive) or an index; "" = any platform, the first GPU (else device).
   std::string opencl_platform;
@@ -135,7 +135,7 @@ struct Config {
   std::string http_listen = "127.0.0.1:9470";
   // http.listen parsed, by the same check that accepted the text; nullopt for "off".
   std::optional<ListenAddress> http = ListenAddress{"127.0.0.1", 9470};
-  uint32_t max_clients = 64;       // limits.max_clients
+  uint32_t max_clients = 64;  // limits.max_clients
   // Connections that have not said hello yet (docs/threat-model.md, "Limits"): in all, which
   // bounds their descriptors, and per peer uid, below that, so one user cannot take every place.
   uint32_t max_pending_hellos = 64;         // limits.max_pending_hellos, in [2, 4096]
@@ -147,8 +147,8 @@ struct Config {
   uint64_t request_memory_bytes = uint64_t{4} << 30;
   // limits.max_request_rows: rows (dim 0) one request may have; over it, RESOURCE_EXHAUSTED.
   uint32_t max_request_rows = 65536;
-  uint32_t ring_slots = 256;        // limits.ring_slots: a power of two
-  uint32_t slot_bytes = 1024;       // limits.slot_bytes: a multiple of 64 (a cache line)
+  uint32_t ring_slots = 256;   // limits.ring_slots: a power of two
+  uint32_t slot_bytes = 1024;  // limits.slot_bytes: a multiple of 64 (a cache line)
   // Who may connect (docs/threat-model.md). Root and the daemon's own uid are
   // always allowed: both can read and write the daemon's memory anyway. Beyond
   // them, a peer is allowed when its uid is in allowed_uids, or its primary gid

@@ -91,22 +91,26 @@ std::optional<uint64_t> in_range(const toml::node& node, const ModelKey& k) {
   return n;
 }
 
-Status assign(const ModelKey& k, const std::string& name, const toml::node& node, BatchingConfig& b) {
+Status assign(const ModelKey& k, const std::string& name, const toml::node& node,
+              BatchingConfig& b) {
   const std::string range = fmt::format("[{}, {}]", k.min, k.max);
   switch (k.type) {
     case Type::kInteger: {
       auto n = in_range(node, k);
-      if (!n) return invalid(fmt::format("{} = {} must be an integer in {}", name, shown(node), range));
+      if (!n)
+        return invalid(fmt::format("{} = {} must be an integer in {}", name, shown(node), range));
       b.*k.u32 = static_cast<uint32_t>(*n);
       return {};
     }
     case Type::kSize: {
       std::optional<uint64_t> n;
-      if (const auto* i = node.as_integer(); i && i->get() >= 0) n = static_cast<uint64_t>(i->get());
+      if (const auto* i = node.as_integer(); i && i->get() >= 0)
+        n = static_cast<uint64_t>(i->get());
       if (const auto* s = node.as_string()) n = parse_size(s->get());
       if (!n || *n > k.max) {
-        return invalid(fmt::format("{} = {} must be a byte count or a size such as \"256MiB\" in {}",
-                                   name, shown(node), range));
+        return invalid(
+            fmt::format("{} = {} must be a byte count or a size such as \"256MiB\" in {}", name,
+                        shown(node), range));
       }
       b.*k.u64 = *n;
       return {};
@@ -148,22 +152,24 @@ Status assign(const ModelKey& k, const std::string& name, const toml::node& node
 // Rules across keys, checked once the whole table is read.
 Status check_batching(const std::string& where, const BatchingConfig& b) {
   if (b.mode == BatchMode::kContinuous) {
-    return invalid(fmt::format("{}.mode = \"continuous\" is reserved for generation and not supported yet", where));
+    return invalid(fmt::format(
+        "{}.mode = \"continuous\" is reserved for generation and not supported yet", where));
   }
   if (b.min_batch > b.max_batch) {
-    return invalid(fmt::format("{}.min_batch = {} must not exceed max_batch = {}", where, b.min_batch,
-                               b.max_batch));
+    return invalid(fmt::format("{}.min_batch = {} must not exceed max_batch = {}", where,
+                               b.min_batch, b.max_batch));
   }
   if (!b.preferred_batch_sizes.empty() && b.preferred_batch_sizes.back() > b.max_batch) {
-    return invalid(fmt::format("{}.preferred_batch_sizes must not exceed max_batch = {}", where,
-                               b.max_batch));
+    return invalid(
+        fmt::format("{}.preferred_batch_sizes must not exceed max_batch = {}", where, b.max_batch));
   }
   return {};
 }
 
 }  // namespace
 
-Status apply_models(const toml::node& node, std::string_view source, const fs::path& base, Config& c) {
+Status apply_models(const toml::node& node, std::string_view source, const fs::path& base,
+                    Config& c) {
   const toml::array* list = node.as_array();
   if (list == nullptr) {
     return invalid(fmt::format("model = {} must be an array of tables ([[model]])", shown(node)));
@@ -172,13 +178,15 @@ Status apply_models(const toml::node& node, std::string_view source, const fs::p
     const std::string where = fmt::format("model[{}]", i);
     const toml::table* table = list->get(i)->as_table();
     if (table == nullptr) {
-      return invalid(fmt::format("{} = {} must be a table ([[model]])", where, shown(*list->get(i))));
+      return invalid(
+          fmt::format("{} = {} must be a table ([[model]])", where, shown(*list->get(i))));
     }
     ModelConfig m;
     for (const auto& [key, value] : *table) {
       const std::string name = fmt::format("{}.{}", where, key.str());
       if (key.str() == "name" || key.str() == "path") {
-        if (!value.is_string()) return invalid(fmt::format("{} = {} must be a string", name, shown(value)));
+        if (!value.is_string())
+          return invalid(fmt::format("{} = {} must be a string", name, shown(value)));
         (key.str() == "name" ? m.name : m.path) = value.as_string()->get();
         continue;
       }

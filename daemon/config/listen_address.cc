@@ -22,7 +22,8 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text, bool* v
   const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
   if (bracketed) host = host.substr(1, host.size() - 2);
   unsigned port = 0;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() ||
       port > 65535) {
     return fail("has a port outside [0, 65535]");
@@ -32,8 +33,9 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text, bool* v
   const bool v4 = !bracketed && ::inet_pton(AF_INET, literal.c_str(), buffer) == 1;
   const bool v6 = bracketed && ::inet_pton(AF_INET6, literal.c_str(), buffer) == 1;
   if (!v4 && !v6) {
-    return fail("needs a numeric address: an IPv4 address (127.0.0.1:9470) or an IPv6 one in "
-                "brackets ([::1]:9470)");
+    return fail(
+        "needs a numeric address: an IPv4 address (127.0.0.1:9470) or an IPv6 one in "
+        "brackets ([::1]:9470)");
   }
   return ListenAddress{literal, static_cast<uint16_t>(port)};
 }

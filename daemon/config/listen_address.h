@@ -11,7 +11,7 @@
 namespace coproc::daemon {
 
 struct ListenAddress {
-  std::string host;  // an IPv4 or IPv6 literal, without brackets
+  std::string host;   // an IPv4 or IPv6 literal, without brackets
   uint16_t port = 0;  // 0: any free port (the bound one is published in the stats page)
 };
 

@@ -1,10 +1,9 @@
 #include "control/control.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -77,8 +76,8 @@ ControlLoop::~ControlLoop() {
 Status ControlLoop::listen() {
   install_signal_handlers();
   raise_descriptor_limit(config_.max_clients, config_.max_pending_hellos);
-  if (Status s = listen_on_control_socket(config_, daemon_uid_, &loop_, &server_, this,
-                                          on_connection);
+  if (Status s =
+          listen_on_control_socket(config_, daemon_uid_, &loop_, &server_, this, on_connection);
       !s) {
     return s;
   }
@@ -104,21 +103,23 @@ void ControlLoop::install_signal_handlers() {
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
   uv_signal_start(&sigint_, on_signal, SIGINT);
   uv_signal_start(&sighup_, on_signal, SIGHUP);
-
 }
 
 void ControlLoop::run(Poller& poller, Dispatcher& dispatcher) {
   poller_ = &poller;
   dispatcher_ = &dispatcher;
   uv_timer_init(&loop_, &heartbeat_);
-  uv_timer_start(&heartbeat_, [](uv_timer_t* t) {
-    auto* self = static_cast<ControlLoop*>(t->loop->data);
-    self->registry_.heartbeat();
-    self->sampler_.sample(static_cast<uint64_t>(ring::monotonic_ns()));
-    self->expire_hellos();
-    self->logs_.flush(uv_now(&self->loop_));
-    self->poller_->flush_logs(static_cast<uint64_t>(ring::monotonic_ns()) / 1'000'000);
-  }, kHeartbeatMs, kHeartbeatMs);
+  uv_timer_start(
+      &heartbeat_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<ControlLoop*>(t->loop->data);
+        self->registry_.heartbeat();
+        self->sampler_.sample(static_cast<uint64_t>(ring::monotonic_ns()));
+        self->expire_hellos();
+        self->logs_.flush(uv_now(&self->loop_));
+        self->poller_->flush_logs(static_cast<uint64_t>(ring::monotonic_ns()) / 1'000'000);
+      },
+      kHeartbeatMs, kHeartbeatMs);
   uv_timer_init(&loop_, &drain_timer_);
 
   uv_async_init(&loop_, &broken_async_, [](uv_async_t* a) {
@@ -130,9 +131,9 @@ void ControlLoop::run(Poller& poller, Dispatcher& dispatcher) {
     }
     for (auto& [id, reason] : broken) {
       if (auto it = self->connections_.find(id); it != self->connections_.end()) {
-        self->logs_.violations.log(uv_now(&self->loop_),
-                                   fmt::format("client {} (pid {}) disconnected: {}", id,
-                                               it->second->pid, reason));
+        self->logs_.violations.log(
+            uv_now(&self->loop_),
+            fmt::format("client {} (pid {}) disconnected: {}", id, it->second->pid, reason));
         self->close_connection(*it->second, "protocol violation");
       }
     }
@@ -194,9 +195,10 @@ void ControlLoop::begin_shutdown(const char* signal_name) {
     listening_ = false;
   }
   poller_->request_stop();
-  uv_timer_start(&drain_timer_, [](uv_timer_t* t) {
-    static_cast<ControlLoop*>(t->loop->data)->check_drained();
-  }, kDrainCheckMs, kDrainCheckMs);
+  uv_timer_start(
+      &drain_timer_,
+      [](uv_timer_t* t) { static_cast<ControlLoop*>(t->loop->data)->check_drained(); },
+      kDrainCheckMs, kDrainCheckMs);
 }
 
 void ControlLoop::check_drained() {

@@ -37,22 +37,22 @@
 
 #include <cstdint>
 #include <functional>
-#include <span>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "dispatch/dispatcher.h"
 #include "config/config.h"
 #include "control/http/http_server.h"
-#include "platform/log_limiter.h"
+#include "dispatch/dispatcher.h"
 #include "ingest/poller.h"
-#include "observe/registry.h"
 #include "ingest/session_table.h"
+#include "observe/registry.h"
 #include "observe/stats_sampler.h"
+#include "platform/log_limiter.h"
 
 namespace coproc::daemon {
 

@@ -10,9 +10,9 @@
 #include <memory>
 #include <vector>
 
-#include "ingest/client_session.h"
 #include "control/control.h"
 #include "coproc/segment.h"
+#include "ingest/client_session.h"
 
 namespace coproc::daemon {
 

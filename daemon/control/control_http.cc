@@ -12,9 +12,8 @@ namespace coproc::daemon {
 Status ControlLoop::listen_http() {
   const auto& address = config_.http;
   if (!address) return {};
-  http_ = std::make_unique<HttpServer>(&loop_, [this](std::string_view path) {
-    return serve_http(path);
-  });
+  http_ = std::make_unique<HttpServer>(&loop_,
+                                       [this](std::string_view path) { return serve_http(path); });
   if (Status s = http_->listen(address->host, address->port); !s) {
     return make_error(s.error().code,
                       fmt::format("http.listen = \"{}\": {} (another port, \"off\", or port 0 for "

@@ -40,7 +40,8 @@ Result<std::shared_ptr<ClientSession>> ClientSession::create(uint32_t id, pid_t 
   }
   s->event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->event_fd_ < 0) {
-    return make_error(ErrorCode::kResourceExhausted, std::string("eventfd: ") + std::strerror(errno));
+    return make_error(ErrorCode::kResourceExhausted,
+                      std::string("eventfd: ") + std::strerror(errno));
   }
 
   std::byte* base = s->segment_.data();

@@ -41,7 +41,8 @@ std::span<const uint8_t> build(flatbuffers::FlatBufferBuilder& fbb, uint64_t id,
     std::size_t n = std::min(output_shapes.size(), kMaxShapes);
     for (std::size_t i = 0; i < n; ++i) {
       const auto& s = output_shapes[i];
-      items[i] = fb::CreateShape(fbb, fbb.CreateVector(s.dims.data(), static_cast<std::size_t>(s.rank)));
+      items[i] =
+          fb::CreateShape(fbb, fbb.CreateVector(s.dims.data(), static_cast<std::size_t>(s.rank)));
     }
     shapes = fbb.CreateVector(items, n);
   }

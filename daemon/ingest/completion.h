@@ -7,9 +7,9 @@
 #include <span>
 #include <string_view>
 
-#include "ingest/client_session.h"
 #include "coproc/base/result.h"
 #include "coproc/runtime/model.h"
+#include "ingest/client_session.h"
 
 namespace coproc::daemon {
 
@@ -25,7 +25,8 @@ bool send_completion(ClientSession& session, uint64_t id, ErrorCode code, std::s
                      std::span<const runtime::Shape> output_shapes, const CompletionTiming& timing,
                      bool wake = true);
 
-inline bool send_error(ClientSession& session, uint64_t id, ErrorCode code, std::string_view message) {
+inline bool send_error(ClientSession& session, uint64_t id, ErrorCode code,
+                       std::string_view message) {
   return send_completion(session, id, code, message, {}, {});
 }
 

@@ -18,7 +18,8 @@ Error errno_error(const std::string& what) {
 }
 }  // namespace
 
-Result<SharedMemory> SharedMemory::create(const char* debug_name, std::size_t bytes, int numa_node) {
+Result<SharedMemory> SharedMemory::create(const char* debug_name, std::size_t bytes,
+                                          int numa_node) {
   SharedMemory shm;
   shm.fd_ = ::memfd_create(debug_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (shm.fd_ < 0) return errno_error("memfd_create");

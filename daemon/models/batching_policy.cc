@@ -62,8 +62,9 @@ Result<std::vector<sched::Policy>> policies_for(const ModelSet& models, const Co
     sched::Policy p = to_policy(found ? found->batching : BatchingConfig{});
     if (p.memory_limit_bytes > 0 && m.variable_length() && p.length_buckets.empty()) {
       return make_error(ErrorCode::kInvalidArgument,
-                        "model '" + m.name + "': memory_limit needs length_buckets (its dim 1 varies, "
-                        "and the cap is estimated at a bucket's padded length)");
+                        "model '" + m.name +
+                            "': memory_limit needs length_buckets (its dim 1 varies, "
+                            "and the cap is estimated at a bucket's padded length)");
     }
     policies.push_back(std::move(p));
   }
@@ -96,7 +97,8 @@ void reload_policies(int argc, const char* const* argv, const ModelSet& models,
     sched::Policy policy = to_policy(now->batching);
     if (policy.memory_limit_bytes > 0 && policy.length_buckets.empty() &&
         dispatcher.variable_length(m.id)) {
-      spdlog::warn("SIGHUP: model '{}': memory_limit needs length_buckets; policy not applied", m.name);
+      spdlog::warn("SIGHUP: model '{}': memory_limit needs length_buckets; policy not applied",
+                   m.name);
       continue;
     }
     dispatcher.set_policy(m.id, std::move(policy));

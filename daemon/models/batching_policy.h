@@ -4,8 +4,8 @@
 
 #include <vector>
 
-#include "dispatch/dispatcher.h"
 #include "config/config.h"
+#include "dispatch/dispatcher.h"
 #include "models/models.h"
 #include "scheduler/scheduler_types.h"
 

@@ -7,8 +7,8 @@
 #include <algorithm>
 
 #include "coproc/coproc_generated.h"
-#include "coproc/ring/wait.h"
 #include "coproc/kernels/opencl.h"
+#include "coproc/ring/wait.h"
 
 namespace coproc::daemon {
 
@@ -94,19 +94,21 @@ Status measure_devices(LoadedModel& m, const BatchingConfig& batching) {
   }
   std::string table;
   for (const DeviceTiming& t : m.timings) {
-    table += fmt::format("{}batch {}: cpu {:.1f} us, gpu {:.1f} us", table.empty() ? "" : "; ",
-                         t.batch, static_cast<double>(t.cpu_ns) / 1e3,
-                         static_cast<double>(t.gpu_ns) / 1e3);
+    table +=
+        fmt::format("{}batch {}: cpu {:.1f} us, gpu {:.1f} us", table.empty() ? "" : "; ", t.batch,
+                    static_cast<double>(t.cpu_ns) / 1e3, static_cast<double>(t.gpu_ns) / 1e3);
   }
   spdlog::info("model '{}' on auto, measured at length {}: {}", m.name, length, table);
   if (m.gpu_from_batch == 0) {
-    spdlog::info("model '{}': every batch runs on the CPU (the OpenCL device was not faster at "
-                 "any size up to {})",
-                 m.name, batching.max_batch);
+    spdlog::info(
+        "model '{}': every batch runs on the CPU (the OpenCL device was not faster at "
+        "any size up to {})",
+        m.name, batching.max_batch);
   } else {
-    spdlog::info("model '{}': crossover at batch {}: smaller batches run on the CPU, batches of "
-                 "{} rows or more on the OpenCL device",
-                 m.name, m.gpu_from_batch, m.gpu_from_batch);
+    spdlog::info(
+        "model '{}': crossover at batch {}: smaller batches run on the CPU, batches of "
+        "{} rows or more on the OpenCL device",
+        m.name, m.gpu_from_batch, m.gpu_from_batch);
   }
   return {};
 }
@@ -168,8 +170,8 @@ Result<ModelSet> ModelSet::load(const Config& config) {
   std::vector<std::string> on_cpu_instead;  // models configured for the device, without one
   for (const auto& cfg : config.models) {
     const auto fail = [&](const Error& e, const std::string& what) {
-      return make_error(e.code, fmt::format("model '{}' ({}){}: {}", cfg.name, cfg.path, what,
-                                            e.message));
+      return make_error(e.code,
+                        fmt::format("model '{}' ({}){}: {}", cfg.name, cfg.path, what, e.message));
     };
     runtime::LoadOptions options;
     const bool wants_gpu = cfg.device != DeviceMode::kCpu;
@@ -205,8 +207,7 @@ Result<ModelSet> ModelSet::load(const Config& config) {
           set.gpu_device_ = std::move(opened.value());
           const auto& info = set.gpu_device_->info();
           spdlog::info("OpenCL device: {} ({}, {}), {} compute units, {} MiB", info.name,
-                       info.platform, info.version, info.compute_units,
-                       info.memory_bytes >> 20);
+                       info.platform, info.version, info.compute_units, info.memory_bytes >> 20);
         } else {
           device_error = opened.error().message;
         }

@@ -46,9 +46,9 @@ struct LoadedModel {
   std::string name;
   ModelKind kind = ModelKind::kInfer;
   std::shared_ptr<const runtime::Model> model;
-  int64_t batch1_exec_ns = 0;  // on the CPU, measured at load (best of a few runs)
+  int64_t batch1_exec_ns = 0;            // on the CPU, measured at load (best of a few runs)
   DeviceMode device = DeviceMode::kCpu;  // as configured
-  uint32_t max_batch = 0;      // batching.max_batch as configured at start (model table)
+  uint32_t max_batch = 0;                // batching.max_batch as configured at start (model table)
   // The variable-length dim is dim 1 of an input whose dim 1 is dynamic (a sequence); this is
   // the first such input, whose dim 1 is a request's length (length buckets, padding); -1:
   // the model has none.

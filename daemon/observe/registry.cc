@@ -42,7 +42,8 @@ Result<Registry> Registry::create(std::span<const uint8_t> model_table, uint32_t
       stats_offset + round_up(std::size_t{stats_blocks} * sizeof(ModelStats), kPageBytes);
   const std::size_t devices_offset =
       clients_offset + round_up(std::size_t{info.client_slots} * sizeof(ClientStats), kPageBytes);
-  const std::size_t bytes = devices_offset + round_up(kDeviceCount * sizeof(DeviceStats), kPageBytes);
+  const std::size_t bytes =
+      devices_offset + round_up(kDeviceCount * sizeof(DeviceStats), kPageBytes);
   auto registry = SharedMemory::create("coproc-registry", bytes, numa_node);
   if (!registry.ok()) return registry.error();
   auto doorbell = SharedMemory::create("coproc-doorbell", kPageBytes, numa_node);
@@ -149,7 +150,8 @@ void Registry::set_state(wire::DaemonState state) {
 
 void Registry::heartbeat() {
   // relaxed: a standalone liveness timestamp; nothing is published with it.
-  header().heartbeat_ns.store(static_cast<uint64_t>(ring::monotonic_ns()), std::memory_order_relaxed);
+  header().heartbeat_ns.store(static_cast<uint64_t>(ring::monotonic_ns()),
+                              std::memory_order_relaxed);
 }
 
 void Registry::ring_doorbell() {

@@ -18,7 +18,7 @@ namespace coproc::daemon {
 // What the registry says about the daemon and its devices, fixed at start.
 struct RegistryInfo {
   std::string version;
-  std::string cpus;         // "0-3,8"
+  std::string cpus;  // "0-3,8"
   uint32_t cpu_count = 0;
   uint32_t max_clients = 0;
   uint32_t client_slots = 0;  // slots in the stats page; clients beyond them are not shown
@@ -32,7 +32,9 @@ class Registry {
   static Result<Registry> create(std::span<const uint8_t> model_table, uint32_t stats_blocks,
                                  int numa_node, const RegistryInfo& info);
 
-  wire::RegistryHeader& header() const { return *reinterpret_cast<wire::RegistryHeader*>(registry_.data()); }
+  wire::RegistryHeader& header() const {
+    return *reinterpret_cast<wire::RegistryHeader*>(registry_.data());
+  }
   wire::DaemonInfo& daemon_info() const { return header().daemon; }
   wire::Doorbell& doorbell() const { return *reinterpret_cast<wire::Doorbell*>(doorbell_.data()); }
   int registry_fd() const { return registry_.fd(); }
@@ -46,7 +48,8 @@ class Registry {
   }
   wire::DeviceStats& device_stats(uint32_t device) const {
     COPROC_CHECK(device < wire::kDeviceCount);
-    return reinterpret_cast<wire::DeviceStats*>(registry_.data() + header().device_stats_offset)[device];
+    return reinterpret_cast<wire::DeviceStats*>(registry_.data() +
+                                                header().device_stats_offset)[device];
   }
 
   // Control loop only: takes a free client slot and publishes the client's identity in it with
@@ -61,7 +64,8 @@ class Registry {
   void release_client_slot(int slot);
   wire::ClientStats& client_stats(int slot) const {
     COPROC_CHECK(slot >= 0 && static_cast<uint32_t>(slot) < header().client_slots);
-    return reinterpret_cast<wire::ClientStats*>(registry_.data() + header().client_stats_offset)[slot];
+    return reinterpret_cast<wire::ClientStats*>(registry_.data() +
+                                                header().client_stats_offset)[slot];
   }
 
   void set_state(wire::DaemonState state);

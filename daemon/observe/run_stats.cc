@@ -42,7 +42,8 @@ void publish_queue_depth(Registry& registry, uint32_t model, std::span<const std
 void publish_model_settings(Registry& registry, const LoadedModel& model) {
   wire::ModelStats& settings = registry.model_stats(model.id * kStatsWriters + kPollerWriter);
   settings.gpu_from_batch.store(model.gpu_from_batch, std::memory_order_relaxed);
-  settings.device_mode.store(static_cast<uint64_t>(to_wire(model.device)), std::memory_order_relaxed);
+  settings.device_mode.store(static_cast<uint64_t>(to_wire(model.device)),
+                             std::memory_order_relaxed);
 }
 
 }  // namespace coproc::daemon

@@ -66,7 +66,8 @@ void StatsSampler::sample(uint64_t now_ns) {
     const uint64_t ok = s.models[m].completed[0];
     const uint64_t rows = s.models[m].batch_rows;
     if (!first && seconds > 0) {
-      wire::ModelStats& block0 = registry_.model_stats(static_cast<uint32_t>(m * page_.blocks_per_model()));
+      wire::ModelStats& block0 =
+          registry_.model_stats(static_cast<uint32_t>(m * page_.blocks_per_model()));
       block0.requests_per_s_milli.store(per_second_scaled(ok - last_ok_[m], seconds),
                                         std::memory_order_relaxed);
       block0.rows_per_s_milli.store(per_second_scaled(rows - last_rows_[m], seconds),
@@ -80,7 +81,8 @@ void StatsSampler::sample(uint64_t now_ns) {
     if (!first && seconds > 0) {
       const double share = static_cast<double>(busy - last_busy_ns_[d]) / (seconds * 1e9);
       registry_.device_stats(static_cast<uint32_t>(d))
-          .busy_ppm.store(static_cast<uint64_t>(std::min(share, 1.0) * kPpm), std::memory_order_relaxed);
+          .busy_ppm.store(static_cast<uint64_t>(std::min(share, 1.0) * kPpm),
+                          std::memory_order_relaxed);
     }
     last_busy_ns_[d] = busy;
   }

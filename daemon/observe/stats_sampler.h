@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "observe/registry.h"
 #include "coproc/stats/stats_page.h"
+#include "observe/registry.h"
 
 namespace coproc::daemon {
 

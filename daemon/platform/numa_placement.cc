@@ -1,16 +1,17 @@
 #include "platform/numa_placement.h"
 
-#include <numa.h>
-#include <sched.h>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <numa.h>
+#include <sched.h>
 
 #include <fstream>
 
 namespace coproc::daemon {
 
-std::string Placement::describe() const { return fmt::format("node {} cpus [{}]", node, fmt::join(cpus, ",")); }
+std::string Placement::describe() const {
+  return fmt::format("node {} cpus [{}]", node, fmt::join(cpus, ","));
+}
 
 std::vector<int> allowed_cpus() {
   cpu_set_t set;
@@ -58,13 +59,13 @@ Result<Placement> apply_numa_placement(bool automatic, int requested_node, int g
   }
   int max_node = numa_max_node();
   // auto: the GPU's node when the system reports one that exists here, else node 0.
-  const bool gpu_node_ok = gpu_node >= 0 && gpu_node <= max_node &&
-                           numa_bitmask_isbitset(numa_all_nodes_ptr, gpu_node);
+  const bool gpu_node_ok =
+      gpu_node >= 0 && gpu_node <= max_node && numa_bitmask_isbitset(numa_all_nodes_ptr, gpu_node);
   int node = automatic ? (gpu_node_ok ? gpu_node : 0) : requested_node;
   if (node < 0 || node > max_node || !numa_bitmask_isbitset(numa_all_nodes_ptr, node)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      fmt::format("numa_node = {} does not exist on this machine (nodes 0..{})", node,
-                                  max_node));
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        fmt::format("numa_node = {} does not exist on this machine (nodes 0..{})", node, max_node));
   }
   if (numa_run_on_node(node) != 0) {
     return make_error(ErrorCode::kInternal, fmt::format("numa_run_on_node({}) failed", node));

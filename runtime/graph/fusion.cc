@@ -42,8 +42,8 @@
 #include <utility>
 #include <vector>
 
-#include "ops/ops.h"
 #include "graph/passes.h"
+#include "ops/ops.h"
 
 namespace coproc::runtime::detail {
 namespace {

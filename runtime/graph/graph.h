@@ -69,9 +69,9 @@ struct PackedGemm {
 
 struct Node {
   const OpDef* def = nullptr;
-  std::string op;               // the ONNX op type, or a fused op's name ("coproc.Gelu", ...)
-  std::string name;             // the NodeProto's name, or "#<index>" when it has none
-  std::vector<int32_t> inputs;  // value ids; -1 for an absent optional input
+  std::string op;                // the ONNX op type, or a fused op's name ("coproc.Gelu", ...)
+  std::string name;              // the NodeProto's name, or "#<index>" when it has none
+  std::vector<int32_t> inputs;   // value ids; -1 for an absent optional input
   std::vector<int32_t> outputs;  // value ids; -1 for an absent optional output
   std::vector<Attribute> attributes;
   int64_t opset = 0;    // of the ONNX domain, for operators whose meaning changed

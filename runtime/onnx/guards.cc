@@ -64,7 +64,8 @@ class GuardedSchemas final : public onnx::ISchemaRegistry {
  public:
   const onnx::OpSchema* GetSchema(const std::string& key, const int max_inclusive_version,
                                   const std::string& domain) const override {
-    const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(key, max_inclusive_version, domain);
+    const onnx::OpSchema* schema =
+        onnx::OpSchemaRegistry::Schema(key, max_inclusive_version, domain);
     const bool onnx_domain = domain.empty() || domain == "ai.onnx";
     const Guard guard = onnx_domain && schema != nullptr ? guard_for(key) : nullptr;
     if (guard == nullptr) return schema;
@@ -73,11 +74,10 @@ class GuardedSchemas final : public onnx::ISchemaRegistry {
     if (!wrapped) {
       wrapped = std::make_unique<onnx::OpSchema>(*schema);
       onnx::InferenceFunction original = schema->GetTypeAndShapeInferenceFunction();
-      wrapped->TypeAndShapeInferenceFunction(
-          [guard, original](onnx::InferenceContext& ctx) {
-            guard(ctx);
-            if (original) original(ctx);
-          });
+      wrapped->TypeAndShapeInferenceFunction([guard, original](onnx::InferenceContext& ctx) {
+        guard(ctx);
+        if (original) original(ctx);
+      });
     }
     return wrapped.get();
   }

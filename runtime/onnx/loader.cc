@@ -126,9 +126,8 @@ class Loader {
     for (const onnx::NodeProto& node : model_.graph().node()) {
       // Fused operators of ours live in no ONNX domain a model can name.
       const bool ours = is_onnx_domain(node.domain()) &&
-                        (node.op_type() == "Constant" ||
-                         (find_op(node.op_type()) != nullptr &&
-                          node.op_type().rfind("coproc.", 0) != 0));
+                        (node.op_type() == "Constant" || (find_op(node.op_type()) != nullptr &&
+                                                          node.op_type().rfind("coproc.", 0) != 0));
       if (ours) continue;
       std::string name = is_onnx_domain(node.domain())
                              ? node.op_type()

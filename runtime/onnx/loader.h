@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "coproc/base/result.h"
-#include "graph/graph.h"
 #include "coproc/runtime/model.h"
+#include "graph/graph.h"
 
 namespace coproc::runtime::detail {
 

@@ -39,9 +39,8 @@ Status check_count(const onnx::TensorProto& tensor, const Repeated& typed, int64
 
 // Checks, then copies the values into a new tensor of `shape`.
 template <class T, class Repeated>
-Result<HostTensor> read_values(const onnx::TensorProto& tensor, const Repeated& typed,
-                               DType dtype, const Shape& shape, int64_t elements,
-                               const std::string& what) {
+Result<HostTensor> read_values(const onnx::TensorProto& tensor, const Repeated& typed, DType dtype,
+                               const Shape& shape, int64_t elements, const std::string& what) {
   if (Status s = check_count<T>(tensor, typed, elements, what); !s) return s.error();
   HostTensor t = HostTensor::make(dtype, shape);
   if (tensor.has_raw_data()) {
@@ -138,8 +137,10 @@ Result<HostTensor> read_constant_node(const onnx::NodeProto& node, const std::st
   for (const onnx::AttributeProto& attr : node.attribute()) {
     const std::string& name = attr.name();
     if (name == "value") return read_tensor(attr.t(), what);
-    if (name == "value_float") return vector_tensor(DType::kFloat32, std::vector<float>{attr.f()}, true);
-    if (name == "value_int") return vector_tensor(DType::kInt64, std::vector<int64_t>{attr.i()}, true);
+    if (name == "value_float")
+      return vector_tensor(DType::kFloat32, std::vector<float>{attr.f()}, true);
+    if (name == "value_int")
+      return vector_tensor(DType::kInt64, std::vector<int64_t>{attr.i()}, true);
     if (name == "value_floats") {
       return vector_tensor(DType::kFloat32,
                            std::vector<float>(attr.floats().begin(), attr.floats().end()), false);

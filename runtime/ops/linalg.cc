@@ -18,8 +18,8 @@ constexpr int64_t kSoftmaxAlongAxisOpset = 13;
 Status require_float(const PlanContext& ctx, std::size_t count) {
   for (std::size_t k = 0; k < count; ++k) {
     if (ctx.has_input(k) && ctx.input(k).dtype != DType::kFloat32) {
-      return ctx.unsupported(
-          fmt::format("input {} is {}; only float32 is supported", k, dtype_name(ctx.input(k).dtype)));
+      return ctx.unsupported(fmt::format("input {} is {}; only float32 is supported", k,
+                                         dtype_name(ctx.input(k).dtype)));
     }
   }
   return {};
@@ -69,8 +69,8 @@ Status plan_gemm(PlanContext& ctx) {
   g.n = g.trans_b ? b.dims[0] : b.dims[1];
   const int64_t kb = g.trans_b ? b.dims[1] : b.dims[0];
   if (kb != g.k) {
-    return ctx.fail(fmt::format("inner dims differ: op(A) is [{}, {}], op(B) is [{}, {}]", g.m,
-                                g.k, kb, g.n));
+    return ctx.fail(
+        fmt::format("inner dims differ: op(A) is [{}, {}], op(B) is [{}, {}]", g.m, g.k, kb, g.n));
   }
   g.lda = std::max<int64_t>(1, a.dims[1]);
   g.ldb = std::max<int64_t>(1, b.dims[1]);
@@ -85,10 +85,8 @@ Status plan_gemm(PlanContext& ctx) {
   if (ctx.has_input(2) && beta != 0.0f) {
     const Shape& c = ctx.input(2).shape;
     if (!cpu::make_broadcast(c.view(), out.view(), &g.c_layout) ||
-        !(Shape::of({g.c_layout.out_dims, static_cast<std::size_t>(g.c_layout.out_rank)}) ==
-          out)) {
-      return ctx.fail(
-          fmt::format("C {} does not broadcast to {}", c.to_string(), out.to_string()));
+        !(Shape::of({g.c_layout.out_dims, static_cast<std::size_t>(g.c_layout.out_rank)}) == out)) {
+      return ctx.fail(fmt::format("C {} does not broadcast to {}", c.to_string(), out.to_string()));
     }
     if (packed != nullptr && !packed->bias.empty()) {
       g.bias = packed->bias.data();  // beta * C, added by the GEMM's epilogue

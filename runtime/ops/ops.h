@@ -40,7 +40,7 @@ namespace coproc::runtime::detail {
 
 // What the planner knows of one tensor.
 struct TensorInfo {
-  DType dtype = DType::kInvalid;      // kInvalid: an absent optional input
+  DType dtype = DType::kInvalid;  // kInvalid: an absent optional input
   Shape shape;
   const HostTensor* value = nullptr;  // set when the value is known while planning
   bool present() const { return dtype != DType::kInvalid; }

@@ -51,7 +51,8 @@ Status plan_flatten(PlanContext& ctx) {
 Status plan_reshape(PlanContext& ctx) {
   const Shape& x = ctx.input(0).shape;
   if (!ctx.has_input(1)) {
-    return ctx.unsupported("Reshape-1 (the shape as an attribute, before opset 5) is not supported");
+    return ctx.unsupported(
+        "Reshape-1 (the shape as an attribute, before opset 5) is not supported");
   }
   auto shape_operand = vector_operand(ctx, 1, "the shape");
   if (!shape_operand) return shape_operand.error();

@@ -151,8 +151,7 @@ Storage plan_storage(const Graph& graph, std::span<const TensorInfo> infos,
     if (root_of[v] != SIZE_MAX) storage.refs[v] = roots[root_of[v]].ref;
   }
   for (const auto& [r, j] : copies) {
-    const std::size_t bytes =
-        tensor_bytes(infos[static_cast<std::size_t>(graph.outputs[j])]);
+    const std::size_t bytes = tensor_bytes(infos[static_cast<std::size_t>(graph.outputs[j])]);
     storage.copies.push_back(OutputCopy{roots[r].ref, j, bytes});
   }
   return storage;

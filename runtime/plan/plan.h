@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "coproc/base/result.h"
-#include "graph/graph.h"
 #include "coproc/runtime/model.h"
+#include "graph/graph.h"
 #include "ops/ops.h"
 
 namespace coproc::runtime::detail {
@@ -26,9 +26,10 @@ inline constexpr int64_t kFoldElementLimit = 1 << 16;
 struct Ref {
   enum class Loc : uint8_t { kNone, kInput, kOutput, kScratch, kConst };  // kNone: absent
   Loc loc = Loc::kScratch;
-  uint32_t index = 0;               // kInput / kOutput: the caller's buffer
-  std::size_t offset = 0;           // kScratch: bytes from the Session's scratch base
-  const std::byte* data = nullptr;  // kConst: a weight (the Model's) or a value folded into the Plan
+  uint32_t index = 0;      // kInput / kOutput: the caller's buffer
+  std::size_t offset = 0;  // kScratch: bytes from the Session's scratch base
+  const std::byte* data =
+      nullptr;  // kConst: a weight (the Model's) or a value folded into the Plan
 };
 
 // One kernel call: refs[first, first + inputs) are its inputs, then its outputs.

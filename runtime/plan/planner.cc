@@ -83,8 +83,8 @@ Result<std::vector<HostTensor>> run_on_host(const Node& node, const Kernel* kern
   for (HostTensor& t : results) out_ptrs.push_back(t.bytes.data());
   const Status s = kernel->run(KernelIO{in_ptrs, out_ptrs});
   if (!s) {
-    return make_error(s.error().code, fmt::format("node '{}' ({}): {}", node.name, node.op,
-                                                  s.error().message));
+    return make_error(s.error().code,
+                      fmt::format("node '{}' ({}): {}", node.name, node.op, s.error().message));
   }
   return results;
 }
@@ -295,7 +295,8 @@ Result<std::unique_ptr<Plan>> Planner::build(const Model& model,
                                  dtype_bytes(model.inputs()[i].dtype));
   }
   for (const int32_t v : model.graph_->value_inputs) {
-    const auto index = static_cast<std::size_t>(model.graph_->values[static_cast<std::size_t>(v)].index);
+    const auto index =
+        static_cast<std::size_t>(model.graph_->values[static_cast<std::size_t>(v)].index);
     const std::size_t bytes = static_cast<std::size_t>(input_shapes[index].elements()) *
                               dtype_bytes(model.graph_->values[static_cast<std::size_t>(v)].dtype);
     const auto* data = static_cast<const std::byte*>(input_values[index]);

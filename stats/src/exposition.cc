@@ -63,7 +63,9 @@ void histogram(std::string& out, const char* name, const std::string& labels,
   put(out, "{}_count{{{}}} {}\n", name, labels, cumulative);
 }
 
-std::string model_label(const ModelSnapshot& m) { return fmt::format("model=\"{}\"", label(m.name)); }
+std::string model_label(const ModelSnapshot& m) {
+  return fmt::format("model=\"{}\"", label(m.name));
+}
 
 std::string client_labels(const ClientSnapshot& c) {
   return fmt::format("client=\"{}\",pid=\"{}\",uid=\"{}\"", c.id, c.pid, c.uid);
@@ -78,7 +80,8 @@ void daemon_metrics(std::string& out, const Snapshot& s) {
       label(d.version), state_name(d.state), d.numa_node, label(d.cpus));
   family(out, "coproc_heartbeat_age_seconds", "gauge",
          "Seconds since the daemon's control loop last beat (it beats every second).");
-  put(out, "coproc_heartbeat_age_seconds {}\n", static_cast<double>(d.heartbeat_age_ns) / kNsPerSecond);
+  put(out, "coproc_heartbeat_age_seconds {}\n",
+      static_cast<double>(d.heartbeat_age_ns) / kNsPerSecond);
   family(out, "process_start_time_seconds", "gauge", "Start time of coprocd since the Unix epoch.");
   put(out, "process_start_time_seconds {}\n", static_cast<double>(d.epoch) / kNsPerSecond);
   family(out, "process_resident_memory_bytes", "gauge", "Resident memory of coprocd.");
@@ -107,12 +110,14 @@ void per_model_array(std::string& out, const Snapshot& s, const char* name, cons
 
 void model_counters(std::string& out, const Snapshot& s) {
   family(out, "coproc_requests_total", "counter", "Requests answered, by status.");
-  per_model_array(out, s, "coproc_requests_total", "status", kStatusNames, &ModelSnapshot::completed);
+  per_model_array(out, s, "coproc_requests_total", "status", kStatusNames,
+                  &ModelSnapshot::completed);
   family(out, "coproc_requests_accepted_total", "counter", "Requests admitted to the queue.");
   for (const ModelSnapshot& m : s.models) {
     put(out, "coproc_requests_accepted_total{{{}}} {}\n", model_label(m), m.accepted);
   }
-  family(out, "coproc_requests_rejected_total", "counter", "Requests refused at admission, by reason.");
+  family(out, "coproc_requests_rejected_total", "counter",
+         "Requests refused at admission, by reason.");
   for (const ModelSnapshot& m : s.models) {
     put(out, "coproc_requests_rejected_total{{{},reason=\"queue_full\"}} {}\n", model_label(m),
         m.rejected_queue_full);
@@ -126,18 +131,21 @@ void model_counters(std::string& out, const Snapshot& s) {
     uint64_t ModelSnapshot::*field;
   };
   const Simple simple[] = {
-      {"coproc_requests_expired_total", "counter", "Requests whose deadline passed before they ran.",
-       &ModelSnapshot::expired},
+      {"coproc_requests_expired_total", "counter",
+       "Requests whose deadline passed before they ran.", &ModelSnapshot::expired},
       {"coproc_requests_cancelled_total", "counter", "Requests cancelled before they ran.",
        &ModelSnapshot::cancelled},
-      {"coproc_requests_dropped_total", "counter", "Queued requests dropped because their client went away.",
+      {"coproc_requests_dropped_total", "counter",
+       "Queued requests dropped because their client went away.",
        &ModelSnapshot::dropped_client_gone},
-      {"coproc_gpu_from_batch", "gauge", "Batches of at least this many rows run on the OpenCL device; 0: none do.",
+      {"coproc_gpu_from_batch", "gauge",
+       "Batches of at least this many rows run on the OpenCL device; 0: none do.",
        &ModelSnapshot::gpu_from_batch},
   };
   for (const Simple& f : simple) {
     family(out, f.name, f.type, f.help);
-    for (const ModelSnapshot& m : s.models) put(out, "{}{{{}}} {}\n", f.name, model_label(m), m.*f.field);
+    for (const ModelSnapshot& m : s.models)
+      put(out, "{}{{{}}} {}\n", f.name, model_label(m), m.*f.field);
   }
   family(out, "coproc_model_info", "gauge", "A served model and its device setting; always 1.");
   for (const ModelSnapshot& m : s.models) {
@@ -208,7 +216,8 @@ void client_metrics(std::string& out, const Snapshot& s) {
     put(out, "coproc_client_completions_total{{{},result=\"error\"}} {}\n", client_labels(c),
         c.completed_error);
   }
-  family(out, "coproc_client_in_flight", "gauge", "Requests of a connected client not answered yet.");
+  family(out, "coproc_client_in_flight", "gauge",
+         "Requests of a connected client not answered yet.");
   for (const ClientSnapshot& c : s.clients) {
     put(out, "coproc_client_in_flight{{{}}} {}\n", client_labels(c), c.in_flight());
   }
@@ -223,7 +232,8 @@ void client_metrics(std::string& out, const Snapshot& s) {
 void device_metrics(std::string& out, const Snapshot& s) {
   family(out, "coproc_device_info", "gauge", "A device coprocd runs models on; always 1.");
   for (const DeviceSnapshot& d : s.devices) {
-    if (d.present) put(out, "coproc_device_info{{device=\"{}\",name=\"{}\"}} 1\n", d.kind, label(d.name));
+    if (d.present)
+      put(out, "coproc_device_info{{device=\"{}\",name=\"{}\"}} 1\n", d.kind, label(d.name));
   }
   family(out, "coproc_device_busy_seconds_total", "counter",
          "Time the device spent running batches (rate() is its busy fraction).");
@@ -236,7 +246,8 @@ void device_metrics(std::string& out, const Snapshot& s) {
   family(out, "coproc_device_memory_bytes", "gauge",
          "Memory held for the models: cpu, weights in host memory; gpu, OpenCL buffers.");
   for (const DeviceSnapshot& d : s.devices) {
-    if (d.present) put(out, "coproc_device_memory_bytes{{device=\"{}\"}} {}\n", d.kind, d.memory_bytes);
+    if (d.present)
+      put(out, "coproc_device_memory_bytes{{device=\"{}\"}} {}\n", d.kind, d.memory_bytes);
   }
 }
 

@@ -63,13 +63,12 @@ bool StatsPage::read_model_table(std::string* error) {
   }
   // A daemon may serve no models (yet): no stats blocks then.
   if (models_.empty() ? h.stats_count != 0
-                     : h.stats_count < models_.size() || h.stats_count % models_.size() != 0) {
+                      : h.stats_count < models_.size() || h.stats_count % models_.size() != 0) {
     *error = "the registry has " + std::to_string(h.stats_count) + " stats blocks for " +
              std::to_string(models_.size()) + " models";
     return false;
   }
-  blocks_per_model_ =
-      models_.empty() ? 1 : h.stats_count / static_cast<uint32_t>(models_.size());
+  blocks_per_model_ = models_.empty() ? 1 : h.stats_count / static_cast<uint32_t>(models_.size());
   return true;
 }
 

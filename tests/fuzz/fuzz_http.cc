@@ -1,6 +1,6 @@
 // fuzz_http: the bytes a peer sends to the daemon's HTTP endpoint, through what HttpServer does
-// with them before its handler sees a path (daemon/control/http/http_request.h): find the end of the head
-// while the bytes arrive, then parse the head. Anyone on the host can send these bytes.
+// with them before its handler sees a path (daemon/control/http/http_request.h): find the end of
+// the head while the bytes arrive, then parse the head. Anyone on the host can send these bytes.
 //
 // Input: what one connection sends, as it would lie in the server's head buffer. The head is the
 // input up to find_head_end; an input with no end is parsed whole too, which the server never
@@ -25,8 +25,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "fuzz_check.h"
 #include "control/http/http_request.h"
+#include "fuzz_check.h"
 
 namespace {
 

@@ -36,17 +36,17 @@
 #include <vector>
 
 #include "coproc/kernels/cpu.h"
-#include "fuzz_check.h"
 #include "coproc/runtime/model.h"
 #include "device/cpu/cpu_session.h"
+#include "fuzz_check.h"
 
 extern "C" std::size_t LLVMFuzzerMutate(uint8_t* data, std::size_t size, std::size_t max_size);
 
 namespace {
 
+using coproc::runtime::CpuSession;
 using coproc::runtime::DType;
 using coproc::runtime::Model;
-using coproc::runtime::CpuSession;
 using coproc::runtime::Shape;
 
 constexpr std::size_t kMaxRunBytes = std::size_t{64} << 20;

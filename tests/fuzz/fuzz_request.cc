@@ -1,7 +1,7 @@
 // fuzz_request: the bytes of one submission-ring slot through the daemon's admission
-// (parse_request, daemon/ingest/request.h) and, when it is admitted, through what the infer executor does
-// with a request it runs alone (InferExecutor::run_one): prepare a plan for the request's shapes,
-// check the output capacity, run the model zero-copy on the client's arena.
+// (parse_request, daemon/ingest/request.h) and, when it is admitted, through what the infer
+// executor does with a request it runs alone (InferExecutor::run_one): prepare a plan for the
+// request's shapes, check the output capacity, run the model zero-copy on the client's arena.
 //
 // The fixture is the daemon's own: a real ClientSession (memfd segment, a kArenaBytes arena) and
 // a ModelSet loaded from tests/fuzz/models (ids: noop, mlp_small, embed, mixed, seq, act; see
@@ -33,13 +33,13 @@
 #include <utility>
 #include <vector>
 
-#include "ingest/client_session.h"
 #include "coproc/coproc_generated.h"
 #include "coproc/kernels/cpu.h"
-#include "fuzz_check.h"
-#include "models/models.h"
-#include "ingest/request.h"
 #include "coproc/runtime/model.h"
+#include "fuzz_check.h"
+#include "ingest/client_session.h"
+#include "ingest/request.h"
+#include "models/models.h"
 
 namespace {
 

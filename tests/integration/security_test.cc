@@ -29,8 +29,8 @@
 #include "coproc/ring/wait.h"
 #include "coproc/segment.h"
 #include "support/daemon_process.h"
-#include "support/raw_client.h"
 #include "support/peer_user.h"
+#include "support/raw_client.h"
 #include "support/test_client.h"
 
 namespace coproc::test {

@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "support/daemon_process.h"
 #include "prometheus_support.h"
+#include "support/daemon_process.h"
 #include "support/test_client.h"
 
 namespace coproc::test {

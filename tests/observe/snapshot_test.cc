@@ -1,11 +1,12 @@
 // The stats page's histogram buckets and coproc-stat's arithmetic on made-up
 // snapshots: percentile estimates and the tuning suggestions with their
 // triggering numbers.
+#include "coproc/stats/snapshot.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
 
-#include "coproc/stats/snapshot.h"
 #include "suggest.h"
 
 namespace coproc::stat {
@@ -54,7 +55,8 @@ TEST(StatsHistogram, shouldHaveContiguousBucketsAtMostAQuarterWide) {
   EXPECT_EQ(histogram_bucket(0, 64), 0u);
   EXPECT_EQ(histogram_bucket(8, 64), 7u);
   EXPECT_EQ(histogram_bucket(9, 64), 8u);
-  EXPECT_EQ(histogram_bucket(uint64_t{1} << 62, wire::kBatchSizeBuckets), wire::kBatchSizeBuckets - 1);
+  EXPECT_EQ(histogram_bucket(uint64_t{1} << 62, wire::kBatchSizeBuckets),
+            wire::kBatchSizeBuckets - 1);
 }
 
 TEST(StatsSnapshot, shouldEstimatePercentilesInsideTheBucketThatHoldsThem) {
@@ -95,7 +97,7 @@ TEST(StatSnapshot, shouldSuggestSmallerWaitsWhenBatchesStaySmallButRequestsQueue
   m.max_batch = 32;
   m.accepted = 1000;
   m.batches = 1000;
-  m.batch_rows = 1000;              // mean batch 1
+  m.batch_rows = 1000;                                                               // mean batch 1
   m.queue_ns_histogram[histogram_bucket(12'000'000, wire::kLatencyBuckets)] = 1000;  // 12 ms
   m.expired = 50;
   m.rejected_queue_full = 30;
@@ -125,7 +127,8 @@ TEST(StatSnapshot, shouldSuggestMoreCapacityForADeviceBusyAlmostAllTheTime) {
   const auto advice = suggest(s);
   ASSERT_EQ(advice.size(), 1u);
   EXPECT_EQ(advice[0].model, "device cpu");
-  EXPECT_NE(advice[0].text.find("busy 97% of the last second"), std::string::npos) << advice[0].text;
+  EXPECT_NE(advice[0].text.find("busy 97% of the last second"), std::string::npos)
+      << advice[0].text;
   s.devices[0].busy_fraction = 0.5;
   EXPECT_TRUE(suggest(s).empty());
 }

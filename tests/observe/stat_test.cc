@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -154,18 +154,23 @@ TEST_F(CoprocStat, shouldPrintJsonWithTheExactCounters) {
           "d = json.load(open(sys.argv[1]))\n"
           "m = {x[\"name\"]: x for x in d[\"models\"]}\n"
           "n = m[\"noop\"]\n"
-          "print(d[\"daemon\"][\"state\"], n[\"accepted\"], n[\"completed\"][\"ok\"], n[\"completed_total\"],"
+          "print(d[\"daemon\"][\"state\"], n[\"accepted\"], n[\"completed\"][\"ok\"], "
+          "n[\"completed_total\"],"
           " n[\"max_batch\"], sum(n[\"queue_ns_histogram\"]), sum(n[\"batch_size_histogram\"]) =="
           " n[\"batches\"], n[\"queue_depth\"], m[\"mlp\"][\"accepted\"], "
           "m[\"mlp\"][\"completed\"][\"ok\"],"
           " len(n[\"exec_ns_histogram\"]), sum(n[\"e2e_ns_histogram\"]), n[\"device\"],"
-          " d[\"daemon\"][\"clients_total\"], d[\"devices\"][0][\"device\"], d[\"devices\"][0][\"present\"],"
-          " d[\"daemon\"][\"http_port\"] > 0, d[\"daemon\"][\"rss_bytes\"] > 0, d[\"daemon\"][\"threads\"] >= 3,"
+          " d[\"daemon\"][\"clients_total\"], d[\"devices\"][0][\"device\"], "
+          "d[\"devices\"][0][\"present\"],"
+          " d[\"daemon\"][\"http_port\"] > 0, d[\"daemon\"][\"rss_bytes\"] > 0, "
+          "d[\"daemon\"][\"threads\"] >= 3,"
           " type(d[\"suggestions\"]).__name__)' " +
           path);
   std::remove(path.c_str());
   EXPECT_EQ(check.exit_code, 0) << check.out;
-  EXPECT_EQ(check.out, "ready 20 20 20 8 20 True [0, 0, 0, 0] 3 3 160 20 cpu 2 cpu True True True True list\n");
+  EXPECT_EQ(
+      check.out,
+      "ready 20 20 20 8 20 True [0, 0, 0, 0] 3 3 160 20 cpu 2 cpu True True True True list\n");
 }
 
 TEST_F(CoprocStat, shouldExposePrometheusMetricsWithCumulativeHistograms) {
@@ -204,9 +209,8 @@ TEST_F(CoprocStat, shouldExposePrometheusMetricsWithCumulativeHistograms) {
     EXPECT_TRUE(e.helped.count(name)) << name << " has no HELP line";
   }
   // Every histogram of every model: buckets never decrease, +Inf comes last and equals _count.
-  for (const char* h :
-       {"coproc_batch_size", "coproc_request_queue_seconds", "coproc_batch_execution_seconds",
-        "coproc_request_duration_seconds"}) {
+  for (const char* h : {"coproc_batch_size", "coproc_request_queue_seconds",
+                        "coproc_batch_execution_seconds", "coproc_request_duration_seconds"}) {
     for (const char* model : {"noop", "mlp"}) {
       const std::string prefix = std::string(h) + "_bucket{model=\"" + model + "\",le=\"";
       double last = 0;
@@ -233,8 +237,10 @@ TEST_F(CoprocStat, shouldExposePrometheusMetricsWithCumulativeHistograms) {
 
 TEST_F(CoprocStat, shouldPassPromtoolCheckMetrics) {
   // tools/install-deps.sh installs Debian's prometheus package, which carries promtool.
-  ASSERT_EQ(run("promtool --version").exit_code, 0) << "promtool is not installed (make test installs it)";
-  const ChildRun r = run(stat_path() + " --socket " + socket() + " --prometheus | promtool check metrics");
+  ASSERT_EQ(run("promtool --version").exit_code, 0)
+      << "promtool is not installed (make test installs it)";
+  const ChildRun r =
+      run(stat_path() + " --socket " + socket() + " --prometheus | promtool check metrics");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(r.out, "") << "promtool's lint findings";
 }
@@ -261,8 +267,9 @@ TEST(CoprocStatClients, shouldListAConnectedClientWithItsCountsAndDropItWhenItLe
   const std::size_t at = r.out.find(row);
   ASSERT_NE(at, std::string::npos) << r.out;
   const std::string client_json = r.out.substr(at, r.out.find('}', at) - at);
-  EXPECT_NE(client_json.find("\"requests\":8,\"completed_ok\":7,\"completed_error\":1,\"in_flight\":0"),
-            std::string::npos)
+  EXPECT_NE(
+      client_json.find("\"requests\":8,\"completed_ok\":7,\"completed_error\":1,\"in_flight\":0"),
+      std::string::npos)
       << client_json;
   const ChildRun table = stat(socket, "");
   EXPECT_NE(table.out.find("completed   errors in flight"), std::string::npos) << table.out;

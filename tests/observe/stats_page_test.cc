@@ -2,6 +2,8 @@
 // while the control loop rewrites it is either one client's identity and
 // counters or refused, never a mix; and the checked view refuses a page whose
 // areas lie outside the mapping. Runs under ThreadSanitizer in `make test`.
+#include "coproc/stats/stats_page.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,9 +13,8 @@
 #include <vector>
 
 #include "coproc/coproc_generated.h"
-#include "observe/registry.h"
 #include "coproc/stats/snapshot.h"
-#include "coproc/stats/stats_page.h"
+#include "observe/registry.h"
 
 namespace coproc::daemon {
 namespace {

@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "coproc.h"
 #include "common/inputs.h"
+#include "coproc.h"
 #include "transport/transports.h"
 
 namespace coproc::soak {

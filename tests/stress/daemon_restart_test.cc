@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "coproc.h"
-#include "support/daemon_process.h"
 #include "stress_support.h"
+#include "support/daemon_process.h"
 
 namespace coproc::test {
 namespace {

@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "coproc.h"
-#include "support/daemon_process.h"
 #include "load_client.h"
 #include "stress_support.h"
+#include "support/daemon_process.h"
 
 namespace coproc::test {
 namespace {

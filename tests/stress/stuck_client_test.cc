@@ -18,10 +18,10 @@
 #include <thread>
 
 #include "coproc.h"
-#include "support/daemon_process.h"
 #include "load_client.h"
-#include "support/raw_client.h"
 #include "stress_support.h"
+#include "support/daemon_process.h"
+#include "support/raw_client.h"
 
 namespace coproc::test {
 namespace {

@@ -15,8 +15,8 @@
 
 namespace coproc::test {
 
-std::string models_dir();   // build/models
-std::string coprocd_path(); // build/bin/coprocd
+std::string models_dir();    // build/models
+std::string coprocd_path();  // build/bin/coprocd
 
 // A coprocd for one test: launcher::PrivateDaemon with the tests' defaults (build/bin/coprocd,
 // stderr collected in log(), SIGKILL at the end). `args` are its flags; a private --socket is

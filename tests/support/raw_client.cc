@@ -71,9 +71,8 @@ bool RawClient::push(std::span<const uint8_t> bytes) {
 
 void RawClient::scribble_submission_tail(uint64_t value) {
   auto* h = static_cast<wire::SegmentHeader*>(segment_);
-  auto* tail = reinterpret_cast<std::atomic<uint64_t>*>(static_cast<std::byte*>(segment_) +
-                                                        h->submission.offset +
-                                                        ring::detail::kTailOffsetBytes);
+  auto* tail = reinterpret_cast<std::atomic<uint64_t>*>(
+      static_cast<std::byte*>(segment_) + h->submission.offset + ring::detail::kTailOffsetBytes);
   tail->store(value, std::memory_order_release);
   auto* registry = static_cast<const wire::RegistryHeader*>(registry_);
   ring::notify(static_cast<wire::Doorbell*>(doorbell_)->seq, registry->poller_sleepers);

@@ -20,10 +20,10 @@
 #include <optional>
 
 #include "coproc/socket_path.h"
-#include "registry_view.h"
 #include "coproc/stats/exposition.h"
-#include "render.h"
 #include "coproc/stats/snapshot.h"
+#include "registry_view.h"
+#include "render.h"
 
 namespace {
 

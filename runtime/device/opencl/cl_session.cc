@@ -125,8 +125,9 @@ Status ClSession::grow(std::vector<ocl::Buffer>* buffers, std::size_t count,
     std::string error;
     ocl::Buffer b = model_->device().device().alloc(want, &error);
     if (b.get() == nullptr) {
-      return make_error(ErrorCode::kResourceExhausted,
-                        fmt::format("cannot allocate {} bytes on the OpenCL device: {}", want, error));
+      return make_error(
+          ErrorCode::kResourceExhausted,
+          fmt::format("cannot allocate {} bytes on the OpenCL device: {}", want, error));
     }
     (*buffers)[i] = std::move(b);
   }
@@ -143,9 +144,9 @@ Status ClSession::grow_pinned(std::vector<Pinned>* pins, std::size_t count,
     Pinned p;
     p.buffer = model_->device().device().alloc_pinned(want, &p.host, &error);
     if (p.buffer.get() == nullptr) {
-      return make_error(ErrorCode::kResourceExhausted,
-                        fmt::format("cannot allocate {} bytes of pinned host memory: {}", want,
-                                    error));
+      return make_error(
+          ErrorCode::kResourceExhausted,
+          fmt::format("cannot allocate {} bytes of pinned host memory: {}", want, error));
     }
     (*pins)[i] = std::move(p);
   }
@@ -167,7 +168,8 @@ Result<const Plan*> ClSession::prepare_shapes(std::span<const Shape> input_shape
   // A batch every input and output of which has the same dim 0 of two rows or more may run as
   // two halves (run_rows): their plans are made now, so that run_rows allocates nothing.
   const Plan& plan = *p.plan;
-  const int64_t rows = input_shapes.empty() || input_shapes[0].rank == 0 ? 0 : input_shapes[0].dims[0];
+  const int64_t rows =
+      input_shapes.empty() || input_shapes[0].rank == 0 ? 0 : input_shapes[0].dims[0];
   bool splittable = rows >= 2 && plan.num_outputs() > 0;
   for (const Shape& s : input_shapes) splittable &= s.rank > 0 && s.dims[0] == rows;
   for (std::size_t j = 0; j < plan.num_outputs(); ++j) {
@@ -347,8 +349,8 @@ Status ClSession::run_halves(const Prepared& prepared, std::span<const void* con
       const std::size_t row = Internals::input_bytes(plan)[i] / rows;
       const ocl::Mem at = inputs_[i].at(begin * row);
       bases[h].inputs.push_back(at);
-      ocl::Event e = device.upload(at, static_cast<const std::byte*>(inputs[i]) + begin * row,
-                                   count * row);
+      ocl::Event e =
+          device.upload(at, static_cast<const std::byte*>(inputs[i]) + begin * row, count * row);
       if (e.get() != nullptr) uploaded[h] = std::move(e);  // the queue is in order: the last
     }
     for (std::size_t j = 0; j < outputs.size(); ++j) {

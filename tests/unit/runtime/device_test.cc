@@ -1,9 +1,10 @@
 // The Device interface (device.h) on the CPU device: what open_device gives, placing a model and
 // the sessions a placed model opens. The OpenCL device's side is cross_device_test's.
+#include "coproc/runtime/device.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "coproc/runtime/device.h"
 #include "coproc/runtime/model.h"
 #include "device/cpu/cpu_session.h"
 #include "reference_data.h"

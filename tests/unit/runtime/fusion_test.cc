@@ -21,10 +21,10 @@
 
 #include "coproc/kernels/cpu.h"
 #include "coproc/kernels/parallel.h"
-#include "onnx_test_model.h"
-#include "reference_data.h"
 #include "coproc/runtime/model.h"
 #include "device/cpu/cpu_session.h"
+#include "onnx_test_model.h"
+#include "reference_data.h"
 
 namespace coproc::runtime {
 namespace {
@@ -166,8 +166,8 @@ std::optional<Comparison> compare(const ModelWriter& writer, const std::string& 
   return c;
 }
 
-#define COMPARE_OR_FAIL(var, ...) \
-  auto var = compare(__VA_ARGS__);  \
+#define COMPARE_OR_FAIL(var, ...)  \
+  auto var = compare(__VA_ARGS__); \
   ASSERT_TRUE(var.has_value())
 
 void expect_same_outputs(const Comparison& c) {
@@ -528,8 +528,8 @@ constexpr int kTimedRuns = 5;
 
 // The build exports both MiniLM variants (target coproc_minilm_models); a missing file or an
 // operator the runtime lacks fails the test.
-#define LOAD_MINILM_OR_FAIL(var, path, fused)                     \
-  auto var = Model::load(path, LoadOptions{.fuse = (fused)});    \
+#define LOAD_MINILM_OR_FAIL(var, path, fused)                 \
+  auto var = Model::load(path, LoadOptions{.fuse = (fused)}); \
   ASSERT_TRUE(var.ok()) << var.error().message
 
 // One batch of 8 sequences of 128 tokens (random ids, the last rows padded), run kTimedRuns

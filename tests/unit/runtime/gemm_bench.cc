@@ -23,12 +23,12 @@
 namespace {
 
 namespace cpu = coproc::kernels::cpu;
+using coproc::runtime::concrete_shape;
+using coproc::runtime::CpuSession;
 using coproc::runtime::LoadOptions;
 using coproc::runtime::Model;
-using coproc::runtime::CpuSession;
 using coproc::runtime::Session;
 using coproc::runtime::Shape;
-using coproc::runtime::concrete_shape;
 using Clock = std::chrono::steady_clock;
 
 constexpr int64_t kBatches[] = {1, 2, 4, 8, 16, 32, 64};

@@ -2,9 +2,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "reference_data.h"
 #include "coproc/runtime/model.h"
 #include "device/cpu/cpu_session.h"
+#include "reference_data.h"
 
 namespace coproc::runtime {
 namespace {
@@ -117,18 +117,18 @@ TEST_P(FuzzRegressionModels, shouldBeRefusedWithAMessageNamingTheProblem) {
 
 INSTANTIATE_TEST_SUITE_P(
     Fuzz, FuzzRegressionModels,
-    ::testing::Values(
-        FuzzRegression{"gemm6_rank1_input", ErrorCode::kBadModel, "Gemm input 0 must be 2-D"},
-        FuzzRegression{"layer_norm_axis_below_minus_rank", ErrorCode::kBadModel,
-                       "axis -5 is out of range for rank 4"},
-        FuzzRegression{"raw_data_size_mismatch", ErrorCode::kBadModel,
-                       "holds 5 bytes of raw_data, its dims need 16"},
-        FuzzRegression{"reshape_opset1_shape_attribute", ErrorCode::kUnsupported,
-                       "Reshape-1 (the shape as an attribute"},
-        FuzzRegression{"shape_operand_with_huge_dim", ErrorCode::kBadModel,
-                       "the shape operand has 1099511627776 elements"},
-        FuzzRegression{"typed_data_shorter_than_dims", ErrorCode::kBadModel,
-                       "holds 3 values, its dims need 2147483647"}),
+    ::testing::Values(FuzzRegression{"gemm6_rank1_input", ErrorCode::kBadModel,
+                                     "Gemm input 0 must be 2-D"},
+                      FuzzRegression{"layer_norm_axis_below_minus_rank", ErrorCode::kBadModel,
+                                     "axis -5 is out of range for rank 4"},
+                      FuzzRegression{"raw_data_size_mismatch", ErrorCode::kBadModel,
+                                     "holds 5 bytes of raw_data, its dims need 16"},
+                      FuzzRegression{"reshape_opset1_shape_attribute", ErrorCode::kUnsupported,
+                                     "Reshape-1 (the shape as an attribute"},
+                      FuzzRegression{"shape_operand_with_huge_dim", ErrorCode::kBadModel,
+                                     "the shape operand has 1099511627776 elements"},
+                      FuzzRegression{"typed_data_shorter_than_dims", ErrorCode::kBadModel,
+                                     "holds 3 values, its dims need 2147483647"}),
     [](const auto& test) { return std::string(test.param.file); });
 
 }  // namespace

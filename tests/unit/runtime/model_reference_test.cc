@@ -7,9 +7,9 @@
 #include <string>
 #include <tuple>
 
-#include "reference_data.h"
 #include "coproc/runtime/model.h"
 #include "device/cpu/cpu_session.h"
+#include "reference_data.h"
 
 namespace coproc::runtime {
 namespace {

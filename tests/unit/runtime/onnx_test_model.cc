@@ -1,14 +1,13 @@
 #include "onnx_test_model.h"
 
-#include "device/cpu/cpu_session.h"
-
 #include <onnx/shape_inference/implementation.h>
 #include <unistd.h>
 
 #include <algorithm>
-
 #include <cstdio>
 #include <fstream>
+
+#include "device/cpu/cpu_session.h"
 
 namespace coproc::runtime::testing {
 namespace {
@@ -107,8 +106,9 @@ void ModelBuilder::save(const std::string& path) const {
   onnx::ModelProto model = model_;
   // Outputs declared without a shape get the one ONNX infers: the checker wants one.
   const auto& outputs = model.graph().output();
-  if (std::any_of(outputs.begin(), outputs.end(),
-                  [](const onnx::ValueInfoProto& o) { return !o.type().tensor_type().has_shape(); })) {
+  if (std::any_of(outputs.begin(), outputs.end(), [](const onnx::ValueInfoProto& o) {
+        return !o.type().tensor_type().has_shape();
+      })) {
     try {
       onnx::shape_inference::InferShapes(model);
     } catch (const std::exception& e) {

@@ -86,7 +86,7 @@ std::shared_ptr<const Model> load(const ModelBuilder& builder);
 // Session, or the OpenCL device's ClSession. rows: through run_rows (a batch of independent
 // rows, which the device may run as two halves).
 template <class SessionT>
-  requires requires(SessionT& s) { s.model(); }
+requires requires(SessionT& s) { s.model(); }
 Result<std::vector<Tensor>> run(SessionT& session, const std::vector<Tensor>& inputs,
                                 bool rows = false) {
   std::vector<Shape> shapes;

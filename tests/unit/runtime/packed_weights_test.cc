@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "reference_data.h"
 #include "coproc/runtime/model.h"
 #include "device/cpu/cpu_session.h"
+#include "reference_data.h"
 
 namespace coproc::runtime {
 namespace {

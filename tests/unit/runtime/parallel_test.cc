@@ -1,5 +1,7 @@
 // The intra-op pool: every item runs exactly once, callers that find the pool busy run inline,
 // and the packed GEMM gives the same result split over threads as on one.
+#include "coproc/kernels/parallel.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "coproc/kernels/cpu.h"
-#include "coproc/kernels/parallel.h"
 
 namespace coproc::kernels::cpu {
 namespace {

@@ -4,9 +4,9 @@
 
 #include <thread>
 
-#include "reference_data.h"
 #include "coproc/runtime/model.h"
 #include "device/cpu/cpu_session.h"
+#include "reference_data.h"
 
 namespace coproc::runtime {
 namespace {
@@ -55,7 +55,7 @@ TEST(SessionTest, shouldKeepAtMostMaxPlansDroppingTheLeastRecentlyUsed) {
   const Plan* p1 = *session.prepare({&b1, 1});
   ASSERT_TRUE(session.prepare({&b2, 1}).ok());
   ASSERT_TRUE(session.prepare({&b3, 1}).ok());
-  EXPECT_EQ(*session.prepare({&b1, 1}), p1);  // a hit: b1 is now the most recent
+  EXPECT_EQ(*session.prepare({&b1, 1}), p1);    // a hit: b1 is now the most recent
   ASSERT_TRUE(session.prepare({&b4, 1}).ok());  // full: drops b2, the least recently used
   EXPECT_EQ(*session.prepare({&b1, 1}), p1);
   auto rebuilt = session.prepare({&b2, 1});

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "onnx_test_model.h"
 #include "coproc/runtime/model.h"
 #include "device/cpu/cpu_session.h"
+#include "onnx_test_model.h"
 
 // In the helpers' namespace (onnx_test_model.h), which the tests use throughout.
 namespace coproc::runtime::testing {

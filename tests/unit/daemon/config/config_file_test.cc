@@ -346,8 +346,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "config: security.allowed_uids = [ 'alice' ] " + kIdListRule},
         Refusal{"shouldRefuseFractionalGid", "security.allowed_gids = [1.5]",
                 "config: security.allowed_gids = [ 1.5 ] " + kIdListRule},
-        Refusal{"shouldRefuseAllowListLongerThan1024",
-                "security.allowed_gids = " + ids(1025),
+        Refusal{"shouldRefuseAllowListLongerThan1024", "security.allowed_gids = " + ids(1025),
                 "config: security.allowed_gids has 1025 entries; at most 1024 are allowed"},
         Refusal{"shouldRefuseDecimalSocketMode", "security.socket_mode = 660",
                 "config: security.socket_mode = 660 " + kModeRule},
@@ -489,15 +488,16 @@ TEST_P(ConfigFileSocketMode, shouldReadModeInOctal) {
   EXPECT_EQ(config->socket_mode, GetParam().mode);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Octal, ConfigFileSocketMode,
-    ::testing::Values(ModeCase{"TomlOctalInteger", "0o600", 0600},
-                      ModeCase{"StringWithLeadingZero", "\"0660\"", 0660},
-                      ModeCase{"StringWithoutLeadingZero", "\"666\"", 0666},
-                      ModeCase{"StringWithTomlPrefix", "\"0o640\"", 0640},
-                      ModeCase{"Zero", "\"0\"", 0},
-                      ModeCase{"Max", "0o777", 0777}),
-    [](const ::testing::TestParamInfo<ModeCase>& param) { return param.param.test_name; });
+INSTANTIATE_TEST_SUITE_P(Octal, ConfigFileSocketMode,
+                         ::testing::Values(ModeCase{"TomlOctalInteger", "0o600", 0600},
+                                           ModeCase{"StringWithLeadingZero", "\"0660\"", 0660},
+                                           ModeCase{"StringWithoutLeadingZero", "\"666\"", 0666},
+                                           ModeCase{"StringWithTomlPrefix", "\"0o640\"", 0640},
+                                           ModeCase{"Zero", "\"0\"", 0},
+                                           ModeCase{"Max", "0o777", 0777}),
+                         [](const ::testing::TestParamInfo<ModeCase>& param) {
+                           return param.param.test_name;
+                         });
 
 TEST(ConfigFile, shouldTakeSocketGroupAsGidWhenAllDigits) {
   const Result<Config> as_integer = parse("security.socket_group = 998");
@@ -575,32 +575,34 @@ TEST(ConfigFile, shouldDescribeEveryKeyAndModelOnItsOwnLine) {
 
   const std::string text = describe(config.value());
 
-  EXPECT_EQ(text,
-            "daemon.socket = \"/run/c.sock\"\n"
-            "daemon.numa_node = 2\n"
-            "daemon.log_level = \"info\"\n"
-            "poller.spin_us = 50\n"
-            "executor.inline_max_us = 200\n"
-            "executor.cpu_threads = 1\n"
-            "executor.intra_op_threads = 1\n"
-            "opencl.platform = \"\"\n"
-            "opencl.device = \"\"\n"
-            "http.listen = \"127.0.0.1:9470\"\n"
-            "limits.max_clients = 64\n"
-            "limits.max_pending_hellos = 64\n"
-            "limits.max_pending_hellos_per_uid = 8\n"
-            "limits.arena_bytes = 67108864\n"
-            "limits.request_memory = 4294967296\n"
-            "limits.max_request_rows = 65536\n"
-            "limits.ring_slots = 256\n"
-            "limits.slot_bytes = 1024\n"
-            "security.allowed_uids = []\n"
-            "security.allowed_gids = []\n"
-            "security.socket_mode = \"0660\"\n"
-            "security.socket_group = \"\"\n"
-            "model.mlp = \"/m/mlp.onnx\" (device cpu, mode dynamic, max_batch 32, min_batch 1, max_wait_us "
-            "1000, preferred [], target balanced, p99_goal_us 5000, queue_limit 1024, timeout_ms 0, "
-            "aging_ms 10, length_buckets [], memory_limit 0)\n");
+  EXPECT_EQ(
+      text,
+      "daemon.socket = \"/run/c.sock\"\n"
+      "daemon.numa_node = 2\n"
+      "daemon.log_level = \"info\"\n"
+      "poller.spin_us = 50\n"
+      "executor.inline_max_us = 200\n"
+      "executor.cpu_threads = 1\n"
+      "executor.intra_op_threads = 1\n"
+      "opencl.platform = \"\"\n"
+      "opencl.device = \"\"\n"
+      "http.listen = \"127.0.0.1:9470\"\n"
+      "limits.max_clients = 64\n"
+      "limits.max_pending_hellos = 64\n"
+      "limits.max_pending_hellos_per_uid = 8\n"
+      "limits.arena_bytes = 67108864\n"
+      "limits.request_memory = 4294967296\n"
+      "limits.max_request_rows = 65536\n"
+      "limits.ring_slots = 256\n"
+      "limits.slot_bytes = 1024\n"
+      "security.allowed_uids = []\n"
+      "security.allowed_gids = []\n"
+      "security.socket_mode = \"0660\"\n"
+      "security.socket_group = \"\"\n"
+      "model.mlp = \"/m/mlp.onnx\" (device cpu, mode dynamic, max_batch 32, min_batch 1, "
+      "max_wait_us "
+      "1000, preferred [], target balanced, p99_goal_us 5000, queue_limit 1024, timeout_ms 0, "
+      "aging_ms 10, length_buckets [], memory_limit 0)\n");
 }
 
 TEST(ConfigFile, shouldDefaultTheParsedHttpListenToItsText) {

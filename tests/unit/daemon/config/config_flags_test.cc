@@ -90,14 +90,32 @@ TEST_F(ConfigFlags, shouldLetEveryFlagOverrideTheFile) {
     limits = { max_clients = 2, arena_bytes = "1MiB", ring_slots = 16, slot_bytes = 512 }
   )");
 
-  const CommandLine result =
-      run({"--config",         path.c_str(), "--socket",        "/run/flag.sock",
-           "--numa-node",      "auto",       "--log-level",     "trace",
-           "--poller-spin-us", "20",         "--inline-max-us", "30",
-           "--cpu-threads",    "4",          "--max-clients",   "128",
-           "--arena-bytes",    "1GiB",       "--ring-slots",    "1024",
-           "--slot-bytes",     "2048",       "--max-pending-hellos", "100",
-           "--max-pending-hellos-per-uid", "50"});
+  const CommandLine result = run({"--config",
+                                  path.c_str(),
+                                  "--socket",
+                                  "/run/flag.sock",
+                                  "--numa-node",
+                                  "auto",
+                                  "--log-level",
+                                  "trace",
+                                  "--poller-spin-us",
+                                  "20",
+                                  "--inline-max-us",
+                                  "30",
+                                  "--cpu-threads",
+                                  "4",
+                                  "--max-clients",
+                                  "128",
+                                  "--arena-bytes",
+                                  "1GiB",
+                                  "--ring-slots",
+                                  "1024",
+                                  "--slot-bytes",
+                                  "2048",
+                                  "--max-pending-hellos",
+                                  "100",
+                                  "--max-pending-hellos-per-uid",
+                                  "50"});
 
   ASSERT_TRUE(result.ok()) << result.error().message;
   const Config& config = result.value().value();

@@ -10,7 +10,8 @@ namespace coproc::daemon {
 namespace {
 
 Result<Config> parse_model(const std::string& keys) {
-  return parse_config_text("[[model]]\nname = \"m\"\npath = \"/m.onnx\"\n" + keys, "test.toml", "/etc");
+  return parse_config_text("[[model]]\nname = \"m\"\npath = \"/m.onnx\"\n" + keys, "test.toml",
+                           "/etc");
 }
 
 std::string error_of(const std::string& keys) {
@@ -62,7 +63,8 @@ memory_limit = "256MiB"
 }
 
 TEST(ConfigModel, shouldRefuseOutOfRangeBatchingValuesNamingKeyValueAndRange) {
-  EXPECT_EQ(error_of("max_batch = 0"), "config: model[0].max_batch = 0 must be an integer in [1, 4096]");
+  EXPECT_EQ(error_of("max_batch = 0"),
+            "config: model[0].max_batch = 0 must be an integer in [1, 4096]");
   EXPECT_EQ(error_of("max_wait_us = -1"),
             "config: model[0].max_wait_us = -1 must be an integer in [0, 10000000]");
   EXPECT_EQ(error_of("queue_limit = 2000000"),
@@ -77,8 +79,9 @@ TEST(ConfigModel, shouldRefuseOutOfRangeBatchingValuesNamingKeyValueAndRange) {
 TEST(ConfigModel, shouldRefuseUnknownModeAndReservedContinuousMode) {
   EXPECT_EQ(error_of("mode = \"greedy\""),
             "config: model[0].mode = \"greedy\" must be one of fixed|dynamic|adaptive|continuous");
-  EXPECT_EQ(error_of("mode = \"continuous\""),
-            "config: model[0].mode = \"continuous\" is reserved for generation and not supported yet");
+  EXPECT_EQ(
+      error_of("mode = \"continuous\""),
+      "config: model[0].mode = \"continuous\" is reserved for generation and not supported yet");
   EXPECT_EQ(error_of("target = \"fast\""),
             "config: model[0].target = \"fast\" must be one of latency|throughput|balanced");
 }
@@ -146,7 +149,8 @@ TEST(ConfigModel, shouldRefuseListsThatAreNotAscendingIntegersInRange) {
 }
 
 TEST(ConfigModel, shouldKeepFileBatchingWhenModelFlagReplacesThePath) {
-  const char* argv[] = {"coprocd", "--config", COPROC_TEST_MODEL_CONFIG, "--model", "m=/other.onnx"};
+  const char* argv[] = {"coprocd", "--config", COPROC_TEST_MODEL_CONFIG, "--model",
+                        "m=/other.onnx"};
   std::string out;
   auto c = parse_command_line(5, argv, &out);
   ASSERT_TRUE(c.ok()) << c.error().message;

@@ -250,10 +250,12 @@ TEST(SchedulerAdaptive, shouldDispatchWhenArrivalsPauseInsteadOfWaitingToFill) {
   const uint64_t t0 = feed_arrivals(scheduler, 16, kInterval) + kInterval;
   for (uint64_t i = 0; i < 4; ++i) {
     const uint64_t at = t0 + i * kInterval;
-    ASSERT_EQ(scheduler.admit(make_request(100 + i, 1, Priority::kNormal, at), at), Admit::kAccepted);
+    ASSERT_EQ(scheduler.admit(make_request(100 + i, 1, Priority::kNormal, at), at),
+              Admit::kAccepted);
   }
   const uint64_t last = t0 + 3 * kInterval;
-  EXPECT_FALSE(scheduler.next_batch(last + kInterval).has_value()) << "still arriving: keep filling";
+  EXPECT_FALSE(scheduler.next_batch(last + kInterval).has_value())
+      << "still arriving: keep filling";
   const uint64_t stall = scheduler.next_event_ns(last + kInterval);
   EXPECT_LE(stall, last + static_cast<uint64_t>(kStallIntervals * kInterval) + kInterval);
   EXPECT_LT(stall, last + 2 * kMs) << "not the full max_wait";

@@ -174,8 +174,7 @@ class ExactlyOnce {
           << "ticket " << ticket << " not queued (lost, duplicated or unknown)";
       Expected& request = it->second;
       ASSERT_GT(request.deadline_ns, now_ns) << "expired request in a batch";
-      ASSERT_EQ(padded_length_for(policy_, request.length), batch.padded_length)
-          << "mixed buckets";
+      ASSERT_EQ(padded_length_for(policy_, request.length), batch.padded_length) << "mixed buckets";
       ASSERT_EQ(slice.first_row, request.rows_done) << "a chunk skipped or repeated rows";
       ASSERT_GE(slice.rows, 1u);
       ASSERT_LE(slice.first_row + slice.rows, request.rows);

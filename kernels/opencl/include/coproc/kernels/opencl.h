@@ -129,14 +129,24 @@ struct Strided {
 
 enum class Elementwise : uint8_t {
   // unary, float32 only (a -> out)
-  kRelu, kSigmoid, kTanh, kErf, kExp, kSqrt, kReciprocal, kGelu,  // kGelu: x * (1 + erf(x/sqrt2)) / 2
+  kRelu,
+  kSigmoid,
+  kTanh,
+  kErf,
+  kExp,
+  kSqrt,
+  kReciprocal,
+  kGelu,  // kGelu: x * (1 + erf(x/sqrt2)) / 2
   // unary, float32, int64, int32 (a -> out); integers wrap (negating the minimum gives it back)
   kNeg,
   // unary, any dtype (a -> out): a copy; bools are written as 0 or 1
   kCopy,
   // binary, float32, int64, int32 (a, b -> out). Integers wrap; integer Div truncates toward
   // zero, x / 0 = 0 and min / -1 = min (ops/elementwise.cc).
-  kAdd, kSub, kMul, kDiv,
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
   // binary: a float32, b float32 -> float32 (std::pow semantics); integer bases and exponents are
   // planned by the runtime on the host or refused, never sent here.
   kPow,

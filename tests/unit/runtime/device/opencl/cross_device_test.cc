@@ -18,11 +18,11 @@
 #include <string>
 #include <vector>
 
-#include "unit/runtime/onnx_test_model.h"
-#include "device/opencl/cl_session.h"
 #include "coproc/runtime/model.h"
 #include "device/cpu/cpu_session.h"
+#include "device/opencl/cl_session.h"
 #include "ops/ops.h"
+#include "unit/runtime/onnx_test_model.h"
 
 namespace coproc::runtime::testing {
 namespace {
@@ -208,7 +208,8 @@ void add_elementwise(std::vector<Case>* cases) {
     binary(op, random_f32({7, 33}), random_f32({33}), kExact);
     binary(op, random_f32({1}), random_f32({5, 1, 3}), kExact);
     binary(op, random_f32({2, 3, 1, 5, 1}), random_f32({4, 1, 6}), kExact);
-    binary(op, random_i64({6, 5}, -1000, 1000), random_i64({6, 1}, -3, 3), kExact);  // Div by 0 among them
+    binary(op, random_i64({6, 5}, -1000, 1000), random_i64({6, 1}, -3, 3),
+           kExact);  // Div by 0 among them
     binary(op, random_i32({1001}, -100000, 100000), random_i32({1001}, -2, 2), kExact);
   }
   binary("Pow", random_f32({17}, 0.1f, 3.0f), random_f32({17}, -2.0f, 2.0f), kMath);

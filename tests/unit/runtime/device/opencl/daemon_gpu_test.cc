@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "coproc.h"
 #include "support/daemon_process.h"
 #include "support/test_client.h"
-#include "coproc.h"
 
 namespace coproc::test {
 namespace {
@@ -45,7 +45,8 @@ std::vector<float> infer(ClientHandle& client, const char* model, const std::vec
 // coproc-stat --json for the daemon at `socket`.
 std::string stat_json(const std::string& socket) {
   std::string out;
-  FILE* p = ::popen((std::string(COPROC_TEST_BIN_DIR) + "/coproc-stat --json --socket " + socket).c_str(), "r");
+  FILE* p = ::popen(
+      (std::string(COPROC_TEST_BIN_DIR) + "/coproc-stat --json --socket " + socket).c_str(), "r");
   if (p == nullptr) return out;
   char buf[4096];
   for (std::size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
@@ -88,13 +89,18 @@ TEST(DaemonOnOpenCl, shouldAnswerAModelPinnedToTheDeviceAsTheCpuDoes) {
   // busy for them and holds their weights.
   const std::string json = stat_json(daemon.socket_path());
   std::smatch gpu;
-  ASSERT_TRUE(std::regex_search(json, gpu, std::regex(R"("device":"gpu","name":"[^"]*","present":true,"busy_ns":(\d+),"batches":(\d+),"busy_fraction":[^,]*,"memory_bytes":(\d+))")))
+  ASSERT_TRUE(std::regex_search(
+      json, gpu,
+      std::regex(
+          R"("device":"gpu","name":"[^"]*","present":true,"busy_ns":(\d+),"batches":(\d+),"busy_fraction":[^,]*,"memory_bytes":(\d+))")))
       << json;
   EXPECT_GT(std::stoull(gpu[1]), 0u) << json;
   EXPECT_GE(std::stoull(gpu[2]), 3u) << json;
   EXPECT_GT(std::stoull(gpu[3]), 0u) << json;
   std::smatch model;
-  ASSERT_TRUE(std::regex_search(json, model, std::regex(R"("name":"mlp_gpu","device":"gpu".*?"batches":(\d+),"batches_on_gpu":(\d+))")))
+  ASSERT_TRUE(std::regex_search(
+      json, model,
+      std::regex(R"("name":"mlp_gpu","device":"gpu".*?"batches":(\d+),"batches_on_gpu":(\d+))")))
       << json;
   EXPECT_EQ(model[1], "3");
   EXPECT_EQ(model[2], "3");
