@@ -135,7 +135,11 @@ int main(int argc, char** argv) {
                 int64_t{config.poller_spin_us} * 1000, [&control](uint32_t id, std::string reason) {
                   control.disconnect_later(id, std::move(reason));
                 });
-  control.on_reload([&] { reload_policies(argc, argv, models.value(), config, dispatcher); });
+  control.on_reload([&] {
+    reload_policies(argc, argv, models.value(), config, [&](uint32_t id, sched::Policy policy) {
+      dispatcher.set_policy(id, std::move(policy));
+    });
+  });
   dispatcher.start();
   poller.start();
   control.run(poller, dispatcher);

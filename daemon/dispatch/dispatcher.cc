@@ -88,10 +88,6 @@ void Dispatcher::set_policy(uint32_t model_id, sched::Policy policy) {
   cv_.notify_all();
 }
 
-bool Dispatcher::variable_length(uint32_t model_id) const {
-  return states_[model_id]->traits.variable_length;
-}
-
 ErrorCode Dispatcher::admission_problem(const WorkItem& item, std::string* problem) const {
   const int64_t rows = request_rows(item);
   if (rows > static_cast<int64_t>(max_request_rows_)) {

@@ -93,8 +93,6 @@ class Dispatcher {
   void set_policy(uint32_t model_id, sched::Policy policy);
   // Nothing queued and nothing running.
   bool idle() const;
-  // The model has a variable-length dim (dim 1 of an input).
-  bool variable_length(uint32_t model_id) const;
   // A batch is running on the worker or inline. Lock-free, for the poller's
   // spin decision: while the CPU is busy with a batch, spinning would only
   // take a core from it and from the clients (relaxed: a hint).

@@ -72,7 +72,8 @@ Result<std::vector<sched::Policy>> policies_for(const ModelSet& models, const Co
 }
 
 void reload_policies(int argc, const char* const* argv, const ModelSet& models,
-                     const Config& running, Dispatcher& dispatcher) {
+                     const Config& running,
+                     const std::function<void(uint32_t model_id, sched::Policy)>& apply) {
   std::string text;
   auto parsed = parse_command_line(argc, argv, &text);
   if (!parsed.ok() || !parsed.value().has_value()) {
@@ -95,13 +96,12 @@ void reload_policies(int argc, const char* const* argv, const ModelSet& models,
       continue;
     }
     sched::Policy policy = to_policy(now->batching);
-    if (policy.memory_limit_bytes > 0 && policy.length_buckets.empty() &&
-        dispatcher.variable_length(m.id)) {
+    if (policy.memory_limit_bytes > 0 && policy.length_buckets.empty() && m.variable_length()) {
       spdlog::warn("SIGHUP: model '{}': memory_limit needs length_buckets; policy not applied",
                    m.name);
       continue;
     }
-    dispatcher.set_policy(m.id, std::move(policy));
+    apply(m.id, std::move(policy));
     spdlog::info("SIGHUP: batching policy of model '{}' applied", m.name);
   }
   for (const auto& mc : fresh.models) {

@@ -2,10 +2,10 @@
 // SIGHUP reload that applies changed policies without a restart.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "config/config.h"
-#include "dispatch/dispatcher.h"
 #include "models/models.h"
 #include "scheduler/scheduler_types.h"
 
@@ -22,8 +22,10 @@ Result<std::vector<sched::Policy>> policies_for(const ModelSet& models, const Co
 // SIGHUP: re-reads the configuration the daemon started with. Batching
 // policies of models still named the same and at the same path change at
 // once (queued requests stay queued); anything else (a model added, removed
-// or moved, a daemon-wide key) is logged as needing a restart.
+// or moved, a daemon-wide key) is logged as needing a restart. `apply` hands a model's new
+// policy to whoever runs it (the dispatcher), so this room does not depend on that one.
 void reload_policies(int argc, const char* const* argv, const ModelSet& models,
-                     const Config& running, Dispatcher& dispatcher);
+                     const Config& running,
+                     const std::function<void(uint32_t model_id, sched::Policy)>& apply);
 
 }  // namespace coproc::daemon
