@@ -105,7 +105,7 @@ def mlp_model(rng):
 
 
 def seq_model():
-    # A variable-length model for the batcher's length buckets: y = Relu(2 * x) over
+    # A variable-length model for the scheduler's length buckets: y = Relu(2 * x) over
     # x [N, L, 8], with both N (batch) and L (length, dim 1) dynamic.
     two = helper.make_tensor("two", FLOAT, [], [2.0])
     return make_model("seq", [node("Mul", ["x", "two"], ["d"]), node("Relu", ["d"], ["y"])],
@@ -363,7 +363,7 @@ def main():
         onnx.save(model, out / f"{stem}.onnx")
         write_cases(model, stem, seeded(stem + ".inputs"), ref_dir, manifest, batches, scale)
 
-    # Variable-length model for the batcher tests, which compute its (trivial) reference.
+    # Variable-length model for the batching tests, which compute its (trivial) reference.
     seq = seq_model()
     onnx.checker.check_model(seq, full_check=True)
     onnx.save(seq, out / "seq.onnx")

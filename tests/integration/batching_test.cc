@@ -1,6 +1,6 @@
-// The batcher with a real daemon and real clients: variable-length batches
-// padded and cropped, admission limits, prompt deadlines, cancellation, SIGHUP
-// policy reload, and exactly-once completion under load from many processes.
+// Batching (the dispatcher and its scheduler) with a real daemon and real clients:
+// variable-length batches padded and cropped, admission limits, prompt deadlines, cancellation,
+// SIGHUP policy reload, and exactly-once completion under load from many processes.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>

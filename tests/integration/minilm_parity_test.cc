@@ -2,7 +2,7 @@
 //  - ONNX Runtime on the same ONNX file (120 inputs, 8 to 256 tokens), and
 //  - sentence-transformers, the model's own reference implementation (the committed fixture's 40
 //    sentences).
-// Several clients submit concurrently with requests in flight, so the batcher groups inputs of
+// Several clients submit concurrently with requests in flight, so the dispatcher groups inputs of
 // different lengths, zero-pads ids and mask to a length bucket and crops nothing (the embedding
 // has no length dim): the padded positions must not change any embedding.
 #include <gtest/gtest.h>

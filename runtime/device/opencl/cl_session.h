@@ -101,7 +101,7 @@ class ClSession final : public Session {
   // kInvalidArgument naming the node, as on the CPU; a device failure with kInternal.
   Status run(const Plan& plan, std::span<const void* const> inputs,
              std::span<void* const> outputs) override;
-  // As Session::run_rows (the batcher's contract with the models it batches). A batch of at
+  // As Session::run_rows (the dispatcher's contract with the models it batches). A batch of at
   // least two rows whose transfers reach overlap_min_bytes runs as two halves on plans prepare()
   // made alongside: the second half uploads while the first computes, and the first downloads
   // while the second computes (Device::upload, compute_after, download_after).

@@ -206,7 +206,7 @@ enum class DeviceMode : uint64_t { kCpu = 0, kGpu = 1, kAuto = 2 };
 
 // Per-model counters. Each field has one writer at a time: counters in block
 // k are written by writer k; queue_depth by whichever thread holds the
-// batcher's lock; the settings once at start; the rates by the control loop
+// dispatcher's lock; the settings once at start; the rates by the control loop
 // (block 0 carries the gauges, settings and rates; a reader takes them from
 // block 0 and sums the rest).
 // Books that always balance (tested): accepted + rejected_queue_full +
