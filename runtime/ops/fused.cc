@@ -175,7 +175,10 @@ Status plan_matmul_bias(PlanContext& ctx) {
 // ---------------------------------------------------------------- coproc.Attention
 
 // Operands of the attention kernel, in the order of the strides below.
-using enum AttentionCall::Operand;
+// (Named one by one: clang 14 does not resolve `using enum` at namespace scope.)
+constexpr std::size_t kQ = AttentionCall::kQ, kK = AttentionCall::kK, kV = AttentionCall::kV,
+                      kMask = AttentionCall::kMask, kOut = AttentionCall::kOut,
+                      kOperands = AttentionCall::kOperands;
 
 // One operand's batch dims (the dims that index heads) and their strides in elements.
 struct BatchDims {

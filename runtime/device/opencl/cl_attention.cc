@@ -12,7 +12,10 @@
 namespace coproc::runtime::detail {
 namespace {
 
-using enum AttentionCall::Operand;
+// (Named one by one: clang 14 does not resolve `using enum` at namespace scope.)
+constexpr std::size_t kQ = AttentionCall::kQ, kK = AttentionCall::kK, kV = AttentionCall::kV,
+                      kMask = AttentionCall::kMask, kOut = AttentionCall::kOut,
+                      kOperands = AttentionCall::kOperands;
 
 // coproc.Attention on the OpenCL device: per group of heads, scores = scale * Q K^T as one
 // batched GEMM, the mask added in place, Softmax over each row, then O = P V as another batched
