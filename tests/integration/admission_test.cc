@@ -243,9 +243,12 @@ TEST(Admission, shouldAnswerAConnectionOverItsUidsPendingLimitResourceExhaustedN
   // libcoproc, many times. A client whose hello is in by the time the daemon accepts it is not
   // waiting and is served; one accepted before its hello arrived is refused, and may find the
   // daemon gone when it sends its hello: it must still report the refusal, never the failed send.
-  // Which comes first is up to the scheduler, so try until a few were refused (or 200 times).
+  // Which comes first is up to the scheduler, so try until a few were refused, for up to 30 s:
+  // a refusal may take hundreds of tries (about 1 in 70 under ThreadSanitizer, where 200 tries
+  // missed every time in one run of 20).
   int refusals = 0;
-  for (int i = 0; i < 200 && refusals < 3; ++i) {
+  for (const auto until = Clock::now() + std::chrono::seconds(30);
+       refusals < 3 && Clock::now() < until;) {
     ClientHandle client(daemon.socket_path());
     if (client.status == COPROC_OK) continue;
     const std::string message = coproc_last_error();
