@@ -102,14 +102,12 @@ std::string check_tensor(const fb::TensorRef* ref, const runtime::TensorSpec& sp
 bool check_shapes(const LoadedModel& model, WorkItem* item, std::string* problem) {
   const auto& specs = model.model->inputs();
   const int64_t rows = request_rows(*item);
-  // The length is read off the first input with the variable-length dim; a wrong rank there is
-  // refused below, naming that input.
+  // The length is read off the model's length input (LoadedModel::length_input; the input count
+  // was checked before); a wrong rank there is refused below, naming that input.
   int64_t length = 0;
-  for (uint32_t i = 0; i < item->n_inputs; ++i) {
-    if (!variable_length_dim(specs[i].dims)) continue;
-    const runtime::Shape& s = item->input_shapes[i];
+  if (model.variable_length()) {
+    const runtime::Shape& s = item->input_shapes[static_cast<std::size_t>(model.length_input)];
     length = s.rank > 1 ? s.dims[1] : 0;
-    break;
   }
   auto refuse = [&](uint32_t i, const std::string& what) {
     *problem = "input '" + specs[i].name + "' " + what;

@@ -75,12 +75,6 @@ inline int64_t request_rows(const WorkItem& item) {
   return item.input_shapes[0].rank > 0 ? item.input_shapes[0].dims[0] : 1;
 }
 
-// An input or output spec whose dim 1 is the variable-length dim (dynamic, after the batch dim):
-// requests may differ there, and are padded along it in a batch.
-inline bool variable_length_dim(const std::vector<int64_t>& dims) {
-  return dims.size() >= 2 && dims[1] < 0;
-}
-
 struct CancelItem {
   uint64_t target_id = 0;
 };

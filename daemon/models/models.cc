@@ -117,7 +117,7 @@ Status measure_devices(LoadedModel& m, const BatchingConfig& batching) {
 int length_input_of(const runtime::Model& model) {
   const auto& inputs = model.inputs();
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i].dims.size() >= 2 && inputs[i].dims[1] < 0) return static_cast<int>(i);
+    if (variable_length_dim(inputs[i].dims)) return static_cast<int>(i);
   }
   return -1;
 }

@@ -34,6 +34,12 @@ constexpr wire::DeviceMode to_wire(DeviceMode device) {
   return wire::DeviceMode::kCpu;
 }
 
+// An input or output spec whose dim 1 is the variable-length dim (dynamic, after the batch dim):
+// requests may differ there, and are padded along it in a batch.
+inline bool variable_length_dim(const std::vector<int64_t>& dims) {
+  return dims.size() >= 2 && dims[1] < 0;
+}
+
 // One batch size's run times on both devices, measured at load for device auto.
 struct DeviceTiming {
   uint32_t batch = 0;
