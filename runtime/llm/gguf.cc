@@ -24,7 +24,7 @@ constexpr uint32_t kMaxDims = 4;  // ggml's GGML_MAX_DIMS
 // cannot make the reader allocate gigabytes before the file's size has refused it.
 constexpr uint64_t kMaxKeyBytes = 1 << 16;
 
-Error bad(std::string message) { return make_error(ErrorCode::kInvalidArgument, std::move(message)); }
+Error bad(std::string message) { return make_error(ErrorCode::kBadModel, std::move(message)); }
 
 // A bounds-checked little-endian cursor over the file. Every read says what it was reading, so
 // that a failure names the key or tensor.
@@ -358,7 +358,7 @@ bool is_integer(GgufValueType t) {
 }
 
 Error missing(std::string_view key) {
-  return make_error(ErrorCode::kInvalidArgument, fmt::format("key '{}' is missing", key));
+  return make_error(ErrorCode::kBadModel, fmt::format("key '{}' is missing", key));
 }
 
 Error wrong_type(std::string_view key, const GgufValue& v, const char* wanted) {

@@ -56,7 +56,7 @@ struct TensorInfo {
 
 class GgufFile {
  public:
-  // Maps `path` and parses it. Errors: kInvalidArgument naming the key or tensor that is wrong
+  // Maps `path` and parses it. Errors: kBadModel naming the key or tensor that is wrong
   // ("tensor 'blk.0.attn_q.weight': data [x, y) ends past the file's 98362432 bytes").
   static Result<std::unique_ptr<GgufFile>> open(const std::string& path);
   // Parses bytes the caller keeps alive (the fuzz target, tests).

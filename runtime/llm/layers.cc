@@ -1,0 +1,172 @@
+#include "llm/layers.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "coproc/kernels/parallel.h"
+#include "llm/kv_cache.h"
+
+namespace coproc::llm {
+
+namespace kc = kernels::cpu;
+
+namespace {
+
+// A dot product with a fixed summation order (16 lanes, then lanes 0..15 in order), so that it
+// vectorises without -ffast-math and gives the same bits on every call.
+float dot(const float* a, const float* b, int64_t n) {
+  float lane[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int j = 0; j < 16; ++j) lane[j] += a[i + j] * b[i + j];
+  }
+  for (; i < n; ++i) lane[i % 16] += a[i] * b[i];
+  float s = 0;
+  for (float l : lane) s += l;
+  return s;
+}
+
+bool quantized(GgmlType t) {
+  return t == GgmlType::kQ4_0 || t == GgmlType::kQ4_1 || t == GgmlType::kQ8_0;
+}
+
+kc::QuantWeight quant_weight(GgmlType t) {
+  switch (t) {
+    case GgmlType::kQ4_0: return kc::QuantWeight::kQ4_0;
+    case GgmlType::kQ4_1: return kc::QuantWeight::kQ4_1;
+    default: return kc::QuantWeight::kQ8_0;
+  }
+}
+
+// Work items below this many weight rows run on one thread.
+constexpr int64_t kRowsPerTask = 16;
+
+}  // namespace
+
+void Scratch::resize(const Hparams& hp, int64_t rows) {
+  const auto r = static_cast<size_t>(rows);
+  const auto q_width = static_cast<size_t>(hp.n_head) * hp.head_dim;
+  const auto kv_width = static_cast<size_t>(hp.n_head_kv) * hp.head_dim;
+  x.resize(r * hp.n_embd);
+  h.resize(r * hp.n_embd);
+  q.resize(r * q_width);
+  k.resize(r * kv_width);
+  v.resize(r * kv_width);
+  att.resize(r * q_width);
+  gate.resize(r * hp.n_ff);
+  up.resize(r * hp.n_ff);
+  const size_t widest = std::max({static_cast<size_t>(hp.n_embd), q_width, static_cast<size_t>(hp.n_ff)});
+  xq.resize(r * (widest / kQuantBlock));
+}
+
+void embed(const Matrix& table, std::span<const int32_t> tokens, float* x) {
+  const int64_t rb = row_bytes(table.type, table.cols);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const auto* row = static_cast<const uint8_t*>(table.data) + rb * tokens[i];
+    dequantize_row(table.type, row, x + static_cast<int64_t>(i) * table.cols, table.cols);
+  }
+}
+
+void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * n;
+    float* yr = y + r * n;
+    const float mean_sq = dot(xr, xr, n) / static_cast<float>(n);
+    const float scale = 1.0f / std::sqrt(mean_sq + eps);
+    for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] * scale * w[i];
+  }
+}
+
+void matmul(const Matrix& w, const float* x, int64_t rows, float* y, int64_t ldy,
+            std::vector<kc::BlockQ8A>& xq) {
+  const int64_t k = w.cols;
+  if (quantized(w.type)) {
+    const int64_t blocks = k / kQuantBlock;
+    if (xq.size() < static_cast<size_t>(rows * blocks)) xq.resize(static_cast<size_t>(rows * blocks));
+    for (int64_t r = 0; r < rows; ++r) kc::quantize_q8a(x + r * k, k, xq.data() + r * blocks);
+    kc::quant_matmul(quant_weight(w.type), w.data, w.rows, k, xq.data(), rows, y, ldy);
+    return;
+  }
+  // Float weights (stored F32, or converted from F16/BF16 at load): one fixed-order dot per output.
+  const auto* wf = static_cast<const float*>(w.data);
+  kc::parallel_for(w.rows, kRowsPerTask, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      for (int64_t r = 0; r < rows; ++r) y[r * ldy + j] = dot(wf + j * k, x + r * k, k);
+    }
+  });
+}
+
+void rope(float* x, int32_t n_heads, int32_t head_dim, int32_t rope_dim, int32_t pos,
+          float freq_base) {
+  // Angles in double: cos/sin of pos * theta lose little even at position 8191.
+  float cs[256], sn[256];
+  const int32_t pairs = std::min(rope_dim / 2, 256);
+  for (int32_t i = 0; i < pairs; ++i) {
+    const double theta = std::pow(static_cast<double>(freq_base), -2.0 * i / rope_dim);
+    const double angle = static_cast<double>(pos) * theta;
+    cs[i] = static_cast<float>(std::cos(angle));
+    sn[i] = static_cast<float>(std::sin(angle));
+  }
+  for (int32_t h = 0; h < n_heads; ++h) {
+    float* xh = x + static_cast<int64_t>(h) * head_dim;
+    for (int32_t i = 0; i < pairs; ++i) {
+      const float a = xh[2 * i];
+      const float b = xh[2 * i + 1];
+      xh[2 * i] = a * cs[i] - b * sn[i];
+      xh[2 * i + 1] = a * sn[i] + b * cs[i];
+    }
+  }
+}
+
+void attention(const Hparams& hp, int32_t layer, std::span<const BatchEntry> entries,
+               const float* q, const KvCache& kv, float* out) {
+  const int32_t hd = hp.head_dim;
+  const int32_t group = hp.n_head / hp.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const auto n_items = static_cast<int64_t>(entries.size()) * hp.n_head;
+  kc::parallel_for(n_items, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scores;
+    for (int64_t item = begin; item < end; ++item) {
+      const BatchEntry& e = entries[static_cast<size_t>(item / hp.n_head)];
+      const auto head = static_cast<int32_t>(item % hp.n_head);
+      const int32_t kv_head = head / group;
+      const float* qh = q + item * hd;  // q is [rows][n_head][hd]: item = row * n_head + head
+      const int32_t n = e.pos + 1;
+      std::span<const int32_t> table = kv.block_table(e.seq);
+      scores.resize(static_cast<size_t>(n));
+      float max_score = -INFINITY;
+      for (int32_t t = 0; t < n; ++t) {
+        const float* key = kv.key(layer, table[static_cast<size_t>(t / kBlockTokens)], kv_head, t % kBlockTokens);
+        scores[static_cast<size_t>(t)] = dot(qh, key, hd) * scale;
+        max_score = std::max(max_score, scores[static_cast<size_t>(t)]);
+      }
+      float sum = 0;
+      for (int32_t t = 0; t < n; ++t) {
+        scores[static_cast<size_t>(t)] = std::exp(scores[static_cast<size_t>(t)] - max_score);
+        sum += scores[static_cast<size_t>(t)];
+      }
+      float* o = out + item * hd;
+      std::fill(o, o + hd, 0.0f);
+      for (int32_t t = 0; t < n; ++t) {
+        const float p = scores[static_cast<size_t>(t)];
+        const float* val = kv.value(layer, table[static_cast<size_t>(t / kBlockTokens)], kv_head, t % kBlockTokens);
+        for (int32_t d = 0; d < hd; ++d) o[d] += p * val[d];
+      }
+      const float inv = 1.0f / sum;
+      for (int32_t d = 0; d < hd; ++d) o[d] *= inv;
+    }
+  });
+}
+
+void swiglu(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void add_in_place(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+}  // namespace coproc::llm
