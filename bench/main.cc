@@ -9,12 +9,15 @@
 //                                       N processes: one coprocd vs ONNX Runtime in each
 //   coproc-bench devices --model FILE [--gemm N] [--json]
 //                                       the OpenCL device against the CPU
+//   coproc-bench llm --model FILE.gguf [--llamacpp DIR] [--json]
+//                                       the LLM engine against llama.cpp: pp512, tg128, decodeN
 // Each folder registers its own subcommand (common/command.h); this file only wires them.
 #include <CLI/CLI.hpp>
 #include <vector>
 
 #include "common/command.h"
 #include "devices/devices_command.h"
+#include "llm/llm_command.h"
 #include "load/load_command.h"
 #include "ort/ort_command.h"
 #include "transport/transport_commands.h"
@@ -26,7 +29,7 @@ int main(int argc, char** argv) {
   // In this order in --help.
   const std::vector<Command> commands = {add_compare_command(app), add_latency_command(app),
                                          add_load_command(app), add_ort_command(app),
-                                         add_devices_command(app)};
+                                         add_devices_command(app), add_llm_command(app)};
   CLI11_PARSE(app, argc, argv);
   for (const Command& command : commands) {
     if (command.app->parsed()) return command.run();

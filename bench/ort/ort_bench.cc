@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/machine.h"
 #include "coproc/kernels/cpu.h"
 #include "ort/ort_process.h"
 
@@ -86,22 +87,6 @@ bool model_has_seq(const runtime::Model& model) {
   }
   return false;
 }
-
-namespace {
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
-    }
-  }
-  return "unknown";
-}
-
-}  // namespace
 
 std::string machine_text() {
   return fmt::format("{}, {} cores, coproc GEMM kernel {}", cpu_model(),
