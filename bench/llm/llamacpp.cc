@@ -65,7 +65,8 @@ class FlatJson {
   }
 
   void skip_space() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) {
+    while (i_ < s_.size() &&
+           (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) {
       ++i_;
     }
   }
@@ -136,11 +137,20 @@ class FlatJson {
       }
       if (c == '\\' && i_ + 1 < s_.size()) {
         switch (const char e = s_[++i_]) {
-          case 'n': out += '\n'; break;
-          case 't': out += '\t'; break;
-          case 'r': out += '\r'; break;
-          case 'u': out += "\\u"; break;  // its four hex digits follow as they are
-          default: out += e;  // \" \\ \/ stand for themselves
+          case 'n':
+            out += '\n';
+            break;
+          case 't':
+            out += '\t';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 'u':
+            out += "\\u";
+            break;  // its four hex digits follow as they are
+          default:
+            out += e;  // \" \\ \/ stand for themselves
         }
       } else {
         out += c;
@@ -156,8 +166,7 @@ class FlatJson {
 Result<double> number_field(const FlatObject& object, std::string_view key) {
   auto it = object.find(key);
   if (it == object.end()) {
-    return make_error(ErrorCode::kInternal,
-                      "benchmark output has no \"" + std::string(key) + "\"");
+    return make_error(ErrorCode::kInternal, "benchmark output has no \"" + std::string(key) + "\"");
   }
   char* end = nullptr;
   errno = 0;
@@ -205,7 +214,8 @@ std::string command_line(const std::vector<std::string>& argv) {
 }
 
 std::string tail(const std::string& text) {
-  return text.size() <= kStderrTailBytes ? text : "..." + text.substr(text.size() - kStderrTailBytes);
+  return text.size() <= kStderrTailBytes ? text
+                                         : "..." + text.substr(text.size() - kStderrTailBytes);
 }
 
 // Runs argv[0] (a path) with our environment and collects its stdout and stderr until it exits.
@@ -322,7 +332,8 @@ Result<LlamaCppBench> parse_llama_bench_json(std::string_view json, int prompt_t
       bench.decode = rate;
       have_tg = true;
     }
-    if (auto commit = o.find("build_commit"); commit != o.end()) bench.build_commit = commit->second;
+    if (auto commit = o.find("build_commit"); commit != o.end())
+      bench.build_commit = commit->second;
   }
   if (!have_pp || !have_tg) {
     return make_error(ErrorCode::kInternal,
@@ -374,10 +385,19 @@ Result<LlamaCppBench> run_llamacpp_bench(const LlamaCppBenchOptions& options) {
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const std::string t = std::to_string(threads);
 
-  const std::vector<std::string> bench_argv = {
-      *bench_path, "-m", options.model_path, "-t", t, "-p", std::to_string(options.prompt_tokens),
-      "-n", std::to_string(options.decode_tokens), "-r", std::to_string(options.repetitions),
-      "-o", "json"};
+  const std::vector<std::string> bench_argv = {*bench_path,
+                                               "-m",
+                                               options.model_path,
+                                               "-t",
+                                               t,
+                                               "-p",
+                                               std::to_string(options.prompt_tokens),
+                                               "-n",
+                                               std::to_string(options.decode_tokens),
+                                               "-r",
+                                               std::to_string(options.repetitions),
+                                               "-o",
+                                               "json"};
   auto bench_out = run_tool(bench_argv);
   if (!bench_out.ok()) return bench_out.error();
   auto result = parse_llama_bench_json(*bench_out, options.prompt_tokens, options.decode_tokens);
@@ -392,11 +412,25 @@ Result<LlamaCppBench> run_llamacpp_bench(const LlamaCppBenchOptions& options) {
     if (!npl.empty()) npl += ',';
     npl += std::to_string(n);
   }
-  const std::vector<std::string> batched_argv = {
-      *batched_path, "-m", options.model_path, "-t", t, "-c", std::to_string(context),
-      "-b", std::to_string(kBatchedBenchBatch), "-ub", std::to_string(kBatchedBenchUbatch),
-      "-npp", std::to_string(options.batched_prompt_tokens),
-      "-ntg", std::to_string(options.decode_tokens), "-npl", npl, "--output-format", "jsonl"};
+  const std::vector<std::string> batched_argv = {*batched_path,
+                                                 "-m",
+                                                 options.model_path,
+                                                 "-t",
+                                                 t,
+                                                 "-c",
+                                                 std::to_string(context),
+                                                 "-b",
+                                                 std::to_string(kBatchedBenchBatch),
+                                                 "-ub",
+                                                 std::to_string(kBatchedBenchUbatch),
+                                                 "-npp",
+                                                 std::to_string(options.batched_prompt_tokens),
+                                                 "-ntg",
+                                                 std::to_string(options.decode_tokens),
+                                                 "-npl",
+                                                 npl,
+                                                 "--output-format",
+                                                 "jsonl"};
   auto batched_out = run_tool(batched_argv);
   if (!batched_out.ok()) return batched_out.error();
   auto batched = parse_batched_bench_jsonl(*batched_out);

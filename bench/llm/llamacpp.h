@@ -42,13 +42,13 @@ struct LlamaCppRate {
 // One llama-batched-bench case (one -npl value).
 struct LlamaCppBatched {
   int sequences = 0;
-  double decode_tokens_per_s = 0;   // S_TG: all sequences' decode tokens over the decode time
-  double prompt_tokens_per_s = 0;   // S_PP: all sequences' prompt tokens over the prefill time
+  double decode_tokens_per_s = 0;  // S_TG: all sequences' decode tokens over the decode time
+  double prompt_tokens_per_s = 0;  // S_PP: all sequences' prompt tokens over the prefill time
 };
 
 struct LlamaCppBench {
-  LlamaCppRate prompt;  // pp<prompt_tokens>
-  LlamaCppRate decode;  // tg<decode_tokens>
+  LlamaCppRate prompt;                   // pp<prompt_tokens>
+  LlamaCppRate decode;                   // tg<decode_tokens>
   std::vector<LlamaCppBatched> batched;  // in the order of options.sequences
   std::string build_commit;              // as llama-bench reports it, e.g. "0c1e570"
   std::vector<std::string> commands;     // the exact command lines that ran, for the report

@@ -228,8 +228,8 @@ class Reference {
  private:
   llama_context* new_context(int n_tokens, int n_batch) {
     llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = static_cast<uint32_t>((n_tokens + kContextGranule - 1) / kContextGranule *
-                                     kContextGranule);
+    cp.n_ctx =
+        static_cast<uint32_t>((n_tokens + kContextGranule - 1) / kContextGranule * kContextGranule);
     cp.n_batch = cp.n_ubatch = static_cast<uint32_t>(n_batch);
     cp.n_seq_max = 1;
     cp.n_threads = cp.n_threads_batch = threads_;

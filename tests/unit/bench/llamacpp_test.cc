@@ -143,7 +143,8 @@ TEST_F(FakeLlamaCpp, shouldRunBothToolsWithTheSameModelAndThreads) {
   EXPECT_EQ(bench->batched[1].sequences, 4);
   EXPECT_DOUBLE_EQ(bench->batched[1].decode_tokens_per_s, 200.511551);
   ASSERT_EQ(bench->commands.size(), 2u);
-  EXPECT_EQ(bench->commands[0], dir_ + "/llama-bench -m /models/m.gguf -t 2 -p 512 -n 128 -r 5 -o json");
+  EXPECT_EQ(bench->commands[0],
+            dir_ + "/llama-bench -m /models/m.gguf -t 2 -p 512 -n 128 -r 5 -o json");
 }
 
 TEST_F(FakeLlamaCpp, shouldReportMissingBinariesAsNotFound) {
