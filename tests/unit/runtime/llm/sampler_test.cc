@@ -522,8 +522,9 @@ TEST(SamplerLogprobs, shouldReportNoMoreAlternativesThanTheVocabularyHolds) {
 }
 
 // Not a benchmark, but the cost on the reference model's vocabulary is part of the contract: a
-// step of decode takes milliseconds, sampling must not. The bound catches a quadratic or full-sort
-// regression, not noise; the measured numbers are printed.
+// step of decode takes milliseconds, sampling must not. The bound is loose enough for sanitizer
+// and debug builds on a loaded machine, so it catches a quadratic regression, not noise; the
+// measured numbers are printed (docs numbers come from the release preset).
 TEST(SamplerSpeed, shouldSampleTheReferenceVocabularyWithinMilliseconds) {
   constexpr int32_t kVocab = 49152;
   std::mt19937_64 rng(7);
