@@ -7,7 +7,8 @@
 // read of a 256 MB buffer measured in the same run; then matmul-only whole-model rates.
 // Not a test: it asserts nothing.
 //
-//   llm_quant_bench [threads]   (default: 2 for the last table)
+//   llm_quant_bench [threads [shape]]   (threads for the "best xN" rows, default 2; only the
+//   shapes whose name contains `shape`)
 #include <immintrin.h>
 
 #include <algorithm>
@@ -141,6 +142,7 @@ void print_row(const Shape& s, int64_t m, const char* variant, const char* layou
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
+  const char* only = argc > 2 ? argv[2] : "";
   std::printf("single-thread streaming read (256 MB): %.1f GB/s\n", stream_gbps());
   std::printf("best variant: %s\n\n", cpu::quant_isa_name(cpu::best_quant_isa()));
   std::printf("%-18s %4s  %-12s %-7s %10s %10s %8s %8s\n", "shape", "m", "variant", "layout",
@@ -151,6 +153,7 @@ int main(int argc, char** argv) {
   double bestn[std::size(kShapes)][std::size(kRows)] = {};
   for (size_t si = 0; si < std::size(kShapes); ++si) {
     const Shape& s = kShapes[si];
+    if (std::strstr(s.name, only) == nullptr) continue;
     const Weights w = make_weights(s, rng);
     const int copies = static_cast<int>(w.plain.size());
     for (size_t mi = 0; mi < std::size(kRows); ++mi) {
