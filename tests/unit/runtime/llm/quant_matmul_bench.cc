@@ -51,7 +51,9 @@ constexpr int kLayers = 30;
 constexpr int64_t kRows[] = {1, 4, 16, 512};
 
 int64_t plain_bytes(const Shape& s) {
-  const int64_t bb = s.type == cpu::QuantWeight::kQ8_0 ? 34 : s.type == cpu::QuantWeight::kQ4_1 ? 20 : 18;
+  const int64_t bb = s.type == cpu::QuantWeight::kQ8_0   ? 34
+                     : s.type == cpu::QuantWeight::kQ4_1 ? 20
+                                                         : 18;
   return s.n * (s.k / 32) * bb;
 }
 
@@ -130,7 +132,8 @@ Weights make_weights(const Shape& s, std::mt19937& rng) {
   return w;
 }
 
-void print_row(const Shape& s, int64_t m, const char* variant, const char* layout, const Timing& t) {
+void print_row(const Shape& s, int64_t m, const char* variant, const char* layout,
+               const Timing& t) {
   const double bytes = static_cast<double>(plain_bytes(s));
   const double ops = 2.0 * static_cast<double>(m * s.n * s.k);
   std::printf("%-18s %4lld  %-12s %-7s %10.1f %10.1f %8.2f %8.1f\n", s.name,
@@ -162,7 +165,8 @@ int main(int argc, char** argv) {
       std::normal_distribution<float> normal;
       for (float& v : x) v = normal(rng);
       std::vector<cpu::BlockQ8A> xq(static_cast<size_t>(m * (s.k / 32)));
-      for (int64_t r = 0; r < m; ++r) cpu::quantize_q8a(x.data() + r * s.k, s.k, xq.data() + r * (s.k / 32));
+      for (int64_t r = 0; r < m; ++r)
+        cpu::quantize_q8a(x.data() + r * s.k, s.k, xq.data() + r * (s.k / 32));
       std::vector<float> y(static_cast<size_t>(m * s.n));
       for (const cpu::QuantIsa isa : {cpu::QuantIsa::kPortable, cpu::QuantIsa::kAvx2,
                                       cpu::QuantIsa::kAvxVnni, cpu::QuantIsa::kAvx512Vnni}) {
@@ -173,9 +177,11 @@ int main(int argc, char** argv) {
           const Timing t = measure([&](int i) {
             const auto& src = packed ? w.packed[i % copies] : w.plain[i % copies];
             if (packed) {
-              cpu::quant_matmul_packed_rows(isa, s.type, src.data(), 0, s.n, s.k, xq.data(), m, y.data(), s.n);
+              cpu::quant_matmul_packed_rows(isa, s.type, src.data(), 0, s.n, s.k, xq.data(), m,
+                                            y.data(), s.n);
             } else {
-              cpu::quant_matmul_rows(isa, s.type, src.data(), 0, s.n, s.k, xq.data(), m, y.data(), s.n);
+              cpu::quant_matmul_rows(isa, s.type, src.data(), 0, s.n, s.k, xq.data(), m, y.data(),
+                                     s.n);
             }
           });
           print_row(s, m, cpu::quant_isa_name(isa), packed ? "packed" : "plain", t);
@@ -184,7 +190,8 @@ int main(int argc, char** argv) {
       }
       cpu::set_intra_op_threads(threads);
       const Timing t = measure([&](int i) {
-        cpu::quant_matmul_packed(s.type, w.packed[i % copies].data(), s.n, s.k, xq.data(), m, y.data(), s.n);
+        cpu::quant_matmul_packed(s.type, w.packed[i % copies].data(), s.n, s.k, xq.data(), m,
+                                 y.data(), s.n);
       });
       cpu::set_intra_op_threads(1);
       char label[32];
