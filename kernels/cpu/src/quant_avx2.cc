@@ -27,8 +27,8 @@ COPROC_TARGET_AVX2 inline __m256i broadcast4(const int8_t* q) {
 
 // The lanes of half h that are stored: all-ones int32 lanes.
 COPROC_TARGET_AVX2 inline __m256i lane_mask(const TileJob& job, int h) {
-  const __m256i lane = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                        _mm256_set1_epi32(h * kHalf));
+  const __m256i lane =
+      _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(h * kHalf));
   const __m256i ge = _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(job.lane_begin - 1));
   const __m256i lt = _mm256_cmpgt_epi32(_mm256_set1_epi32(job.lane_end), lane);
   return _mm256_and_si256(ge, lt);
@@ -66,7 +66,8 @@ COPROC_TARGET_AVX2 void rows_of_half(const TileJob& job, int h, int64_t i0) {
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
           const __m256i sx = _mm256_sign_epi8(broadcast4(xr[r][b].q + 4 * g), w);
-          isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones));
+          isum[r] =
+              _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones));
         }
       }
     } else {
@@ -75,20 +76,23 @@ COPROC_TARGET_AVX2 void rows_of_half(const TileJob& job, int h, int64_t i0) {
       for (int r = 0; r < R; ++r) s16[r] = _mm256_setzero_si256();
 #pragma GCC unroll 4
       for (int g = 0; g < 4; ++g) {
-        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + g * kGroupBytes));
+        const __m256i raw =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + g * kGroupBytes));
         const __m256i lo = _mm256_and_si256(raw, low4);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
-          const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast4(xr[r][b].q + 4 * g)),
-                                             _mm256_maddubs_epi16(hi, broadcast4(xr[r][b].q + 16 + 4 * g)));
+          const __m256i p =
+              _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast4(xr[r][b].q + 4 * g)),
+                               _mm256_maddubs_epi16(hi, broadcast4(xr[r][b].q + 16 + 4 * g)));
           s16[r] = _mm256_add_epi16(s16[r], p);
         }
       }
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) isum[r] = _mm256_madd_epi16(s16[r], ones);
     }
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2 * h * kHalf)));
+    const __m256 dw =
+        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2 * h * kHalf)));
     __m256 mw = _mm256_setzero_ps();
     if constexpr (kType == QuantWeight::kQ4_1) {
       mw = _mm256_cvtph_ps(
@@ -117,10 +121,17 @@ COPROC_TARGET_AVX2 void tile_of_type(const TileJob& job) {
     int64_t i = 0;
     for (; i + kMr <= job.rows; i += kMr) rows_of_half<kType, kMr>(job, h, i);
     switch (job.rows - i) {
-      case 1: rows_of_half<kType, 1>(job, h, i); break;
-      case 2: rows_of_half<kType, 2>(job, h, i); break;
-      case 3: rows_of_half<kType, 3>(job, h, i); break;
-      default: break;
+      case 1:
+        rows_of_half<kType, 1>(job, h, i);
+        break;
+      case 2:
+        rows_of_half<kType, 2>(job, h, i);
+        break;
+      case 3:
+        rows_of_half<kType, 3>(job, h, i);
+        break;
+      default:
+        break;
     }
   }
 }
@@ -129,9 +140,12 @@ COPROC_TARGET_AVX2 void tile_of_type(const TileJob& job) {
 
 void tile_avx2(const TileJob& job) {
   switch (job.type) {
-    case QuantWeight::kQ4_0: return tile_of_type<QuantWeight::kQ4_0>(job);
-    case QuantWeight::kQ4_1: return tile_of_type<QuantWeight::kQ4_1>(job);
-    case QuantWeight::kQ8_0: return tile_of_type<QuantWeight::kQ8_0>(job);
+    case QuantWeight::kQ4_0:
+      return tile_of_type<QuantWeight::kQ4_0>(job);
+    case QuantWeight::kQ4_1:
+      return tile_of_type<QuantWeight::kQ4_1>(job);
+    case QuantWeight::kQ8_0:
+      return tile_of_type<QuantWeight::kQ8_0>(job);
   }
 }
 
@@ -159,14 +173,17 @@ COPROC_TARGET_AVX2 void quantize_avx2(const float* x, int64_t k, BlockQ8A* out) 
     __m256i q[4];
     __m256i sum = _mm256_setzero_si256();
     for (int j = 0; j < 4; ++j) {
-      const __m256 r =
-          _mm256_round_ps(_mm256_mul_ps(v[j], scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      const __m256 ok = _mm256_and_ps(_mm256_cmp_ps(r, lo, _CMP_GE_OQ), _mm256_cmp_ps(r, hi, _CMP_LE_OQ));
+      const __m256 r = _mm256_round_ps(_mm256_mul_ps(v[j], scale),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m256 ok =
+          _mm256_and_ps(_mm256_cmp_ps(r, lo, _CMP_GE_OQ), _mm256_cmp_ps(r, hi, _CMP_LE_OQ));
       q[j] = _mm256_and_si256(_mm256_cvttps_epi32(r), _mm256_castps_si256(ok));
       sum = _mm256_add_epi32(sum, q[j]);
     }
-    const __m256i q16 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), _mm256_permutevar8x32_epi32(q16, order));
+    const __m256i q16 =
+        _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q),
+                        _mm256_permutevar8x32_epi32(q16, order));
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));

@@ -93,7 +93,8 @@ COPROC_TARGET_VNNI512 void rows_of_tile(const TileJob& job, int64_t i0) {
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block)));
     __m512 mw = _mm512_setzero_ps();
     if constexpr (kType == QuantWeight::kQ4_1) {
-      mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kMinOffset)));
+      mw =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kMinOffset)));
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
@@ -118,14 +119,29 @@ COPROC_TARGET_VNNI512 void tile_of_type(const TileJob& job) {
   int64_t i = 0;
   for (; i + kMr <= job.rows; i += kMr) rows_of_tile<kType, kMr>(job, i);
   switch (job.rows - i) {
-    case 1: rows_of_tile<kType, 1>(job, i); break;
-    case 2: rows_of_tile<kType, 2>(job, i); break;
-    case 3: rows_of_tile<kType, 3>(job, i); break;
-    case 4: rows_of_tile<kType, 4>(job, i); break;
-    case 5: rows_of_tile<kType, 5>(job, i); break;
-    case 6: rows_of_tile<kType, 6>(job, i); break;
-    case 7: rows_of_tile<kType, 7>(job, i); break;
-    default: break;
+    case 1:
+      rows_of_tile<kType, 1>(job, i);
+      break;
+    case 2:
+      rows_of_tile<kType, 2>(job, i);
+      break;
+    case 3:
+      rows_of_tile<kType, 3>(job, i);
+      break;
+    case 4:
+      rows_of_tile<kType, 4>(job, i);
+      break;
+    case 5:
+      rows_of_tile<kType, 5>(job, i);
+      break;
+    case 6:
+      rows_of_tile<kType, 6>(job, i);
+      break;
+    case 7:
+      rows_of_tile<kType, 7>(job, i);
+      break;
+    default:
+      break;
   }
 }
 
@@ -133,9 +149,12 @@ COPROC_TARGET_VNNI512 void tile_of_type(const TileJob& job) {
 
 void tile_avx512vnni(const TileJob& job) {
   switch (job.type) {
-    case QuantWeight::kQ4_0: return tile_of_type<QuantWeight::kQ4_0>(job);
-    case QuantWeight::kQ4_1: return tile_of_type<QuantWeight::kQ4_1>(job);
-    case QuantWeight::kQ8_0: return tile_of_type<QuantWeight::kQ8_0>(job);
+    case QuantWeight::kQ4_0:
+      return tile_of_type<QuantWeight::kQ4_0>(job);
+    case QuantWeight::kQ4_1:
+      return tile_of_type<QuantWeight::kQ4_1>(job);
+    case QuantWeight::kQ8_0:
+      return tile_of_type<QuantWeight::kQ8_0>(job);
   }
 }
 
@@ -159,7 +178,8 @@ COPROC_TARGET_VNNI512 void quantize_avx512(const float* x, int64_t k, BlockQ8A* 
     for (int h = 0; h < 2; ++h) {
       const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(halves[h], scale),
                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      const __mmask16 ok = _mm512_cmp_ps_mask(r, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(r, hi, _CMP_LE_OQ);
+      const __mmask16 ok =
+          _mm512_cmp_ps_mask(r, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(r, hi, _CMP_LE_OQ);
       const __m512i q = _mm512_maskz_cvttps_epi32(ok, r);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].q + 16 * h), _mm512_cvtepi32_epi8(q));
       sum += sum_of(q);

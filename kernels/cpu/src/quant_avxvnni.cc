@@ -24,8 +24,8 @@ COPROC_TARGET_AVXVNNI inline __m256i broadcast4(const int8_t* q) {
 }
 
 COPROC_TARGET_AVXVNNI inline __m256i lane_mask(const TileJob& job, int h) {
-  const __m256i lane = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                        _mm256_set1_epi32(h * kHalf));
+  const __m256i lane =
+      _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(h * kHalf));
   const __m256i ge = _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(job.lane_begin - 1));
   const __m256i lt = _mm256_cmpgt_epi32(_mm256_set1_epi32(job.lane_end), lane);
   return _mm256_and_si256(ge, lt);
@@ -68,7 +68,8 @@ COPROC_TARGET_AVXVNNI void rows_of_half(const TileJob& job, int h, int64_t i0) {
     } else {
 #pragma GCC unroll 4
       for (int g = 0; g < 4; ++g) {
-        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + g * kGroupBytes));
+        const __m256i raw =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + g * kGroupBytes));
         const __m256i lo = _mm256_and_si256(raw, low4);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
 #pragma GCC unroll 4
@@ -78,7 +79,8 @@ COPROC_TARGET_AVXVNNI void rows_of_half(const TileJob& job, int h, int64_t i0) {
         }
       }
     }
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2 * h * kHalf)));
+    const __m256 dw =
+        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2 * h * kHalf)));
     __m256 mw = _mm256_setzero_ps();
     if constexpr (kType == QuantWeight::kQ4_1) {
       mw = _mm256_cvtph_ps(
@@ -109,10 +111,17 @@ COPROC_TARGET_AVXVNNI void tile_of_type(const TileJob& job) {
     int64_t i = 0;
     for (; i + kMr <= job.rows; i += kMr) rows_of_half<kType, kMr>(job, h, i);
     switch (job.rows - i) {
-      case 1: rows_of_half<kType, 1>(job, h, i); break;
-      case 2: rows_of_half<kType, 2>(job, h, i); break;
-      case 3: rows_of_half<kType, 3>(job, h, i); break;
-      default: break;
+      case 1:
+        rows_of_half<kType, 1>(job, h, i);
+        break;
+      case 2:
+        rows_of_half<kType, 2>(job, h, i);
+        break;
+      case 3:
+        rows_of_half<kType, 3>(job, h, i);
+        break;
+      default:
+        break;
     }
   }
 }
@@ -121,9 +130,12 @@ COPROC_TARGET_AVXVNNI void tile_of_type(const TileJob& job) {
 
 void tile_avxvnni(const TileJob& job) {
   switch (job.type) {
-    case QuantWeight::kQ4_0: return tile_of_type<QuantWeight::kQ4_0>(job);
-    case QuantWeight::kQ4_1: return tile_of_type<QuantWeight::kQ4_1>(job);
-    case QuantWeight::kQ8_0: return tile_of_type<QuantWeight::kQ8_0>(job);
+    case QuantWeight::kQ4_0:
+      return tile_of_type<QuantWeight::kQ4_0>(job);
+    case QuantWeight::kQ4_1:
+      return tile_of_type<QuantWeight::kQ4_1>(job);
+    case QuantWeight::kQ8_0:
+      return tile_of_type<QuantWeight::kQ8_0>(job);
   }
 }
 

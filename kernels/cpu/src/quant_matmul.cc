@@ -8,9 +8,10 @@
 // the weights once more (they are compute bound there). None of these splits changes any
 // output's arithmetic (a block chunk ends on the float it stores in y and the next resumes from
 // it), which is what keeps the results batch invariant.
+#include <cpuid.h>
+
 #include <algorithm>
 #include <cassert>
-#include <cpuid.h>
 #include <cstring>
 
 #include "coproc/kernels/parallel.h"
@@ -45,10 +46,14 @@ using TileFn = void (*)(const detail::TileJob&);
 
 TileFn tile_fn(QuantIsa isa) {
   switch (isa) {
-    case QuantIsa::kPortable: return detail::tile_portable;
-    case QuantIsa::kAvx2: return detail::tile_avx2;
-    case QuantIsa::kAvxVnni: return detail::tile_avxvnni;
-    case QuantIsa::kAvx512Vnni: return detail::tile_avx512vnni;
+    case QuantIsa::kPortable:
+      return detail::tile_portable;
+    case QuantIsa::kAvx2:
+      return detail::tile_avx2;
+    case QuantIsa::kAvxVnni:
+      return detail::tile_avxvnni;
+    case QuantIsa::kAvx512Vnni:
+      return detail::tile_avx512vnni;
   }
   return detail::tile_portable;
 }
@@ -142,8 +147,7 @@ void run_parallel(QuantWeight type, const uint8_t* w, bool plain, int64_t n, int
   const int64_t work_per_tile = std::max<int64_t>(1, (k / kBlock) * m);
   const int64_t grain = std::max<int64_t>(1, kMinTaskWork / work_per_tile);
   parallel_for(tiles, grain, [&](int64_t begin, int64_t end) {
-    run_rows(isa, type, w, plain, begin * kTileRows, std::min(end * kTileRows, n), k, x, m, y,
-             ldy);
+    run_rows(isa, type, w, plain, begin * kTileRows, std::min(end * kTileRows, n), k, x, m, y, ldy);
   });
 }
 
@@ -178,10 +182,14 @@ QuantIsa best_quant_isa() {
 
 const char* quant_isa_name(QuantIsa isa) {
   switch (isa) {
-    case QuantIsa::kPortable: return "portable";
-    case QuantIsa::kAvx2: return "avx2";
-    case QuantIsa::kAvxVnni: return "avx-vnni";
-    case QuantIsa::kAvx512Vnni: return "avx512-vnni";
+    case QuantIsa::kPortable:
+      return "portable";
+    case QuantIsa::kAvx2:
+      return "avx2";
+    case QuantIsa::kAvxVnni:
+      return "avx-vnni";
+    case QuantIsa::kAvx512Vnni:
+      return "avx512-vnni";
   }
   return "?";
 }
@@ -189,10 +197,13 @@ const char* quant_isa_name(QuantIsa isa) {
 void quantize_q8a_with(QuantIsa isa, const float* x, int64_t k, BlockQ8A* out) {
   assert(k % kBlock == 0 && quant_isa_available(isa));
   switch (isa) {
-    case QuantIsa::kPortable: return detail::quantize_portable(x, k, out);
+    case QuantIsa::kPortable:
+      return detail::quantize_portable(x, k, out);
     case QuantIsa::kAvx2:
-    case QuantIsa::kAvxVnni: return detail::quantize_avx2(x, k, out);
-    case QuantIsa::kAvx512Vnni: return detail::quantize_avx512(x, k, out);
+    case QuantIsa::kAvxVnni:
+      return detail::quantize_avx2(x, k, out);
+    case QuantIsa::kAvx512Vnni:
+      return detail::quantize_avx512(x, k, out);
   }
 }
 
@@ -233,9 +244,9 @@ void quant_matmul_packed(QuantWeight type, const void* packed, int64_t n, int64_
   run_parallel(type, static_cast<const uint8_t*>(packed), false, n, k, x, m, y, ldy);
 }
 
-void quant_matmul_packed_rows(QuantIsa isa, QuantWeight type, const void* packed,
-                              int64_t n_begin, int64_t n_end, int64_t k, const BlockQ8A* x,
-                              int64_t m, float* y, int64_t ldy) {
+void quant_matmul_packed_rows(QuantIsa isa, QuantWeight type, const void* packed, int64_t n_begin,
+                              int64_t n_end, int64_t k, const BlockQ8A* x, int64_t m, float* y,
+                              int64_t ldy) {
   run_rows(isa, type, static_cast<const uint8_t*>(packed), false, n_begin, n_end, k, x, m, y, ldy);
 }
 

@@ -20,7 +20,8 @@ void unpack(QuantWeight type, const uint8_t* block, int8_t (*w)[kBlock]) {
   if (type == QuantWeight::kQ8_0) {
     for (int g = 0; g < 8; ++g) {
       for (int r = 0; r < kTileRows; ++r) {
-        for (int e = 0; e < 4; ++e) w[r][4 * g + e] = static_cast<int8_t>(q[g * kGroupBytes + 4 * r + e]);
+        for (int e = 0; e < 4; ++e)
+          w[r][4 * g + e] = static_cast<int8_t>(q[g * kGroupBytes + 4 * r + e]);
       }
     }
     return;
@@ -65,11 +66,13 @@ void tile_portable(const TileJob& job) {
       unpack(job.type, block, w);
       for (int l = 0; l < kTileRows; ++l) {
         dw[l] = half_to_float(load_u16(block + 2 * l));
-        if (job.type == QuantWeight::kQ4_1) mw[l] = half_to_float(load_u16(block + kMinOffset + 2 * l));
+        if (job.type == QuantWeight::kQ4_1)
+          mw[l] = half_to_float(load_u16(block + kMinOffset + 2 * l));
       }
       for (int64_t r = 0; r < rows; ++r) {
         const BlockQ8A& xb = job.x[(i0 + r) * job.x_stride + b];
-        const int32_t bias = needs_sums(job.type) ? offset * job.sums[(i0 + r) * job.sums_stride + b] : 0;
+        const int32_t bias =
+            needs_sums(job.type) ? offset * job.sums[(i0 + r) * job.sums_stride + b] : 0;
         for (int l = 0; l < kTileRows; ++l) {
           const int32_t isum = dot32(w[l], xb.q) - bias;
           const float dd = dw[l] * xb.d;

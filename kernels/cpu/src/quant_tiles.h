@@ -67,14 +67,14 @@ inline float half_to_float(uint16_t h) {
 // so splitting the blocks changes nothing); otherwise it starts from 0.
 struct TileJob {
   QuantWeight type;
-  const uint8_t* tile;   // the tile's first block of the range
+  const uint8_t* tile;  // the tile's first block of the range
   int64_t blocks;
-  const BlockQ8A* x;     // activation row 0's first block of the range
-  int64_t x_stride;      // blocks from one activation row to the next
-  const int32_t* sums;   // sum of q of x's blocks, row r at sums + r * sums_stride (needs_sums)
+  const BlockQ8A* x;    // activation row 0's first block of the range
+  int64_t x_stride;     // blocks from one activation row to the next
+  const int32_t* sums;  // sum of q of x's blocks, row r at sums + r * sums_stride (needs_sums)
   int64_t sums_stride;
   int64_t rows;
-  float* y;              // output of activation row 0, tile lane 0
+  float* y;  // output of activation row 0, tile lane 0
   int64_t ldy;
   int lane_begin;
   int lane_end;

@@ -4,8 +4,6 @@
 // layout against the packed one, bit for bit; batch invariance (a row's outputs do not depend on
 // the call's other rows, its position in the call, or how the weight rows are split over
 // threads); and quantize_q8a, whose vector versions must make the portable blocks exactly.
-#include "coproc/kernels/quant_matmul.h"
-
 #include <gtest/gtest.h>
 
 #include <cfloat>
@@ -16,6 +14,7 @@
 #include <vector>
 
 #include "coproc/kernels/parallel.h"
+#include "coproc/kernels/quant_matmul.h"
 
 namespace coproc::kernels::cpu {
 namespace {
@@ -153,7 +152,8 @@ Case make_case(QuantWeight type, int64_t n, int64_t k, int64_t m, uint32_t seed)
 std::vector<float> run(QuantIsa isa, const Case& c, bool packed) {
   std::vector<float> y(static_cast<size_t>(c.m * c.n), NAN);
   if (packed) {
-    quant_matmul_packed_rows(isa, c.type, c.packed.data(), 0, c.n, c.k, c.x.data(), c.m, y.data(), c.n);
+    quant_matmul_packed_rows(isa, c.type, c.packed.data(), 0, c.n, c.k, c.x.data(), c.m, y.data(),
+                             c.n);
   } else {
     quant_matmul_rows(isa, c.type, c.w.data(), 0, c.n, c.k, c.x.data(), c.m, y.data(), c.n);
   }
@@ -205,7 +205,8 @@ TEST(QuantMatmul, shouldMatchTheDequantizedReferenceInEveryVariantTypeAndShape) 
           // The largest products only where the reference stays cheap.
           if (m == 520 && n * k > 192 * 576) continue;
           const Case c = make_case(type, n, k, m, seed++);
-          SCOPED_TRACE(testing::Message() << type_name(type) << " k=" << k << " n=" << n << " m=" << m);
+          SCOPED_TRACE(testing::Message()
+                       << type_name(type) << " k=" << k << " n=" << n << " m=" << m);
           const std::vector<float> portable = run(QuantIsa::kPortable, c, true);
           expect_near_reference(c, portable);
           for (const QuantIsa isa : available_isas()) {
@@ -252,8 +253,8 @@ TEST(QuantMatmul, shouldGiveEachRowTheSameBitsWhateverTheOtherRowsAndItsPosition
           for (int64_t j = 0; j < c.n; ++j) {
             const float a = y[static_cast<size_t>(before * c.n + j)];
             const float b = all[static_cast<size_t>(i * c.n + j)];
-            ASSERT_EQ(std::memcmp(&a, &b, sizeof a), 0) << "row " << i << " col " << j << " with "
-                                                        << before << " rows before it";
+            ASSERT_EQ(std::memcmp(&a, &b, sizeof a), 0)
+                << "row " << i << " col " << j << " with " << before << " rows before it";
           }
         }
       }
@@ -311,7 +312,8 @@ TEST(QuantMatmul, shouldWriteOnlyItsRowsAndColumnsWithARowStride) {
   for (const QuantIsa isa : available_isas()) {
     SCOPED_TRACE(quant_isa_name(isa));
     std::vector<float> y(static_cast<size_t>(c.m * ldy), -7.0f);
-    quant_matmul_packed_rows(isa, c.type, c.packed.data(), 3, 29, c.k, c.x.data(), c.m, y.data(), ldy);
+    quant_matmul_packed_rows(isa, c.type, c.packed.data(), 3, 29, c.k, c.x.data(), c.m, y.data(),
+                             ldy);
     const std::vector<float> dense = run(isa, c, true);
     for (int64_t i = 0; i < c.m; ++i) {
       for (int64_t j = 0; j < ldy; ++j) {

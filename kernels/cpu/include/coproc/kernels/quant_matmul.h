@@ -78,8 +78,8 @@ void quant_pack(QuantWeight type, const void* w, int64_t n, int64_t k, void* pac
 // As quant_matmul / quant_matmul_rows, on packed weights; same results bit for bit.
 void quant_matmul_packed(QuantWeight type, const void* packed, int64_t n, int64_t k,
                          const BlockQ8A* x, int64_t m, float* y, int64_t ldy);
-void quant_matmul_packed_rows(QuantIsa isa, QuantWeight type, const void* packed,
-                              int64_t n_begin, int64_t n_end, int64_t k, const BlockQ8A* x,
-                              int64_t m, float* y, int64_t ldy);
+void quant_matmul_packed_rows(QuantIsa isa, QuantWeight type, const void* packed, int64_t n_begin,
+                              int64_t n_end, int64_t k, const BlockQ8A* x, int64_t m, float* y,
+                              int64_t ldy);
 
 }  // namespace coproc::kernels::cpu
