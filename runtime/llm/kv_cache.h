@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "coproc/base/result.h"
+#include "coproc/kernels/paged_attention.h"
 #include "llm/batch.h"
 
 namespace coproc::llm {
@@ -75,6 +76,13 @@ class KvCache {
   int32_t blocks_needed(int32_t n_tokens) const { return (n_tokens + kBlockTokens - 1) / kBlockTokens; }
   const KvBlockPool& pool() const { return pool_; }
   int64_t bytes() const { return static_cast<int64_t>(storage_.size() * sizeof(float)); }
+
+  // Layer `layer`'s keys and values as the attention kernel reads them, in place.
+  kernels::cpu::PagedKvView layer_view(int32_t layer) const {
+    return {storage_.data() + offset(layer, 0, 0, 0, 0), storage_.data() + offset(layer, 0, 1, 0, 0),
+            static_cast<int64_t>(2) * n_head_kv_ * kBlockTokens * head_dim_,
+            static_cast<int64_t>(kBlockTokens) * head_dim_, kBlockTokens, head_dim_};
+  }
 
   // Where token slot `slot` of `block` keeps head `head`'s key / value in `layer`.
   float* key(int32_t layer, int32_t block, int32_t head, int32_t slot) {
