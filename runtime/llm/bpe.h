@@ -60,7 +60,8 @@ class Bpe {
     int32_t result;  // symbol id
   };
   static uint64_t pair_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
+           static_cast<uint32_t>(right);
   }
   int32_t intern(const std::string& bytes);
   void push_candidate(Scratch& scratch, int32_t left, int32_t right) const;
@@ -71,9 +72,9 @@ class Bpe {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> symbol_of_;  // bytes -> id
-  std::vector<std::string> extra_symbols_;              // bytes of ids n_tokens_, n_tokens_ + 1...
-  std::unordered_map<uint64_t, Merge> merges_;          // (left, right) -> rank, result
-  int32_t byte_symbol_[256];                            // symbol of each single byte
+  std::vector<std::string> extra_symbols_;      // bytes of ids n_tokens_, n_tokens_ + 1...
+  std::unordered_map<uint64_t, Merge> merges_;  // (left, right) -> rank, result
+  int32_t byte_symbol_[256];                    // symbol of each single byte
 };
 
 }  // namespace coproc::llm

@@ -33,11 +33,21 @@ std::optional<std::string> string_literal(std::string_view s, size_t pos) {
     if (c == '\\' && pos + 1 < s.size()) {
       c = s[++pos];
       switch (c) {
-        case 'n': c = '\n'; break;
-        case 't': c = '\t'; break;
-        case 'r': c = '\r'; break;
-        case '\\': case '\'': case '"': break;
-        default: return std::nullopt;
+        case 'n':
+          c = '\n';
+          break;
+        case 't':
+          c = '\t';
+          break;
+        case 'r':
+          c = '\r';
+          break;
+        case '\\':
+        case '\'':
+        case '"':
+          break;
+        default:
+          return std::nullopt;
       }
     }
     out.push_back(c);

@@ -74,8 +74,9 @@ void match_gpt2(Piece& p) {
     const bool lead_space = p.cp(pos) == ' ';
     const size_t first = pos + (lead_space ? 1 : 0);
     if (p.letter(first) || p.number(first) || p.other(first)) {
-      bool (Piece::*same)(size_t) const =
-          p.letter(first) ? &Piece::letter : p.number(first) ? &Piece::number : &Piece::other;
+      bool (Piece::*same)(size_t) const = p.letter(first)   ? &Piece::letter
+                                          : p.number(first) ? &Piece::number
+                                                            : &Piece::other;
       pos = first;
       while ((p.*same)(pos)) ++pos;
       p.emit(pos);
@@ -162,9 +163,12 @@ std::optional<PreTokenizer> pre_tokenizer_from_name(std::string_view name) {
 
 const char* pre_tokenizer_name(PreTokenizer pre) {
   switch (pre) {
-    case PreTokenizer::kGpt2: return "gpt-2";
-    case PreTokenizer::kSmollm: return "smollm";
-    case PreTokenizer::kLlama3: return "llama3";
+    case PreTokenizer::kGpt2:
+      return "gpt-2";
+    case PreTokenizer::kSmollm:
+      return "smollm";
+    case PreTokenizer::kLlama3:
+      return "llama3";
   }
   return "?";
 }

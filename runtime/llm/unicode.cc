@@ -31,7 +31,8 @@ struct FlagTable {
     constexpr size_t kRanges = std::size(kCodepointRanges);
     for (size_t i = 0; i < kRanges; ++i) {
       const uint32_t end = i + 1 < kRanges ? kCodepointRanges[i + 1].first : kMaxCodepoint + 1;
-      for (uint32_t cp = kCodepointRanges[i].first; cp < end; ++cp) flat[cp] = kCodepointRanges[i].flags;
+      for (uint32_t cp = kCodepointRanges[i].first; cp < end; ++cp)
+        flat[cp] = kCodepointRanges[i].flags;
     }
     std::map<std::array<uint16_t, kBlockSize>, uint16_t> index;
     for (uint32_t b = 0; b < kBlockCount; ++b) {

@@ -12,7 +12,9 @@
 namespace coproc::llm {
 namespace {
 
-Error invalid(std::string message) { return make_error(ErrorCode::kInvalidArgument, std::move(message)); }
+Error invalid(std::string message) {
+  return make_error(ErrorCode::kInvalidArgument, std::move(message));
+}
 
 // tokenizer.ggml.token_type values (gguf-py's TokenType).
 enum TokenType : int64_t {
@@ -27,8 +29,8 @@ enum TokenType : int64_t {
 // Texts llama.cpp recognises special tokens by when the metadata does not name them
 // (llama_vocab::impl::load). Each list is in llama.cpp's order.
 constexpr std::array<std::string_view, 11> kEotTexts = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<EOT>", "_<EOT>", "[EOT]", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+    "<|eot_id|>",        "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<|end_of_text|>",   "<EOT>",      "_<EOT>",  "[EOT]",         "<｜end▁of▁sentence｜>",
     "<end_of_utterance>"};
 constexpr std::array<std::string_view, 1> kEomTexts = {"<|eom_id|>"};
 constexpr std::array<std::string_view, 5> kFimPadTexts = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>",
@@ -39,11 +41,28 @@ constexpr std::array<std::string_view, 1> kFimSepTexts = {"<|file_sep|>"};
 // Tokens that end generation by their text alone. llama.cpp also drops <|end|> when <|return|>
 // and <|call|> are present, and </s> next to <|tool_response>; those vocabularies use
 // pre-tokenizers refused here, so the exceptions are not needed.
-constexpr std::array<std::string_view, 22> kEogTexts = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", "[e~["};
+constexpr std::array<std::string_view, 22> kEogTexts = {"<|eot_id|>",
+                                                        "<|im_end|>",
+                                                        "<|end|>",
+                                                        "<|return|>",
+                                                        "<|call|>",
+                                                        "<|flush|>",
+                                                        "<|calls|>",
+                                                        "<end_of_turn>",
+                                                        "<|endoftext|>",
+                                                        "</s>",
+                                                        "<|eom_id|>",
+                                                        "<EOT>",
+                                                        "_<EOT>",
+                                                        "[EOT]",
+                                                        "[EOS]",
+                                                        "<|end_of_text|>",
+                                                        "<end_of_utterance>",
+                                                        "<eos>",
+                                                        "<turn|>",
+                                                        "<|tool_response>",
+                                                        "<｜end▁of▁sentence｜>",
+                                                        "[e~["};
 
 // llama.cpp's default BOS and EOS for a gpt2 vocabulary whose metadata names none.
 constexpr int32_t kGpt2DefaultSpecialId = 11;
@@ -60,8 +79,8 @@ Result<int32_t> optional_id(const GgufFile& file, std::string_view key, int32_t 
   auto id = file.get_int(key);
   if (!id.ok()) return id.error();
   if (*id < 0 || *id >= n_tokens) {
-    return invalid(fmt::format("{} = {} is not a token: the vocabulary has {} tokens", key, *id,
-                               n_tokens));
+    return invalid(
+        fmt::format("{} = {} is not a token: the vocabulary has {} tokens", key, *id, n_tokens));
   }
   return static_cast<int32_t>(*id);
 }
@@ -87,7 +106,8 @@ std::string normal_piece(std::string_view text) {
 // A byte token's text is "<0xXX>".
 std::string byte_piece(std::string_view text) {
   if (text.size() == 6 && text.starts_with("<0x") && text.ends_with(">")) {
-    return std::string(1, static_cast<char>(std::stoi(std::string(text.substr(3, 2)), nullptr, 16)));
+    return std::string(1,
+                       static_cast<char>(std::stoi(std::string(text.substr(3, 2)), nullptr, 16)));
   }
   return normal_piece(text);
 }
@@ -98,17 +118,19 @@ Result<std::unique_ptr<Vocab>> Vocab::from_gguf(const GgufFile& file) {
   auto model = file.get_string("tokenizer.ggml.model");
   if (!model.ok()) return model.error();
   if (*model != "gpt2") {
-    return invalid(fmt::format("tokenizer.ggml.model = '{}': only 'gpt2' (byte-level BPE) is "
-                               "supported",
-                               *model));
+    return invalid(
+        fmt::format("tokenizer.ggml.model = '{}': only 'gpt2' (byte-level BPE) is "
+                    "supported",
+                    *model));
   }
   auto pre_name = file.get_string("tokenizer.ggml.pre");
   if (!pre_name.ok()) return pre_name.error();
   const auto pre = pre_tokenizer_from_name(*pre_name);
   if (!pre) {
-    return invalid(fmt::format("tokenizer.ggml.pre = '{}': the supported pre-tokenizers are "
-                               "'gpt-2', 'smollm' and 'llama3' ('llama-v3', 'llama-bpe')",
-                               *pre_name));
+    return invalid(
+        fmt::format("tokenizer.ggml.pre = '{}': the supported pre-tokenizers are "
+                    "'gpt-2', 'smollm' and 'llama3' ('llama-v3', 'llama-bpe')",
+                    *pre_name));
   }
 
   auto tokens = file.get_array("tokenizer.ggml.tokens", GgufValueType::kString);
@@ -150,13 +172,27 @@ Result<std::unique_ptr<Vocab>> Vocab::from_gguf(const GgufFile& file) {
     usable[i] = decode_byte_level(v->tokens_[i], bytes[i]);
     if (types != nullptr) {
       switch (types->array[i].i) {
-        case kTypeNormal: v->attrs_[i] = kNormal; break;
-        case kTypeUnknown: v->attrs_[i] = kUnknown; break;
-        case kTypeControl: v->attrs_[i] = kControl; break;
-        case kTypeUserDefined: v->attrs_[i] = kUserDefined; break;
-        case kTypeUnused: v->attrs_[i] = kUnused; break;
-        case kTypeByte: v->attrs_[i] = kByte; break;
-        default: v->attrs_[i] = 0; break;  // undefined: renders as nothing
+        case kTypeNormal:
+          v->attrs_[i] = kNormal;
+          break;
+        case kTypeUnknown:
+          v->attrs_[i] = kUnknown;
+          break;
+        case kTypeControl:
+          v->attrs_[i] = kControl;
+          break;
+        case kTypeUserDefined:
+          v->attrs_[i] = kUserDefined;
+          break;
+        case kTypeUnused:
+          v->attrs_[i] = kUnused;
+          break;
+        case kTypeByte:
+          v->attrs_[i] = kByte;
+          break;
+        default:
+          v->attrs_[i] = 0;
+          break;  // undefined: renders as nothing
       }
     }
   }
@@ -206,8 +242,10 @@ Result<std::unique_ptr<Vocab>> Vocab::from_gguf(const GgufFile& file) {
     if (!value.ok()) return value.error();
     *flag = *value;
   }
-  if (v->add_bos_ && v->bos_ < 0) return invalid("tokenizer.ggml.add_bos_token is set, but there is no BOS token");
-  if (v->add_eos_ && v->eos_ < 0) return invalid("tokenizer.ggml.add_eos_token is set, but there is no EOS token");
+  if (v->add_bos_ && v->bos_ < 0)
+    return invalid("tokenizer.ggml.add_bos_token is set, but there is no BOS token");
+  if (v->add_eos_ && v->eos_ < 0)
+    return invalid("tokenizer.ggml.add_eos_token is set, but there is no EOS token");
 
   if (file.find("tokenizer.chat_template") != nullptr) {
     auto tmpl = file.get_string("tokenizer.chat_template");
@@ -264,9 +302,8 @@ void Vocab::find_special_tokens() {
     if (attrs_[i] & (kControl | kUserDefined | kUnknown)) special_.push_back(i);
   }
   // Longest first, so that a special token containing another is matched whole.
-  std::stable_sort(special_.begin(), special_.end(), [this](int32_t a, int32_t b) {
-    return tokens_[a].size() > tokens_[b].size();
-  });
+  std::stable_sort(special_.begin(), special_.end(),
+                   [this](int32_t a, int32_t b) { return tokens_[a].size() > tokens_[b].size(); });
 }
 
 bool Vocab::is_eog(int32_t id) const { return std::binary_search(eog_.begin(), eog_.end(), id); }

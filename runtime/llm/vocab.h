@@ -79,12 +79,12 @@ class Vocab {
   void split_special(std::string_view text, bool parse_special, std::vector<Fragment>& out) const;
 
   PreTokenizer pre_ = PreTokenizer::kGpt2;
-  bool ignore_merges_ = false;  // llama3: a word that is a whole token is that token
+  bool ignore_merges_ = false;       // llama3: a word that is a whole token is that token
   std::vector<std::string> tokens_;  // the vocabulary's texts, as in the file
   std::vector<uint8_t> attrs_;
   std::vector<std::string> pieces_;  // what each token renders as with render_special
   std::unique_ptr<Bpe> bpe_;
-  std::vector<int32_t> special_;     // control / user-defined / unknown tokens, longest text first
+  std::vector<int32_t> special_;  // control / user-defined / unknown tokens, longest text first
   std::vector<int32_t> eog_;
   int32_t bos_ = -1, eos_ = -1, eot_ = -1, eom_ = -1;
   bool add_bos_ = false, add_eos_ = false;

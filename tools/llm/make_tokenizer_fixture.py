@@ -18,6 +18,11 @@ that are not UTF-8 (lone continuation bytes, truncated sequences, C0 80, ED A0 8
 text holding special-token spellings. Each string is tokenized twice, with and without special
 parsing, never adding BOS (llama-tokenize -f FILE --no-escape --no-bos [--no-parse-special]).
 
+The other two pre-tokenizers are held to llama.cpp on the same vocabulary: the script writes
+vocabulary-only copies of the model with tokenizer.ggml.pre = "gpt-2" and "llama-bpe" and
+tokenizes all the strings joined by <|endoftext|>, with special parsing (so each string is still
+tokenized on its own, between two special tokens), once per copy.
+
 Left out on purpose: sequences that decode past U+10FFFF (F4 90.., F5..F7 leads): llama.cpp
 aborts on them ("invalid codepoint"), so there is no reference to hold coproc to.
 
@@ -25,6 +30,8 @@ Fixture layout (JSON, one case per line so that the C++ test can read it without
   llama_cpp   {"llama_cpp_python": sdist version, "commit": llama.cpp's commit, "version": the
               tool's --version line}
   model       the model file's name and sha256
+  joined_by   the separator of the joined text ("<|endoftext|>")
+  pre_gpt-2, pre_llama-bpe   llama.cpp's ids for the joined text with that pre-tokenizer
   cases       a list of {"kind": generator, "hex": the string's bytes in hex,
               "special": ids with special parsing, "plain": ids without}
 """
@@ -191,6 +198,29 @@ def run_llama_tokenize(tool, model, data, parse_special):
     return json.loads(last)
 
 
+OTHER_PRE_TOKENIZERS = ["gpt-2", "llama-bpe"]
+JOIN = b"<|endoftext|>"
+
+
+def vocab_only_copy(src, dst, pre):
+    """The model's metadata with tokenizer.ggml.pre replaced, and no tensors."""
+    import gguf
+    reader = gguf.GGUFReader(src)
+    writer = gguf.GGUFWriter(dst, arch=reader.fields["general.architecture"].contents())
+    for key, f in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        value = pre if key == "tokenizer.ggml.pre" else f.contents()
+        if f.types[0] == gguf.GGUFValueType.ARRAY:
+            writer.add_key_value(key, value, f.types[0], sub_type=f.types[-1])
+        else:
+            writer.add_key_value(key, value, f.types[0])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
@@ -217,6 +247,14 @@ def main():
             case["special"] = special
             case["plain"] = plain
 
+    joined = JOIN.join(bytes.fromhex(c["hex"]) for c in cases)
+    other = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for pre in OTHER_PRE_TOKENIZERS:
+            copy = str(pathlib.Path(tmp) / f"vocab-{pre}.gguf")
+            vocab_only_copy(args.model, copy, pre)
+            other[f"pre_{pre}"] = run_llama_tokenize(args.llama_tokenize, copy, joined, True)
+
     version = subprocess.run([args.llama_tokenize, "--version"], capture_output=True, text=True)
     version_line = (version.stdout + version.stderr).strip().splitlines()[0]
     commit = version_line.split("commit ")[-1].rstrip(")") if "commit " in version_line else "unknown"
@@ -226,10 +264,12 @@ def main():
                       "version": version_line},
         "model": {"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()},
         "seed": SEED,
+        "joined_by": JOIN.decode(),
+        **other,
     }
     lines = ["{"]
     for key, value in header.items():
-        lines.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=True)},")
+        lines.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=True, separators=(',', ':'))},")
     lines.append('  "cases": [')
     lines.append(",\n".join("    " + json.dumps(c, separators=(", ", ": ")) for c in cases))
     lines.append("  ]")

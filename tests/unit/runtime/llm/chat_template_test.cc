@@ -1,11 +1,11 @@
 // ChatML formatting against what llama.cpp's server (0c1e570, POST /apply-template, running the
 // model's Jinja template) printed for SmolLM2-135M-Instruct and the same messages.
+#include "llm/chat_template.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
-
-#include "llm/chat_template.h"
 
 namespace coproc::llm {
 namespace {
@@ -33,13 +33,13 @@ TEST(ChatTemplate, shouldAddSmolLm2sDefaultSystemMessageBeforeAFirstUserMessage)
 }
 
 TEST(ChatTemplate, shouldKeepTheCallersSystemMessageInAMultiTurnChat) {
-  EXPECT_EQ(format(kSmolLm2,
-                   {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"},
-                    {"user", "2+2?"}},
-                   true),
-            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-            "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n"
-            "<|im_start|>assistant\n");
+  EXPECT_EQ(
+      format(kSmolLm2,
+             {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "2+2?"}},
+             true),
+      "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+      "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n"
+      "<|im_start|>assistant\n");
 }
 
 TEST(ChatTemplate, shouldOmitTheAssistantHeaderWithoutAGenerationPrompt) {

@@ -1,10 +1,10 @@
 // Utf8Stream: complete characters out, incomplete ones held back, invalid bytes as U+FFFD.
+#include "llm/detokenizer.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
 #include <string>
-
-#include "llm/detokenizer.h"
 
 namespace coproc::llm {
 namespace {
@@ -34,13 +34,17 @@ TEST(Utf8Stream, shouldReleaseAnEmojiFedOneByteAtATime) {
 
 TEST(Utf8Stream, shouldReplaceInvalidBytesAsPythonsReplaceDoes) {
   // Expected values: bytes.decode("utf-8", "replace") in Python, which follows the same rule.
-  EXPECT_EQ(whole("a\xff" "b"), "a" + kFffd + "b");
+  EXPECT_EQ(whole("a\xff"
+                  "b"),
+            "a" + kFffd + "b");
   EXPECT_EQ(whole("\x80\x80"), kFffd + kFffd);
-  EXPECT_EQ(whole("\xe2\x82" "A"), kFffd + "A");   // interrupted: one U+FFFD, A kept
-  EXPECT_EQ(whole("\xc0\x80"), kFffd + kFffd);     // overlong NUL
+  EXPECT_EQ(whole("\xe2\x82"
+                  "A"),
+            kFffd + "A");                                   // interrupted: one U+FFFD, A kept
+  EXPECT_EQ(whole("\xc0\x80"), kFffd + kFffd);              // overlong NUL
   EXPECT_EQ(whole("\xed\xa0\x80"), kFffd + kFffd + kFffd);  // surrogate
   EXPECT_EQ(whole("\xf4\x90\x80\x80"), kFffd + kFffd + kFffd + kFffd);  // past U+10FFFF
-  EXPECT_EQ(whole("\xe0\x80\x80"), kFffd + kFffd + kFffd);  // overlong three-byte form
+  EXPECT_EQ(whole("\xe0\x80\x80"), kFffd + kFffd + kFffd);              // overlong three-byte form
 }
 
 TEST(Utf8Stream, shouldReplaceASequenceStillIncompleteAtFlush) {
@@ -52,8 +56,9 @@ TEST(Utf8Stream, shouldReplaceASequenceStillIncompleteAtFlush) {
 
 TEST(Utf8Stream, shouldGiveTheSameTextHoweverTheBytesAreCut) {
   std::mt19937 rng(7);
-  const std::string alphabet[] = {"a", " ", "\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x98\x80", "\xff",
-                                  "\x80", "\xe2\x82", "\xf0\x9f", "\xed\xa0\x80", "\xc0"};
+  const std::string alphabet[] = {"a",    " ",    "\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x98\x80",
+                                  "\xff", "\x80", "\xe2\x82", "\xf0\x9f",     "\xed\xa0\x80",
+                                  "\xc0"};
   for (int round = 0; round < 500; ++round) {
     std::string bytes;
     for (int i = 0; i < 12; ++i) bytes += alphabet[rng() % std::size(alphabet)];
@@ -71,7 +76,8 @@ TEST(Utf8Stream, shouldGiveTheSameTextHoweverTheBytesAreCut) {
 }
 
 TEST(Utf8Stream, shouldPassValidTextThroughUnchanged) {
-  const std::string text = "plain ascii, \xc3\xa9t\xc3\xa9, \xe4\xb8\xad\xe6\x96\x87, \xf0\x9f\xa4\x96\n";
+  const std::string text =
+      "plain ascii, \xc3\xa9t\xc3\xa9, \xe4\xb8\xad\xe6\x96\x87, \xf0\x9f\xa4\x96\n";
   EXPECT_EQ(whole(text), text);
 }
 

@@ -7,8 +7,10 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "gguf_writer.h"
 #include "llm/detokenizer.h"
 #include "llm/gguf.h"
 #include "llm/vocab.h"
@@ -56,8 +58,8 @@ std::vector<Case> load_cases() {
   std::vector<Case> cases;
   for (std::string line; std::getline(in, line);) {
     if (line.find("\"hex\": ") == std::string::npos) continue;
-    cases.push_back({field(line, "kind"), unhex(field(line, "hex")), ids(line, "special"),
-                     ids(line, "plain")});
+    cases.push_back(
+        {field(line, "kind"), unhex(field(line, "hex")), ids(line, "special"), ids(line, "plain")});
   }
   return cases;
 }
@@ -106,8 +108,8 @@ TEST(VocabParity, shouldMatchLlamaCppIdsOnEveryFixtureString) {
       const auto& want = parse_special ? c.special : c.plain;
       if (got != want && ++mismatches <= 10) {
         ADD_FAILURE() << c.kind << " string (hex " << hex(c.text) << "), parse_special "
-                      << parse_special << ": " << ::testing::PrintToString(got)
-                      << " != llama.cpp " << ::testing::PrintToString(want);
+                      << parse_special << ": " << ::testing::PrintToString(got) << " != llama.cpp "
+                      << ::testing::PrintToString(want);
       }
     }
   }
@@ -125,6 +127,72 @@ TEST(VocabParity, shouldRoundTripEveryValidUtf8FixtureString) {
         << c.kind << " " << hex(c.text);
   }
   EXPECT_GT(checked, 900);
+}
+
+// The model's vocabulary with another tokenizer.ggml.pre: what the fixture script gave
+// llama-tokenize for the same comparison.
+std::unique_ptr<GgufFile> with_pre_tokenizer(const std::string& pre) {
+  auto model = GgufFile::open(COPROC_LLM_MODEL);
+  EXPECT_TRUE(model.ok());
+  if (!model.ok()) return nullptr;
+  auto strings = [&](const char* key) {
+    std::vector<std::string> out;
+    for (const GgufValue& v : (*model)->find(key)->array) out.emplace_back(v.str);
+    return out;
+  };
+  std::vector<int32_t> types;
+  for (const GgufValue& v : (*model)->find("tokenizer.ggml.token_type")->array) {
+    types.push_back(static_cast<int32_t>(v.i));
+  }
+  llm::testing::GgufWriter w;
+  w.string("tokenizer.ggml.model", "gpt2");
+  w.string("tokenizer.ggml.pre", pre);
+  w.strings("tokenizer.ggml.tokens", strings("tokenizer.ggml.tokens"));
+  w.int32s("tokenizer.ggml.token_type", types);
+  w.strings("tokenizer.ggml.merges", strings("tokenizer.ggml.merges"));
+  w.u32("tokenizer.ggml.bos_token_id", 1);
+  w.u32("tokenizer.ggml.eos_token_id", 2);
+  static std::vector<std::vector<uint8_t>> keep_alive;  // parse() views the bytes
+  keep_alive.push_back(w.bytes());
+  auto parsed = GgufFile::parse(keep_alive.back());
+  EXPECT_TRUE(parsed.ok()) << (parsed.ok() ? "" : parsed.error().message);
+  return parsed.ok() ? std::move(*parsed) : nullptr;
+}
+
+TEST(VocabParity, shouldMatchLlamaCppWithTheGpt2AndLlama3PreTokenizers) {
+  // All fixture strings joined by <|endoftext|> and tokenized with special parsing, so that each
+  // string is still tokenized on its own between two special tokens.
+  std::ifstream in(COPROC_TOKENIZER_FIXTURE);
+  std::string joined_by, gpt2_line, llama3_line;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("  \"joined_by\"")) joined_by = field(line, "joined_by");
+    if (line.starts_with("  \"pre_gpt-2\"")) gpt2_line = line;
+    if (line.starts_with("  \"pre_llama-bpe\"")) llama3_line = line;
+  }
+  ASSERT_FALSE(joined_by.empty()) << "fixture without the joined cases";
+  std::string joined;
+  const std::vector<Case> cases = load_cases();
+  for (size_t i = 0; i < cases.size(); ++i) joined += (i > 0 ? joined_by : "") + cases[i].text;
+
+  for (const auto& [pre, line, expected_pre] :
+       {std::tuple{"gpt-2", gpt2_line, PreTokenizer::kGpt2},
+        std::tuple{"llama-bpe", llama3_line, PreTokenizer::kLlama3}}) {
+    const std::vector<int32_t> want = ids(line, std::string("pre_") + pre);
+    ASSERT_GT(want.size(), 10000u) << pre;
+    auto file = with_pre_tokenizer(pre);
+    ASSERT_NE(file, nullptr);
+    auto v = Vocab::from_gguf(*file);
+    ASSERT_TRUE(v.ok()) << v.error().message;
+    EXPECT_EQ((*v)->pre_tokenizer(), expected_pre);
+    const std::vector<int32_t> got = (*v)->tokenize(joined, false, true);
+    size_t first_difference = 0;
+    while (first_difference < std::min(got.size(), want.size()) &&
+           got[first_difference] == want[first_difference]) {
+      ++first_difference;
+    }
+    EXPECT_TRUE(got == want) << pre << ": " << got.size() << " ids against llama.cpp's "
+                             << want.size() << ", first difference at " << first_difference;
+  }
 }
 
 TEST(Vocab, shouldReadTheModelsTokenizerMetadata) {
@@ -172,12 +240,17 @@ TEST(Vocab, shouldAddNoBosWhenTheModelSaysNot) {
 
 TEST(Vocab, shouldReadInvalidUtf8AsReplacementCharacters) {
   // Each bad byte reads as U+FFFD, as llama.cpp reads it.
-  EXPECT_EQ(vocab().tokenize("a\xff" "b", false, false),
-            vocab().tokenize("a\xef\xbf\xbd" "b", false, false));
+  EXPECT_EQ(vocab().tokenize("a\xff"
+                             "b",
+                             false, false),
+            vocab().tokenize("a\xef\xbf\xbd"
+                             "b",
+                             false, false));
 }
 
 TEST(Utf8StreamOnTokens, shouldReleaseEachCharacterWholeWhenPiecesSplitIt) {
-  const std::string text = "h\xc3\xa9llo \xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x92\xbb \xe4\xb8\xad\xe6\x96\x87";
+  const std::string text =
+      "h\xc3\xa9llo \xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x92\xbb \xe4\xb8\xad\xe6\x96\x87";
   const auto ids = vocab().tokenize(text, false, false);
   bool split_somewhere = false;
   Utf8Stream stream;

@@ -2,10 +2,10 @@
 // the key and the value).
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <string>
 #include <vector>
 
+#include "gguf_writer.h"
 #include "llm/gguf.h"
 #include "llm/unicode.h"
 #include "llm/vocab.h"
@@ -13,71 +13,7 @@
 namespace coproc::llm {
 namespace {
 
-// Metadata of a GGUF v3 file with no tensors.
-class GgufWriter {
- public:
-  void string(const std::string& key, const std::string& value) {
-    header(key, GgufValueType::kString);
-    str(value);
-    ++count_;
-  }
-  void u32(const std::string& key, uint32_t value) {
-    header(key, GgufValueType::kUint32);
-    raw(value);
-    ++count_;
-  }
-  void boolean(const std::string& key, bool value) {
-    header(key, GgufValueType::kBool);
-    raw(static_cast<uint8_t>(value));
-    ++count_;
-  }
-  void strings(const std::string& key, const std::vector<std::string>& values) {
-    header(key, GgufValueType::kArray);
-    raw(static_cast<uint32_t>(GgufValueType::kString));
-    raw(static_cast<uint64_t>(values.size()));
-    for (const auto& v : values) str(v);
-    ++count_;
-  }
-  void int32s(const std::string& key, const std::vector<int32_t>& values) {
-    header(key, GgufValueType::kArray);
-    raw(static_cast<uint32_t>(GgufValueType::kInt32));
-    raw(static_cast<uint64_t>(values.size()));
-    for (int32_t v : values) raw(v);
-    ++count_;
-  }
-  std::vector<uint8_t> bytes() const {
-    std::vector<uint8_t> out;
-    auto put = [&out](const void* p, size_t n) {
-      out.insert(out.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
-    };
-    const uint32_t magic = 0x46554747, version = 3;
-    const uint64_t tensors = 0;
-    put(&magic, 4);
-    put(&version, 4);
-    put(&tensors, 8);
-    put(&count_, 8);
-    out.insert(out.end(), kvs_.begin(), kvs_.end());
-    out.resize((out.size() + 31) / 32 * 32);
-    return out;
-  }
-
- private:
-  template <class T>
-  void raw(T v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    kvs_.insert(kvs_.end(), p, p + sizeof v);
-  }
-  void str(const std::string& s) {
-    raw(static_cast<uint64_t>(s.size()));
-    kvs_.insert(kvs_.end(), s.begin(), s.end());
-  }
-  void header(const std::string& key, GgufValueType type) {
-    str(key);
-    raw(static_cast<uint32_t>(type));
-  }
-  std::vector<uint8_t> kvs_;
-  uint64_t count_ = 0;
-};
+using llm::testing::GgufWriter;
 
 // The byte-level spelling of `bytes`.
 std::string spell(const std::string& bytes) {
@@ -107,7 +43,8 @@ struct TinyVocab {
     w.string("tokenizer.ggml.pre", pre);
     w.strings("tokenizer.ggml.tokens", tokens);
     w.int32s("tokenizer.ggml.token_type", types);
-    w.strings("tokenizer.ggml.merges", {spell("a") + " " + spell("b"), spell(" ") + " " + spell("ab")});
+    w.strings("tokenizer.ggml.merges",
+              {spell("a") + " " + spell("b"), spell(" ") + " " + spell("ab")});
     w.u32("tokenizer.ggml.eos_token_id", eos);
     w.boolean("tokenizer.ggml.add_bos_token", false);
     return w.bytes();
@@ -138,7 +75,8 @@ TEST(VocabFromGguf, shouldMergeByRankOnASmallVocabulary) {
   auto v = load(bytes, keep);
   ASSERT_TRUE(v.ok()) << v.error().message;
   const int32_t ab = 258, space_ab = 259, c = 2 + 'c';
-  EXPECT_EQ((*v)->tokenize("ab ab c", false, false), (std::vector<int32_t>{ab, space_ab, 2 + ' ', c}));
+  EXPECT_EQ((*v)->tokenize("ab ab c", false, false),
+            (std::vector<int32_t>{ab, space_ab, 2 + ' ', c}));
   EXPECT_EQ((*v)->eog_ids().size(), 2u);  // EOS <|im_end|> and <|endoftext|> by its text
 }
 
