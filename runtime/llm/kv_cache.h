@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "coproc/base/result.h"
+#include "coproc/kernels/paged_attention.h"
 #include "llm/batch.h"
 
 namespace coproc::llm {
@@ -83,6 +84,13 @@ class KvCache {
   // Floats of storage the layout needs, whether or not this cache holds them.
   int64_t storage_floats() const {
     return static_cast<int64_t>(n_layer_) * pool_.n_blocks() * 2 * n_head_kv_ * kBlockTokens * head_dim_;
+  }
+
+  // Layer `layer`'s keys and values as the attention kernel reads them, in place.
+  kernels::cpu::PagedKvView layer_view(int32_t layer) const {
+    return {storage_.data() + offset(layer, 0, 0, 0, 0), storage_.data() + offset(layer, 0, 1, 0, 0),
+            static_cast<int64_t>(2) * n_head_kv_ * kBlockTokens * head_dim_,
+            static_cast<int64_t>(kBlockTokens) * head_dim_, kBlockTokens, head_dim_};
   }
 
   // Where token slot `slot` of `block` keeps head `head`'s key / value in `layer`.
