@@ -26,13 +26,14 @@ namespace {
 
 using testing::reference_model;
 
-// The devices sum floats in different orders (norms, matrix rows, the attention's online
-// softmax), so an activation differs in its last bits, and now and then that moves its int8
-// rounding (both quantize activations per 32-block) by one step. Thirty layers amplify this: on
-// the CPU alone, making one RMSNorm's scale one ulp larger moves the logits rows by an NMSE of up
-// to 3e-3 over these prompts, and the OpenCL device (PoCL) measured up to 9e-3. A wrong kernel
-// moves them by O(1); the piece tests below are the tight check.
-constexpr double kModelTolerance = 3e-2;
+// The devices sum floats in different orders (norms, matrix rows, the attention's softmax) and
+// take exp from different libraries, so activations differ in their last bits, and now and then
+// that moves one's int8 rounding (both quantize activations per 32-block) by a step. Thirty
+// layers amplify this: on the CPU alone, making one RMSNorm's scale one ulp larger moves the
+// logits rows by an NMSE of up to 1.3e-2 over these prompts, and the OpenCL device (PoCL)
+// measured 1.2e-2. A wrong kernel moves them by far more (a RoPE turning the wrong way: ~1);
+// the piece tests below are the tight check, and the greedy tokens must agree.
+constexpr double kModelTolerance = 5e-2;
 
 // Prompts of different lengths (token ids of SmolLM2's vocabulary); the longest crosses a KV
 // block boundary while prefilling and the others while decoding.
