@@ -3,8 +3,9 @@
 //
 // Weights are uploaded once, when the device is made: quantized matrices in their file blocks
 // (Q4_0, Q4_1, Q8_0), float ones and the norms as F32. Activations of a quantized product are
-// quantized to int8 per 32-block on the device exactly as the CPU's kernels do (quantize_q8a),
-// so the two devices' products differ only in the order of the float sums. The keys and values
+// quantized to int8 per 32-block on the device as the CPU's kernels do (quantize_q8a), and the
+// product follows their arithmetic: from the same activations it gives the CPU's bits on PoCL.
+// The other pieces differ from the CPU's in the order of float sums and in exp. The keys and values
 // live in one device buffer in the KvCache's layout; each step uploads its rows' positions, KV
 // slots, block tables and RoPE angles (the host computes the angles as the CPU device does).
 //
@@ -35,7 +36,7 @@ namespace {
 namespace ocl = kernels::opencl;
 
 // llm.cl's group sizes and weight type numbers.
-constexpr size_t kMatmulGroup = 32;
+constexpr size_t kMatmulGroup = 64;  // weight rows per work-group
 constexpr int64_t kMatmulTile = 8;
 constexpr size_t kRowGroup = 64;
 constexpr int32_t kMaxHeadDim = 256;
@@ -157,7 +158,7 @@ class ClDevice final : public LlmDevice {
   }
 
   void matmul(const Matrix& w, Act x, int64_t rows, Act y) override {
-    const size_t global[2] = {static_cast<size_t>(w.rows) * kMatmulGroup,
+    const size_t global[2] = {round_up(w.rows, kMatmulGroup),
                               static_cast<size_t>((rows + kMatmulTile - 1) / kMatmulTile)};
     const size_t local[2] = {kMatmulGroup, 1};
     const int32_t type = cl_type(w.type);
@@ -257,7 +258,13 @@ class ClDevice final : public LlmDevice {
     program_ = clCreateProgramWithSource(dev_->context(), static_cast<cl_uint>(sources.size()),
                                          const_cast<const char**>(sources.data()), nullptr, &status);
     if (status != CL_SUCCESS) return unavailable(fmt::format("clCreateProgramWithSource: OpenCL error {}", status));
-    status = clBuildProgram(program_, 1, &device, "-cl-std=CL1.2", nullptr, nullptr);
+    // Division and sqrt correctly rounded where the device can, as the CPU's are (quantize_q8a's
+    // d = amax / 127 then gives the CPU's bits); OpenCL otherwise allows 2.5 and 3 ulp.
+    std::string options = "-cl-std=CL1.2";
+    cl_device_fp_config fp = 0;
+    clGetDeviceInfo(device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, nullptr);
+    if ((fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0) options += " -cl-fp32-correctly-rounded-divide-sqrt";
+    status = clBuildProgram(program_, 1, &device, options.c_str(), nullptr, nullptr);
     if (status != CL_SUCCESS) {
       size_t size = 0;
       clGetProgramBuildInfo(program_, device, CL_PROGRAM_BUILD_LOG, 0, nullptr, &size);

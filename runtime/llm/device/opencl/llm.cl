@@ -12,8 +12,7 @@
 #define TYPE_F32 3
 
 // Work-group sizes (cl_device.cc launches with the same): powers of two.
-#define MATMUL_GROUP 32
-#define MATMUL_TILE 8  // activation rows per work-group
+#define MATMUL_TILE 8  // activation rows per work item
 #define ROW_GROUP 64   // rms_norm and attention
 #define MAX_HEAD_DIM 256
 
@@ -90,83 +89,70 @@ __kernel void quantize_q8a(__global const float* x, int blocks, __global float2*
   ds[b] = (float2)(d, d * (float)sum);
 }
 
-// Sums part[t][*] over the group into part[t][0] for t < MATMUL_TILE.
-inline void reduce_tile(__local float* part, int lid) {
-  for (int h = MATMUL_GROUP / 2; h > 0; h >>= 1) {
-    if (lid < h) {
-      for (int t = 0; t < MATMUL_TILE; ++t) part[t * MATMUL_GROUP + lid] += part[t * MATMUL_GROUP + lid + h];
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-}
-
-// y[i][j] = sum_k W[j][k] x[i][k] on quantized weights and quantize_q8a's activations: the same
-// integer dot per block as the CPU kernels, and per block acc += dw * dx * isum (+ mw * sx for
-// Q4_1); the blocks' sum is a tree over the group rather than the CPU's order. Work-group
-// (j, tile): weight row j against activation rows [tile * MATMUL_TILE, +MATMUL_TILE); each work
-// item takes every MATMUL_GROUP-th block, so a weight block is read once for the tile.
+// y[i][j] = sum_k W[j][k] x[i][k] on quantized weights and quantize_q8a's activations, with the
+// CPU kernels' arithmetic (quant_matmul.h): per output, blocks in order,
+//   acc = acc + (dw * dx) * float(isum);  (Q4_1) acc = acc + mw * sx.
+// One work item per (weight row j, tile of MATMUL_TILE activation rows): a weight block is read
+// once for the tile. No local memory and no barriers: PoCL runs many small work items well, and
+// the output head has n_vocab rows.
 __kernel void matmul_quant(__global const uchar* w, int type, int n, int blocks,
                            __global const float2* ds, __global const char* q, int m,
                            __global float* y) {
-  __local float part[MATMUL_TILE * MATMUL_GROUP];
-  const int j = get_group_id(0);
-  const int i0 = get_group_id(1) * MATMUL_TILE;
-  const int lid = get_local_id(0);
+  const int j = get_global_id(0);
+  const int i0 = get_global_id(1) * MATMUL_TILE;
+  if (j >= n) return;
   const int rows = min(MATMUL_TILE, m - i0);
   const int bb = block_bytes(type);
   const __global uchar* row = w + (long)j * blocks * bb;
   float acc[MATMUL_TILE];
   for (int t = 0; t < MATMUL_TILE; ++t) acc[t] = 0;
-  for (int b = lid; b < blocks; b += MATMUL_GROUP) {
+  for (int b = 0; b < blocks; ++b) {
     const __global uchar* blk = row + (long)b * bb;
     const float dw = load_half(blk);
     const float mw = type == TYPE_Q4_1 ? load_half(blk + 2) : 0.0f;
-    int wq[32];
+    // The block's weight integers as two int16 vectors (elements 0..15 and 16..31): explicit
+    // vectors, so that a CPU device (PoCL) runs the dot in SIMD.
+    int16 w_lo, w_hi;
     if (type == TYPE_Q8_0) {
-      for (int e = 0; e < 32; ++e) wq[e] = ((const __global char*)(blk + 2))[e];
+      w_lo = convert_int16(vload16(0, (const __global char*)(blk + 2)));
+      w_hi = convert_int16(vload16(1, (const __global char*)(blk + 2)));
     } else {
-      const __global uchar* qs = blk + (type == TYPE_Q4_1 ? 4 : 2);
+      const uchar16 qs = vload16(0, blk + (type == TYPE_Q4_1 ? 4 : 2));
       const int offset = type == TYPE_Q4_0 ? 8 : 0;
-      for (int e = 0; e < 16; ++e) {
-        wq[e] = (qs[e] & 15) - offset;
-        wq[e + 16] = (qs[e] >> 4) - offset;
-      }
+      w_lo = convert_int16(qs & (uchar16)15) - offset;
+      w_hi = convert_int16(qs >> (uchar16)4) - offset;
     }
     for (int t = 0; t < rows; ++t) {
       const long a = (long)(i0 + t) * blocks + b;
       const __global char* qa = q + a * 32;
-      int isum = 0;
-      for (int e = 0; e < 32; ++e) isum += wq[e] * qa[e];
+      const int16 p = w_lo * convert_int16(vload16(0, qa)) + w_hi * convert_int16(vload16(1, qa));
+      const int8 p8 = p.lo + p.hi;
+      const int4 p4 = p8.lo + p8.hi;
+      const int2 p2 = p4.lo + p4.hi;
+      const int isum = p2.x + p2.y;  // exact: the order of an integer sum does not matter
       const float2 dsa = ds[a];
-      acc[t] += dw * dsa.x * (float)isum;
-      if (type == TYPE_Q4_1) acc[t] += mw * dsa.y;
+      acc[t] = acc[t] + (dw * dsa.x) * (float)isum;
+      if (type == TYPE_Q4_1) acc[t] = acc[t] + mw * dsa.y;
     }
   }
-  for (int t = 0; t < MATMUL_TILE; ++t) part[t * MATMUL_GROUP + lid] = acc[t];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  reduce_tile(part, lid);
-  if (lid < rows) y[(long)(i0 + lid) * n + j] = part[lid * MATMUL_GROUP];
+  for (int t = 0; t < rows; ++t) y[(long)(i0 + t) * n + j] = acc[t];
 }
 
-// The same on F32 weights and float activations.
+// The same on F32 weights and float activations, one sum per output in order of k.
 __kernel void matmul_f32(__global const float* w, int n, int k, __global const float* x, int m,
                          __global float* y) {
-  __local float part[MATMUL_TILE * MATMUL_GROUP];
-  const int j = get_group_id(0);
-  const int i0 = get_group_id(1) * MATMUL_TILE;
-  const int lid = get_local_id(0);
+  const int j = get_global_id(0);
+  const int i0 = get_global_id(1) * MATMUL_TILE;
+  if (j >= n) return;
   const int rows = min(MATMUL_TILE, m - i0);
   const __global float* row = w + (long)j * k;
   float acc[MATMUL_TILE];
   for (int t = 0; t < MATMUL_TILE; ++t) acc[t] = 0;
-  for (int c = lid; c < k; c += MATMUL_GROUP) {
+  for (int c = 0; c < k; ++c) {
     const float wv = row[c];
     for (int t = 0; t < rows; ++t) acc[t] += wv * x[(long)(i0 + t) * k + c];
   }
-  for (int t = 0; t < MATMUL_TILE; ++t) part[t * MATMUL_GROUP + lid] = acc[t];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  reduce_tile(part, lid);
-  if (lid < rows) y[(long)(i0 + lid) * n + j] = part[lid * MATMUL_GROUP];
+  for (int t = 0; t < rows; ++t) y[(long)(i0 + t) * n + j] = acc[t];
 }
 
 // Adjacent-pair RoPE with the host's (cos, sin) of each row's angles: cs is [rows][pairs], the

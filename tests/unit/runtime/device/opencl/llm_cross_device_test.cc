@@ -5,7 +5,7 @@
 //  - end to end: the same prompts prefilled and greedily decoded, one sequence alone and three in
 //    one batch. The OpenCL run is fed the CPU's tokens, so every logits row compares the two
 //    devices on the same input; each row stays under kModelTolerance and its argmax (the greedy
-//    token) is the CPU's.
+//    token) is the CPU's, but for a near tie or two (kNearTie).
 //
 // On PoCL in CI (labels opencl and llm). As the other OpenCL suites, it fails when no OpenCL
 // device can be opened: CI installs one, so its absence is a broken setup.
@@ -31,9 +31,16 @@ using testing::reference_model;
 // that moves one's int8 rounding (both quantize activations per 32-block) by a step. Thirty
 // layers amplify this: on the CPU alone, making one RMSNorm's scale one ulp larger moves the
 // logits rows by an NMSE of up to 1.3e-2 over these prompts, and the OpenCL device (PoCL)
-// measured 1.2e-2. A wrong kernel moves them by far more (a RoPE turning the wrong way: ~1);
+// measured 1.6e-2. A wrong kernel moves them by far more (a RoPE turning the wrong way: ~1);
 // the piece tests below are the tight check, and the greedy tokens must agree.
 constexpr double kModelTolerance = 5e-2;
+// The same differences move single logits by tenths (the RMS of a row's change is ~7% of its
+// logits' at NMSE 5e-3), so where the CPU's best two tokens are that close the devices may pick
+// differently. The greedy tokens must agree everywhere else: a row where they differ counts only
+// if the CPU's logit of the OpenCL device's pick is within kNearTie of its best (PoCL: one row of
+// the 68, gap 0.33), and at most kMaxNearTies rows per case may.
+constexpr float kNearTie = 0.5f;
+constexpr int kMaxNearTies = 2;
 
 // Prompts of different lengths (token ids of SmolLM2's vocabulary); the longest crosses a KV
 // block boundary while prefilling and the others while decoding.
@@ -120,6 +127,7 @@ void expect_same_on_both(const std::vector<std::vector<int32_t>>& prompts) {
   const Decoded got = decode(*cl, prompts, &want);
   const int32_t n_vocab = cpu.model().hparams().n_vocab;
   double worst = 0;
+  int near_ties = 0;
   for (size_t s = 0; s < prompts.size(); ++s) {
     ASSERT_EQ(got.logits[s].size(), want.logits[s].size()) << "sequence " << s;
     for (int step = 0; step <= kSteps; ++step) {
@@ -128,10 +136,17 @@ void expect_same_on_both(const std::vector<std::vector<int32_t>>& prompts) {
       const double e = nmse(g, w, n_vocab);
       worst = std::max(worst, e);
       EXPECT_LE(e, kModelTolerance) << "sequence " << s << " step " << step;
-      EXPECT_EQ(argmax(g, n_vocab), argmax(w, n_vocab)) << "sequence " << s << " step " << step;
+      const int32_t cl_token = argmax(g, n_vocab);
+      const int32_t cpu_token = argmax(w, n_vocab);
+      if (cl_token == cpu_token) continue;
+      ++near_ties;
+      EXPECT_LT(w[cpu_token] - w[cl_token], kNearTie)
+          << "sequence " << s << " step " << step << ": OpenCL picks " << cl_token << ", the CPU " << cpu_token;
     }
   }
-  std::printf("%s: %zu sequence(s), worst logits NMSE %.3g\n", cl->device().name().c_str(), prompts.size(), worst);
+  EXPECT_LE(near_ties, kMaxNearTies);
+  std::printf("%s: %zu sequence(s), worst logits NMSE %.3g, %d near tie(s) decided the other way\n",
+              cl->device().name().c_str(), prompts.size(), worst, near_ties);
 }
 
 // Runs the same pieces on a CPU and an OpenCL device over ten tokens of one sequence, and
@@ -204,12 +219,16 @@ TEST_F(LlmPieces, shouldEmbedExactlyAndNormaliseToTheLastBits) {
 }
 
 TEST_F(LlmPieces, shouldMultiplyQuantizedMatricesAsTheCpuDoes) {
-  // From inputs equal to the last bits: what differs is the order of the float sums and the odd
-  // int8 rounding the last bits move (measured 2e-8 for Q4_1, 1e-7 for the Q8_0 output head).
-  EXPECT_LE(nmse_after([&](LlmDevice& d) { d.matmul(layer0().wq, kH, kRows, kQ); }, kQ, kRows * hp().n_embd), 1e-6);
-  EXPECT_LE(nmse_after([&](LlmDevice& d) { d.matmul(model_->weights().output, kH, kRows, kLogits); }, kLogits,
+  // From the same inputs (the embedded rows, equal bit for bit) the device does the CPU kernels'
+  // arithmetic (quant_matmul.h): PoCL gives the CPU's bits (NMSE 0), for Q4_1 and for the Q8_0
+  // output head. 1e-12 leaves a device whose division rounds differently some room.
+  EXPECT_LE(nmse_after([&](LlmDevice& d) { d.matmul(layer0().wq, kX, kRows, kQ); }, kQ, kRows * hp().n_embd), 1e-12);
+  EXPECT_LE(nmse_after([&](LlmDevice& d) { d.matmul(model_->weights().output, kX, kRows, kLogits); }, kLogits,
                        kRows * hp().n_vocab),
-            1e-6);
+            1e-12);
+  // From normalised rows, equal to the last bits (NMSE ~1e-15): the last bits move the odd int8
+  // rounding of an activation (measured 2e-8 for Q4_1, 1e-7 for Q8_0).
+  EXPECT_LE(nmse_after([&](LlmDevice& d) { d.matmul(layer0().wq, kH, kRows, kQ); }, kQ, kRows * hp().n_embd), 1e-6);
 }
 
 TEST_F(LlmPieces, shouldRunTheFeedForwardAsTheCpuDoes) {
