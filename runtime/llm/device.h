@@ -65,7 +65,8 @@ class LlmDevice {
   virtual void matmul(const Matrix& w, Act x, int64_t rows, Act y) = 0;
   // Adjacent-pair RoPE (layers.h, rope) of each row's n_heads heads at entries[r].pos; x dense
   // [rows, n_heads * head_dim].
-  virtual void rope(Act x, int32_t n_heads, int32_t head_dim, int32_t rope_dim, float freq_base) = 0;
+  virtual void rope(Act x, int32_t n_heads, int32_t head_dim, int32_t rope_dim,
+                    float freq_base) = 0;
   // Stores row r of k and v ([rows, n_head_kv * head_dim]) as layer `layer`'s key and value of
   // entries[r]'s sequence at entries[r].pos.
   virtual void store_kv(int32_t layer, Act k, Act v) = 0;

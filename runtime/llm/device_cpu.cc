@@ -46,8 +46,8 @@ class CpuDevice final : public LlmDevice {
     const int64_t width = static_cast<int64_t>(n_heads) * head_dim;
     float* p = at(x);
     for (size_t r = 0; r < batch_->entries.size(); ++r) {
-      llm::rope(p + static_cast<int64_t>(r) * width, n_heads, head_dim, rope_dim, batch_->entries[r].pos,
-                freq_base);
+      llm::rope(p + static_cast<int64_t>(r) * width, n_heads, head_dim, rope_dim,
+                batch_->entries[r].pos, freq_base);
     }
   }
 
@@ -60,8 +60,10 @@ class CpuDevice final : public LlmDevice {
       const float* kr = at(k) + static_cast<int64_t>(r) * width;
       const float* vr = at(v) + static_cast<int64_t>(r) * width;
       for (int32_t h = 0; h < hp_.n_head_kv; ++h) {
-        std::copy_n(kr + static_cast<int64_t>(h) * hp_.head_dim, hp_.head_dim, kv_->key(layer, block, h, slot));
-        std::copy_n(vr + static_cast<int64_t>(h) * hp_.head_dim, hp_.head_dim, kv_->value(layer, block, h, slot));
+        std::copy_n(kr + static_cast<int64_t>(h) * hp_.head_dim, hp_.head_dim,
+                    kv_->key(layer, block, h, slot));
+        std::copy_n(vr + static_cast<int64_t>(h) * hp_.head_dim, hp_.head_dim,
+                    kv_->value(layer, block, h, slot));
       }
     }
   }
@@ -100,7 +102,9 @@ class CpuDevice final : public LlmDevice {
 
 }  // namespace
 
-std::unique_ptr<LlmDevice> make_cpu_device(const Model& model) { return std::make_unique<CpuDevice>(model); }
+std::unique_ptr<LlmDevice> make_cpu_device(const Model& model) {
+  return std::make_unique<CpuDevice>(model);
+}
 
 Result<std::unique_ptr<LlmDevice>> make_device(const DeviceChoice& choice, const Model& model,
                                                const KvCache& kv) {

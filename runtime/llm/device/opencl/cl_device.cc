@@ -12,6 +12,7 @@
 // Each Context on OpenCL opens the device and uploads the weights itself: sharing one opened
 // device and one copy of a model's weights between contexts is future work.
 #include <CL/cl.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
@@ -21,8 +22,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "coproc/kernels/opencl.h"
 #include "llm/device.h"
@@ -43,32 +42,48 @@ constexpr int32_t kMaxHeadDim = 256;
 constexpr int32_t kTypeF32 = 3;
 
 enum Kernel : uint8_t {
-  kEmbed, kRmsNorm, kQuantize, kMatmulQuant, kMatmulF32, kRope, kStoreKv, kAttention, kSwiglu,
-  kAdd, kKernelCount,
+  kEmbed,
+  kRmsNorm,
+  kQuantize,
+  kMatmulQuant,
+  kMatmulF32,
+  kRope,
+  kStoreKv,
+  kAttention,
+  kSwiglu,
+  kAdd,
+  kKernelCount,
 };
 constexpr const char* kKernelNames[kKernelCount] = {
-    "embed", "rms_norm", "quantize_q8a", "matmul_quant", "matmul_f32", "rope", "store_kv",
-    "attention", "swiglu", "add",
+    "embed", "rms_norm", "quantize_q8a", "matmul_quant", "matmul_f32",
+    "rope",  "store_kv", "attention",    "swiglu",       "add",
 };
 
 int32_t cl_type(GgmlType t) {
   switch (t) {
-    case GgmlType::kQ4_0: return 0;
-    case GgmlType::kQ4_1: return 1;
-    case GgmlType::kQ8_0: return 2;
-    default: return kTypeF32;  // F32, or F16/BF16 converted to F32 at load
+    case GgmlType::kQ4_0:
+      return 0;
+    case GgmlType::kQ4_1:
+      return 1;
+    case GgmlType::kQ8_0:
+      return 2;
+    default:
+      return kTypeF32;  // F32, or F16/BF16 converted to F32 at load
   }
 }
 
 // The argument types our kernels take by value.
 template <class T>
 concept ClArg = std::same_as<T, cl_mem> || std::same_as<T, int32_t> || std::same_as<T, int64_t> ||
-                std::same_as<T, float>;
+    std::same_as<T, float>;
 
 class ClDevice final : public LlmDevice {
  public:
   ClDevice(std::unique_ptr<ocl::Device> device, const Model& model, const KvCache& kv)
-      : dev_(std::move(device)), model_(model), hp_(model.hparams()), n_blocks_(kv.pool().n_blocks()) {
+      : dev_(std::move(device)),
+        model_(model),
+        hp_(model.hparams()),
+        n_blocks_(kv.pool().n_blocks()) {
     kv_floats_ = kv.storage_floats();
   }
 
@@ -81,9 +96,10 @@ class ClDevice final : public LlmDevice {
 
   // Builds the program, uploads the weights, allocates the KV storage.
   Status open() {
-    if (hp_.head_dim > kMaxHeadDim || hp_.rope_dim > hp_.head_dim || hp_.n_head % hp_.n_head_kv != 0) {
-      return unavailable(fmt::format("head_dim {} (at most {}) or rope_dim {} is not one we run", hp_.head_dim,
-                                     kMaxHeadDim, hp_.rope_dim));
+    if (hp_.head_dim > kMaxHeadDim || hp_.rope_dim > hp_.head_dim ||
+        hp_.n_head % hp_.n_head_kv != 0) {
+      return unavailable(fmt::format("head_dim {} (at most {}) or rope_dim {} is not one we run",
+                                     hp_.head_dim, kMaxHeadDim, hp_.rope_dim));
     }
     if (Status st = build(); !st) return st;
     const Weights& w = model_.weights();
@@ -91,7 +107,8 @@ class ClDevice final : public LlmDevice {
     upload_matrix(w.output);
     upload_vector(w.output_norm);
     for (const LayerWeights& l : w.layers) {
-      for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) upload_matrix(*m);
+      for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down})
+        upload_matrix(*m);
       upload_vector(l.attn_norm);
       upload_vector(l.ffn_norm);
     }
@@ -123,7 +140,8 @@ class ClDevice final : public LlmDevice {
       if (fresh) tables.insert(tables.end(), table.begin(), table.end());
       tokens.push_back(e.token);
       pos.push_back(e.pos);
-      dest.push_back(table[static_cast<size_t>(e.pos / kBlockTokens)] * kBlockTokens + e.pos % kBlockTokens);
+      dest.push_back(table[static_cast<size_t>(e.pos / kBlockTokens)] * kBlockTokens +
+                     e.pos % kBlockTokens);
       table_at.push_back(it->second);
     }
     for (size_t i = 0; i < host_ints_.size(); ++i) {
@@ -149,12 +167,14 @@ class ClDevice final : public LlmDevice {
     const size_t global[2] = {round_up(table.cols, 64), static_cast<size_t>(rows_)};
     const size_t local[2] = {64, 1};
     launch(kEmbed, 2, global, local, weight(table.data), cl_type(table.type),
-           static_cast<int32_t>(table.cols), step_ints_[0].get(), static_cast<int32_t>(rows_), act(x));
+           static_cast<int32_t>(table.cols), step_ints_[0].get(), static_cast<int32_t>(rows_),
+           act(x));
   }
 
   void rms_norm(Act x, const float* w, int64_t rows, int64_t n, float eps, Act y) override {
     const size_t global = static_cast<size_t>(rows) * kRowGroup;
-    launch(kRmsNorm, 1, &global, &kRowGroup, act(x), weight(w), static_cast<int32_t>(n), eps, act(y));
+    launch(kRmsNorm, 1, &global, &kRowGroup, act(x), weight(w), static_cast<int32_t>(n), eps,
+           act(y));
   }
 
   void matmul(const Matrix& w, Act x, int64_t rows, Act y) override {
@@ -172,7 +192,8 @@ class ClDevice final : public LlmDevice {
     grow(q_values_, static_cast<size_t>(blocks) * kQuantBlock, "quantized activations");
     const size_t qglobal = round_up(blocks, 64);
     const size_t qlocal = 64;
-    launch(kQuantize, 1, &qglobal, &qlocal, act(x), static_cast<int32_t>(blocks), q_ds_.get(), q_values_.get());
+    launch(kQuantize, 1, &qglobal, &qlocal, act(x), static_cast<int32_t>(blocks), q_ds_.get(),
+           q_values_.get());
     launch(kMatmulQuant, 2, global, local, weight(w.data), type, static_cast<int32_t>(w.rows),
            static_cast<int32_t>(w.cols / kQuantBlock), q_ds_.get(), q_values_.get(),
            static_cast<int32_t>(rows), act(y));
@@ -195,11 +216,13 @@ class ClDevice final : public LlmDevice {
   }
 
   void attention(int32_t layer, Act q, Act out) override {
-    const size_t global[2] = {static_cast<size_t>(hp_.n_head) * kRowGroup, static_cast<size_t>(rows_)};
+    const size_t global[2] = {static_cast<size_t>(hp_.n_head) * kRowGroup,
+                              static_cast<size_t>(rows_)};
     const size_t local[2] = {kRowGroup, 1};
     const float scale = 1.0f / std::sqrt(static_cast<float>(hp_.head_dim));
     launch(kAttention, 2, global, local, act(q), kv_.get(), act(out), layer, n_blocks_, hp_.n_head,
-           hp_.n_head_kv, hp_.head_dim, scale, step_ints_[1].get(), step_ints_[3].get(), step_ints_[4].get());
+           hp_.n_head_kv, hp_.head_dim, scale, step_ints_[1].get(), step_ints_[3].get(),
+           step_ints_[4].get());
   }
 
   void swiglu(Act gate, Act up, int64_t n) override {
@@ -215,16 +238,18 @@ class ClDevice final : public LlmDevice {
   void copy_rows(Act src, std::span<const int32_t> rows, int64_t width, Act dst) override {
     const size_t bytes = static_cast<size_t>(width) * sizeof(float);
     for (size_t i = 0; i < rows.size(); ++i) {
-      check(clEnqueueCopyBuffer(dev_->queue(), act(src), act(dst), static_cast<size_t>(rows[i]) * bytes, i * bytes,
-                                bytes, 0, nullptr, nullptr),
+      check(clEnqueueCopyBuffer(dev_->queue(), act(src), act(dst),
+                                static_cast<size_t>(rows[i]) * bytes, i * bytes, bytes, 0, nullptr,
+                                nullptr),
             "clEnqueueCopyBuffer(copy_rows)");
     }
   }
 
   Status read(Act src, int64_t floats, float* host) override {
-    check(clEnqueueReadBuffer(dev_->queue(), act(src), CL_TRUE, 0, static_cast<size_t>(floats) * sizeof(float),
-                              host, 0, nullptr, nullptr),
-          "clEnqueueReadBuffer(logits)");
+    check(
+        clEnqueueReadBuffer(dev_->queue(), act(src), CL_TRUE, 0,
+                            static_cast<size_t>(floats) * sizeof(float), host, 0, nullptr, nullptr),
+        "clEnqueueReadBuffer(logits)");
     return finish();
   }
 
@@ -237,7 +262,9 @@ class ClDevice final : public LlmDevice {
   }
 
  private:
-  static Error unavailable(std::string message) { return make_error(ErrorCode::kUnavailable, std::move(message)); }
+  static Error unavailable(std::string message) {
+    return make_error(ErrorCode::kUnavailable, std::move(message));
+  }
 
   static size_t round_up(int64_t n, size_t multiple) {
     return (static_cast<size_t>(n) + multiple - 1) / multiple * multiple;
@@ -255,31 +282,39 @@ class ClDevice final : public LlmDevice {
     clGetCommandQueueInfo(dev_->queue(), CL_QUEUE_DEVICE, sizeof device, &device, nullptr);
     const auto sources = cl::program_sources();
     cl_int status = CL_SUCCESS;
-    program_ = clCreateProgramWithSource(dev_->context(), static_cast<cl_uint>(sources.size()),
-                                         const_cast<const char**>(sources.data()), nullptr, &status);
-    if (status != CL_SUCCESS) return unavailable(fmt::format("clCreateProgramWithSource: OpenCL error {}", status));
+    program_ =
+        clCreateProgramWithSource(dev_->context(), static_cast<cl_uint>(sources.size()),
+                                  const_cast<const char**>(sources.data()), nullptr, &status);
+    if (status != CL_SUCCESS)
+      return unavailable(fmt::format("clCreateProgramWithSource: OpenCL error {}", status));
     // Division and sqrt correctly rounded where the device can, as the CPU's are (quantize_q8a's
     // d = amax / 127 then gives the CPU's bits); OpenCL otherwise allows 2.5 and 3 ulp.
     std::string options = "-cl-std=CL1.2";
     cl_device_fp_config fp = 0;
     clGetDeviceInfo(device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, nullptr);
-    if ((fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0) options += " -cl-fp32-correctly-rounded-divide-sqrt";
+    if ((fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0)
+      options += " -cl-fp32-correctly-rounded-divide-sqrt";
     status = clBuildProgram(program_, 1, &device, options.c_str(), nullptr, nullptr);
     if (status != CL_SUCCESS) {
       size_t size = 0;
       clGetProgramBuildInfo(program_, device, CL_PROGRAM_BUILD_LOG, 0, nullptr, &size);
       std::string log(size, '\0');
       clGetProgramBuildInfo(program_, device, CL_PROGRAM_BUILD_LOG, size, log.data(), nullptr);
-      return unavailable(fmt::format("building the LLM program failed (OpenCL error {}):\n{}", status, log.c_str()));
+      return unavailable(fmt::format("building the LLM program failed (OpenCL error {}):\n{}",
+                                     status, log.c_str()));
     }
     for (int i = 0; i < kKernelCount; ++i) {
       kernels_[i] = clCreateKernel(program_, kKernelNames[i], &status);
-      if (status != CL_SUCCESS) return unavailable(fmt::format("clCreateKernel({}): OpenCL error {}", kKernelNames[i], status));
+      if (status != CL_SUCCESS)
+        return unavailable(
+            fmt::format("clCreateKernel({}): OpenCL error {}", kKernelNames[i], status));
       size_t most = 0;
-      clGetKernelWorkGroupInfo(kernels_[i], device, CL_KERNEL_WORK_GROUP_SIZE, sizeof most, &most, nullptr);
+      clGetKernelWorkGroupInfo(kernels_[i], device, CL_KERNEL_WORK_GROUP_SIZE, sizeof most, &most,
+                               nullptr);
       if (most < kRowGroup) {
-        return unavailable(fmt::format("kernel {} runs work-groups of at most {} items; it needs {}",
-                                       kKernelNames[i], most, kRowGroup));
+        return unavailable(
+            fmt::format("kernel {} runs work-groups of at most {} items; it needs {}",
+                        kKernelNames[i], most, kRowGroup));
       }
     }
     return {};
@@ -288,7 +323,8 @@ class ClDevice final : public LlmDevice {
   ocl::Buffer alloc(size_t bytes, const char* what) {
     std::string error;
     ocl::Buffer b = dev_->alloc(std::max<size_t>(bytes, 4), &error);
-    if (b.get() == nullptr && error_.empty()) error_ = fmt::format("allocating {} bytes of {}: {}", bytes, what, error);
+    if (b.get() == nullptr && error_.empty())
+      error_ = fmt::format("allocating {} bytes of {}: {}", bytes, what, error);
     return b;
   }
 
@@ -302,8 +338,9 @@ class ClDevice final : public LlmDevice {
   void write(ocl::Buffer& b, const void* data, size_t bytes) {
     grow(b, bytes, "step inputs");
     if (bytes == 0 || b.get() == nullptr) return;
-    check(clEnqueueWriteBuffer(dev_->queue(), b.get(), CL_TRUE, 0, bytes, data, 0, nullptr, nullptr),
-          "clEnqueueWriteBuffer(step inputs)");
+    check(
+        clEnqueueWriteBuffer(dev_->queue(), b.get(), CL_TRUE, 0, bytes, data, 0, nullptr, nullptr),
+        "clEnqueueWriteBuffer(step inputs)");
   }
 
   void upload(const void* host, size_t bytes) {
@@ -313,7 +350,9 @@ class ClDevice final : public LlmDevice {
     dev_->write(b.at(), host, bytes);
     weights_.emplace(host, std::move(b));
   }
-  void upload_matrix(const Matrix& m) { upload(m.data, static_cast<size_t>(m.rows * row_bytes(m.type, m.cols))); }
+  void upload_matrix(const Matrix& m) {
+    upload(m.data, static_cast<size_t>(m.rows * row_bytes(m.type, m.cols)));
+  }
   void upload_vector(const float* v) { upload(v, static_cast<size_t>(hp_.n_embd) * sizeof(float)); }
 
   cl_mem weight(const void* host) const {
@@ -324,14 +363,18 @@ class ClDevice final : public LlmDevice {
   cl_mem act(Act a) const { return acts_[static_cast<size_t>(a)].get(); }
 
   template <ClArg... Args>
-  void launch(Kernel k, cl_uint dims, const size_t* global, const size_t* local, const Args&... args) {
+  void launch(Kernel k, cl_uint dims, const size_t* global, const size_t* local,
+              const Args&... args) {
     if (!error_.empty()) return;  // the step failed already: finish() reports it
     const cl_kernel kernel = kernels_[k];
     cl_uint index = 0;
     cl_int status = CL_SUCCESS;
-    ((status = status == CL_SUCCESS ? clSetKernelArg(kernel, index++, sizeof(Args), &args) : status), ...);
+    ((status =
+          status == CL_SUCCESS ? clSetKernelArg(kernel, index++, sizeof(Args), &args) : status),
+     ...);
     if (!check(status, kKernelNames[k])) return;
-    check(clEnqueueNDRangeKernel(dev_->queue(), kernel, dims, nullptr, global, local, 0, nullptr, nullptr),
+    check(clEnqueueNDRangeKernel(dev_->queue(), kernel, dims, nullptr, global, local, 0, nullptr,
+                                 nullptr),
           kKernelNames[k]);
   }
 
@@ -358,8 +401,8 @@ class ClDevice final : public LlmDevice {
 
 }  // namespace
 
-Result<std::unique_ptr<LlmDevice>> make_opencl_device(const DeviceChoice& choice, const Model& model,
-                                                      const KvCache& kv) {
+Result<std::unique_ptr<LlmDevice>> make_opencl_device(const DeviceChoice& choice,
+                                                      const Model& model, const KvCache& kv) {
   ocl::Selector selector;
   selector.platform = choice.platform;
   selector.device = choice.device;

@@ -47,12 +47,14 @@ constexpr int kMaxNearTies = 2;
 const std::vector<std::vector<int32_t>> kPrompts = {
     {504, 3575, 282, 4649, 314},                          // "The capital of France is"
     {1, 4093, 198, 28, 216, 33, 34, 35, 36, 37, 38, 39},  // a few digits and newlines
-    {27, 1883, 3278, 28, 6333, 18, 11, 335, 30, 2000, 5000, 7000, 9000, 12000, 20000, 30000, 40000,
-     49151, 0, 2, 3, 17, 19, 23},
+    {27,   1883,  3278,  28,    6333,  18,    11, 335, 30, 2000, 5000, 7000,
+     9000, 12000, 20000, 30000, 40000, 49151, 0,  2,   3,  17,   19,   23},
 };
 constexpr int kSteps = 16;
 
-int32_t argmax(const float* row, int32_t n) { return static_cast<int32_t>(std::max_element(row, row + n) - row); }
+int32_t argmax(const float* row, int32_t n) {
+  return static_cast<int32_t>(std::max_element(row, row + n) - row);
+}
 
 double nmse(const float* got, const float* want, int64_t n) {
   double err = 0, ref = 0;
@@ -73,7 +75,8 @@ struct Decoded {
 
 // Prefills `prompts` (all in one batch) and decodes kSteps steps of one token per sequence. Each
 // step feeds `forced`'s tokens when given, else the run's own greedy ones.
-Decoded decode(Context& ctx, const std::vector<std::vector<int32_t>>& prompts, const Decoded* forced) {
+Decoded decode(Context& ctx, const std::vector<std::vector<int32_t>>& prompts,
+               const Decoded* forced) {
   const int32_t n_vocab = ctx.model().hparams().n_vocab;
   Decoded run;
   run.logits.resize(prompts.size());
@@ -83,7 +86,8 @@ Decoded decode(Context& ctx, const std::vector<std::vector<int32_t>>& prompts, c
     ctx.remove_sequence(static_cast<SeqId>(s));
     EXPECT_TRUE(ctx.add_sequence(static_cast<SeqId>(s)).ok());
     for (size_t i = 0; i < prompts[s].size(); ++i) {
-      b.add(static_cast<SeqId>(s), static_cast<int32_t>(i), prompts[s][i], i + 1 == prompts[s].size());
+      b.add(static_cast<SeqId>(s), static_cast<int32_t>(i), prompts[s][i],
+            i + 1 == prompts[s].size());
     }
   }
   std::vector<float> logits;
@@ -95,7 +99,8 @@ Decoded decode(Context& ctx, const std::vector<std::vector<int32_t>>& prompts, c
     for (size_t s = 0; s < prompts.size(); ++s) {
       const float* row = logits.data() + s * static_cast<size_t>(n_vocab);
       run.logits[s].insert(run.logits[s].end(), row, row + n_vocab);
-      const int32_t token = forced != nullptr ? forced->tokens[s][static_cast<size_t>(step)] : argmax(row, n_vocab);
+      const int32_t token =
+          forced != nullptr ? forced->tokens[s][static_cast<size_t>(step)] : argmax(row, n_vocab);
       run.tokens[s].push_back(token);
       next.add(static_cast<SeqId>(s), ctx.kv().length(static_cast<SeqId>(s)), token, true);
     }
@@ -141,7 +146,8 @@ void expect_same_on_both(const std::vector<std::vector<int32_t>>& prompts) {
       if (cl_token == cpu_token) continue;
       ++near_ties;
       EXPECT_LT(w[cpu_token] - w[cl_token], kNearTie)
-          << "sequence " << s << " step " << step << ": OpenCL picks " << cl_token << ", the CPU " << cpu_token;
+          << "sequence " << s << " step " << step << ": OpenCL picks " << cl_token << ", the CPU "
+          << cpu_token;
     }
   }
   EXPECT_LE(near_ties, kMaxNearTies);
@@ -165,7 +171,8 @@ class LlmPieces : public ::testing::Test {
     cl_kv_ = std::make_unique<KvCache>(hp, KvCacheOptions{256, false});
     cpu_ = make_cpu_device(*model_);
     auto cl = make_opencl_device({DeviceKind::kOpenCl, "", ""}, *model_, *cl_kv_);
-    ASSERT_TRUE(cl.ok()) << "no OpenCL device to test (CI installs PoCL, pocl-opencl-icd): " << cl.error().message;
+    ASSERT_TRUE(cl.ok()) << "no OpenCL device to test (CI installs PoCL, pocl-opencl-icd): "
+                         << cl.error().message;
     cl_ = std::move(cl).value();
     const int32_t tokens[kRows] = {504, 3575, 282, 4649, 314, 1, 4093, 198, 28, 49151};
     for (KvCache* kv : {cpu_kv_.get(), cl_kv_.get()}) {
@@ -214,7 +221,9 @@ TEST_F(LlmPieces, shouldEmbedExactlyAndNormaliseToTheLastBits) {
   EXPECT_EQ(nmse_after([](LlmDevice&) {}, kX, kRows * hp().n_embd), 0.0);  // Q8_0 rows, dequantized
   EXPECT_LE(nmse_after([](LlmDevice&) {}, kH, kRows * hp().n_embd), 1e-12);
   // Rows 9 and 4 of x to the front of q, as the output head's rows are picked.
-  const auto pick = [&](LlmDevice& d) { d.copy_rows(kX, std::vector<int32_t>{9, 4}, hp().n_embd, kQ); };
+  const auto pick = [&](LlmDevice& d) {
+    d.copy_rows(kX, std::vector<int32_t>{9, 4}, hp().n_embd, kQ);
+  };
   EXPECT_EQ(nmse_after(pick, kQ, 2 * hp().n_embd), 0.0);
 }
 
@@ -222,13 +231,18 @@ TEST_F(LlmPieces, shouldMultiplyQuantizedMatricesAsTheCpuDoes) {
   // From the same inputs (the embedded rows, equal bit for bit) the device does the CPU kernels'
   // arithmetic (quant_matmul.h): PoCL gives the CPU's bits (NMSE 0), for Q4_1 and for the Q8_0
   // output head. 1e-12 leaves a device whose division rounds differently some room.
-  EXPECT_LE(nmse_after([&](LlmDevice& d) { d.matmul(layer0().wq, kX, kRows, kQ); }, kQ, kRows * hp().n_embd), 1e-12);
-  EXPECT_LE(nmse_after([&](LlmDevice& d) { d.matmul(model_->weights().output, kX, kRows, kLogits); }, kLogits,
-                       kRows * hp().n_vocab),
+  EXPECT_LE(nmse_after([&](LlmDevice& d) { d.matmul(layer0().wq, kX, kRows, kQ); }, kQ,
+                       kRows * hp().n_embd),
             1e-12);
+  EXPECT_LE(
+      nmse_after([&](LlmDevice& d) { d.matmul(model_->weights().output, kX, kRows, kLogits); },
+                 kLogits, kRows * hp().n_vocab),
+      1e-12);
   // From normalised rows, equal to the last bits (NMSE ~1e-15): the last bits move the odd int8
   // rounding of an activation (measured 2e-8 for Q4_1, 1e-7 for Q8_0).
-  EXPECT_LE(nmse_after([&](LlmDevice& d) { d.matmul(layer0().wq, kH, kRows, kQ); }, kQ, kRows * hp().n_embd), 1e-6);
+  EXPECT_LE(nmse_after([&](LlmDevice& d) { d.matmul(layer0().wq, kH, kRows, kQ); }, kQ,
+                       kRows * hp().n_embd),
+            1e-6);
 }
 
 TEST_F(LlmPieces, shouldRunTheFeedForwardAsTheCpuDoes) {
@@ -265,9 +279,22 @@ TEST_F(LlmPieces, shouldRotateStoreAndAttendAsTheCpuDoes) {
   EXPECT_LE(nmse_after(layer, kAtt, kRows * hp().n_embd), 1e-4);
 }
 
-TEST(LlmCrossDevice, shouldDecodeOneSequenceOnOpenClAsOnTheCpu) { expect_same_on_both({kPrompts[0]}); }
+TEST(LlmCrossDevice, shouldDecodeOneSequenceOnOpenClAsOnTheCpu) {
+  expect_same_on_both({kPrompts[0]});
+}
 
-TEST(LlmCrossDevice, shouldDecodeThreeSequencesInOneBatchOnOpenClAsOnTheCpu) { expect_same_on_both(kPrompts); }
+TEST(LlmCrossDevice, shouldDecodeThreeSequencesInOneBatchOnOpenClAsOnTheCpu) {
+  expect_same_on_both(kPrompts);
+}
+
+TEST(LlmContext, shouldRefuseAnOpenClDeviceThatDoesNotExistNamingIt) {
+  ContextOptions options{.kv_tokens = 64, .max_context = 0, .max_step_tokens = 512};
+  options.device = {DeviceKind::kOpenCl, "no-such-platform", ""};
+  auto created = Context::create(reference_model(), options);
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(created.error().message.find("no-such-platform"), std::string::npos) << created.error().message;
+}
 
 }  // namespace
 }  // namespace coproc::llm
