@@ -29,7 +29,7 @@ using testing::reference_model;
 // The devices sum floats in different orders (norms, matrix rows, the attention's softmax) and
 // take exp from different libraries, so activations differ in their last bits, and now and then
 // that moves one's int8 rounding (both quantize activations per 32-block) by a step. Thirty
-// layers amplify this: on the CPU alone, making one RMSNorm's scale one ulp larger moves the
+// layers amplify this: on the CPU alone, making every RMSNorm's scale one ulp larger moves the
 // logits rows by an NMSE of up to 1.3e-2 over these prompts, and the OpenCL device (PoCL)
 // measured 1.6e-2. A wrong kernel moves them by far more (a RoPE turning the wrong way: ~1);
 // the piece tests below are the tight check, and the greedy tokens must agree.
