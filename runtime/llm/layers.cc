@@ -43,22 +43,6 @@ constexpr int64_t kRowsPerTask = 16;
 
 }  // namespace
 
-void Scratch::resize(const Hparams& hp, int64_t rows) {
-  const auto r = static_cast<size_t>(rows);
-  const auto q_width = static_cast<size_t>(hp.n_head) * hp.head_dim;
-  const auto kv_width = static_cast<size_t>(hp.n_head_kv) * hp.head_dim;
-  x.resize(r * hp.n_embd);
-  h.resize(r * hp.n_embd);
-  q.resize(r * q_width);
-  k.resize(r * kv_width);
-  v.resize(r * kv_width);
-  att.resize(r * q_width);
-  gate.resize(r * hp.n_ff);
-  up.resize(r * hp.n_ff);
-  const size_t widest = std::max({static_cast<size_t>(hp.n_embd), q_width, static_cast<size_t>(hp.n_ff)});
-  xq.resize(r * (widest / kQuantBlock));
-}
-
 void embed(const Matrix& table, std::span<const int32_t> tokens, float* x) {
   const int64_t rb = row_bytes(table.type, table.cols);
   for (size_t i = 0; i < tokens.size(); ++i) {

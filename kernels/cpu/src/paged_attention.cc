@@ -29,14 +29,15 @@ COPROC_ALWAYS_INLINE v16 load(const float* p) {
 }
 COPROC_ALWAYS_INLINE void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
 
-// Lanes summed pairwise in a fixed order.
+using v8 = float __attribute__((vector_size(32), aligned(4)));
+using v4 = float __attribute__((vector_size(16), aligned(4)));
+
+// Lanes summed pairwise in a fixed order, in registers.
 COPROC_ALWAYS_INLINE float hsum(v16 v) {
-  float l[kLanes];
-  std::memcpy(l, &v, sizeof l);
-  for (int w = kLanes / 2; w > 0; w /= 2) {
-    for (int i = 0; i < w; ++i) l[i] += l[i + w];
-  }
-  return l[0];
+  const v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  return (b[0] + b[2]) + (b[1] + b[3]);
 }
 
 const float* slot(const float* base, const PagedKvView& kv, int32_t kv_head, const int32_t* table, int32_t t) {
