@@ -19,6 +19,7 @@
 namespace coproc::llm {
 
 class Architecture;
+class Vocab;
 
 // What the forward pass needs to know about the network; read from "<arch>.*" keys.
 struct Hparams {
@@ -73,13 +74,14 @@ class Model {
  public:
   // Maps the file, checks that its architecture is one we run and that every tensor it needs
   // is present with the right shape and a supported type (an unsupported one is refused naming
-  // the tensor and the type).
+  // the tensor and the type), and reads the vocabulary (vocab.h).
   static Result<std::shared_ptr<const Model>> load(const std::string& path);
   ~Model();
 
   const Hparams& hparams() const { return hparams_; }
   const Weights& weights() const { return weights_; }
   const Architecture& arch() const { return *arch_; }
+  const Vocab& vocab() const { return *vocab_; }
   const GgufFile& file() const { return *file_; }
   // Bytes of weights one forward step reads (every matrix once, the output head included).
   int64_t weight_bytes_per_step() const;
@@ -90,6 +92,7 @@ class Model {
   Hparams hparams_;
   Weights weights_;
   const Architecture* arch_ = nullptr;
+  std::unique_ptr<Vocab> vocab_;
 };
 
 }  // namespace coproc::llm
