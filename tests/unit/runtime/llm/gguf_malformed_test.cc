@@ -145,6 +145,32 @@ TEST(GgufMalformedTest, shouldRefuseHugeArrayLengthsNamingTheKey) {
   EXPECT_REFUSED_WITH(w, "'merges'");
 }
 
+// Each array element costs the reader far more memory than its bytes in the file, so the file's
+// arrays together may hold 4 Mi elements (gguf.cc's kMaxArrayElements), whatever its size.
+TEST(GgufMalformedTest, shouldRefuseArraysBeyondTheElementBudgetNamingTheKey) {
+  constexpr uint64_t kBudget = uint64_t{1} << 22;
+  const auto u8_array = [](uint64_t count) {
+    ByteBuilder b;
+    b.put(static_cast<uint32_t>(GgufValueType::kUint8)).put(count);
+    b.raw(std::vector<uint8_t>(count, 1));
+    return b.bytes();
+  };
+  GgufWriter one;
+  one.add_raw("bytes", kArray, u8_array(kBudget + 1));
+  EXPECT_REFUSED_WITH(one, "'bytes'");
+  GgufWriter two;
+  two.add_raw("first", kArray, u8_array(kBudget / 2))
+      .add_raw("second", kArray, u8_array(kBudget / 2 + 1));
+  EXPECT_REFUSED_WITH(two, "'second'");
+  GgufWriter at_budget;
+  at_budget.add_raw("first", kArray, u8_array(kBudget / 2))
+      .add_raw("second", kArray, u8_array(kBudget / 2));
+  const std::vector<uint8_t> bytes = at_budget.bytes();
+  auto parsed = GgufFile::parse(bytes);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ((*parsed)->find("second")->array.size(), kBudget / 2);
+}
+
 TEST(GgufMalformedTest, shouldRefuseNestedArraysNamingTheKey) {
   GgufWriter w;
   ByteBuilder inner;
