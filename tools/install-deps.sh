@@ -14,7 +14,7 @@ debian_packages=(
   ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
   libnuma-dev numactl
   libonnx-dev libprotobuf-dev protobuf-compiler
-  libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
+  libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libonnx-testdata
   systemd  # tests/observe verifies the unit in tools/systemd with systemd-analyze

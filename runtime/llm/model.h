@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,10 +37,13 @@ struct Hparams {
 };
 
 // A weight matrix [rows, cols]: `rows` output features, each a row of `cols` inputs in `type`'s
-// blocks. Quantized types are used in place; float types point at an owned F32 copy.
+// blocks. Quantized types are viewed in place (data: rows looked up, as the embedding is) and
+// packed once into the layout the matrix kernels stream (packed: kernels/cpu quant_matmul.h);
+// float types point at an owned F32 copy.
 struct Matrix {
   GgmlType type = GgmlType::kF32;
   const void* data = nullptr;
+  const void* packed = nullptr;  // quantized types only
   int64_t rows = 0;
   int64_t cols = 0;
   std::string_view name;
@@ -59,6 +63,10 @@ struct Weights {
   bool tied_output = false;
   std::vector<LayerWeights> layers;
   std::vector<std::vector<float>> owned;  // F32 copies of float tensors stored as F16/BF16
+  struct FreeBytes {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<void, FreeBytes>> packed;  // every Matrix::packed, 64-byte aligned
 };
 
 class Model {
