@@ -34,7 +34,8 @@ using coproc::llm::TensorInfo;
 bool inside(std::span<const uint8_t> bytes, const void* p, uint64_t n) {
   const auto* b = static_cast<const uint8_t*>(p);
   const uint8_t* begin = bytes.data();
-  return b >= begin && b <= begin + bytes.size() && n <= static_cast<uint64_t>(begin + bytes.size() - b);
+  return b >= begin && b <= begin + bytes.size() &&
+         n <= static_cast<uint64_t>(begin + bytes.size() - b);
 }
 
 bool is_integer(GgufValueType t) {
@@ -47,7 +48,8 @@ bool is_integer(GgufValueType t) {
 uint64_t touch(std::span<const uint8_t> bytes, const GgufValue& v) {
   uint64_t sum = static_cast<uint64_t>(v.i) ^ v.u ^ static_cast<uint64_t>(v.f != 0);
   if (v.type == GgufValueType::kString) {
-    FUZZ_CHECK(v.str.empty() || inside(bytes, v.str.data(), v.str.size()), "a string views the input");
+    FUZZ_CHECK(v.str.empty() || inside(bytes, v.str.data(), v.str.size()),
+               "a string views the input");
     for (char c : v.str) sum += static_cast<uint8_t>(c);
   }
   if (v.type == GgufValueType::kArray) {
@@ -65,8 +67,9 @@ uint64_t touch(std::span<const uint8_t> bytes, const GgufValue& v) {
 void check_getters(const GgufFile& file, std::string_view key, const GgufValue& v) {
   FUZZ_CHECK(file.find(key) == &v, "find() returns the key's one value");
   const auto i = file.get_int(key);
-  FUZZ_CHECK(i.ok() == (is_integer(v.type) && !(v.type == GgufValueType::kUint64 && v.u > INT64_MAX)),
-             "get_int accepts exactly the integers that fit");
+  FUZZ_CHECK(
+      i.ok() == (is_integer(v.type) && !(v.type == GgufValueType::kUint64 && v.u > INT64_MAX)),
+      "get_int accepts exactly the integers that fit");
   FUZZ_CHECK(file.get_float(key).ok() ==
                  (v.type == GgufValueType::kFloat32 || v.type == GgufValueType::kFloat64),
              "get_float accepts exactly the floats");
@@ -95,7 +98,8 @@ void check_tensor(std::span<const uint8_t> bytes, const GgufFile& file, const Te
   FUZZ_CHECK(t.offset % file.alignment() == 0, "a tensor's offset is aligned");
   FUZZ_CHECK(static_cast<uint64_t>(t.data - bytes.data()) % file.alignment() == 0,
              "a tensor's bytes are aligned from the file's start");
-  FUZZ_CHECK(t.name.empty() || inside(bytes, t.name.data(), t.name.size()), "a name views the input");
+  FUZZ_CHECK(t.name.empty() || inside(bytes, t.name.data(), t.name.size()),
+             "a name views the input");
   if (!traits.supported) return;
   // The first block (the first 32 elements of a float type: a row may be shorter).
   const int64_t n = traits.block_elems > 1 ? traits.block_elems : std::min<int64_t>(t.dims[0], 32);
@@ -111,7 +115,8 @@ void check_file(std::span<const uint8_t> bytes, const GgufFile& file) {
   uint64_t sum = 0;
   for (const auto& kv : file.metadata()) {
     FUZZ_CHECK(keys.insert(kv.key).second, "keys are unique");
-    FUZZ_CHECK(kv.key.empty() || inside(bytes, kv.key.data(), kv.key.size()), "a key views the input");
+    FUZZ_CHECK(kv.key.empty() || inside(bytes, kv.key.data(), kv.key.size()),
+               "a key views the input");
     sum += touch(bytes, kv.value);
     check_getters(file, kv.key, kv.value);
   }
@@ -125,7 +130,8 @@ void check_file(std::span<const uint8_t> bytes, const GgufFile& file) {
   }
   std::sort(extents.begin(), extents.end());
   for (size_t i = 1; i < extents.size(); ++i) {
-    FUZZ_CHECK(extents[i - 1].first + extents[i - 1].second <= extents[i].first, "tensors do not overlap");
+    FUZZ_CHECK(extents[i - 1].first + extents[i - 1].second <= extents[i].first,
+               "tensors do not overlap");
   }
   // Keeps the reads of touch() from being optimised away.
   volatile uint64_t sink = sum;
