@@ -1,82 +1,116 @@
-// A GGUF v3 file with metadata only, written in memory for tests of the tokenizer's loader.
+// A small GGUF writer for the tests: builds a file in memory, well formed by default, and lets a
+// test break any part of it (the magic, the version, the counts, a value's type or length, a
+// tensor's dims, type or offset) to check that the reader refuses it.
+//
+// Layout written (GGUF v2/v3, little-endian): magic, version, tensor count, key-value count, the
+// key-value pairs, the tensor infos, zero padding to the alignment, then the data section. Tensors
+// added with data are placed back to back, each at the next multiple of the alignment; the file
+// ends right after the last tensor's bytes, so that cutting any byte off a valid file leaves it
+// truncated.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "llm/ggml_types.h"
 #include "llm/gguf.h"
 
 namespace coproc::llm::testing {
 
-// Metadata of a GGUF v3 file with no tensors.
-class GgufWriter {
+// Little-endian bytes, appended one value at a time.
+class ByteBuilder {
  public:
-  void string(const std::string& key, const std::string& value) {
-    header(key, GgufValueType::kString);
-    str(value);
-    ++count_;
+  template <class T>
+  ByteBuilder& put(T value) {
+    // resize and memcpy rather than insert: GCC 12 at -O3 warns (-Wstringop-overflow) on a
+    // vector insert of a few bytes.
+    const size_t at = bytes_.size();
+    bytes_.resize(at + sizeof(T));
+    std::memcpy(bytes_.data() + at, &value, sizeof(T));
+    return *this;
   }
-  void u32(const std::string& key, uint32_t value) {
-    header(key, GgufValueType::kUint32);
-    raw(value);
-    ++count_;
-  }
-  void boolean(const std::string& key, bool value) {
-    header(key, GgufValueType::kBool);
-    raw(static_cast<uint8_t>(value));
-    ++count_;
-  }
-  void strings(const std::string& key, const std::vector<std::string>& values) {
-    header(key, GgufValueType::kArray);
-    raw(static_cast<uint32_t>(GgufValueType::kString));
-    raw(static_cast<uint64_t>(values.size()));
-    for (const auto& v : values) str(v);
-    ++count_;
-  }
-  void int32s(const std::string& key, const std::vector<int32_t>& values) {
-    header(key, GgufValueType::kArray);
-    raw(static_cast<uint32_t>(GgufValueType::kInt32));
-    raw(static_cast<uint64_t>(values.size()));
-    for (int32_t v : values) raw(v);
-    ++count_;
-  }
-  std::vector<uint8_t> bytes() const {
-    std::vector<uint8_t> out;
-    auto put = [&out](const void* p, size_t n) { append(out, p, n); };
-    const uint32_t magic = 0x46554747, version = 3;
-    const uint64_t tensors = 0;
-    put(&magic, 4);
-    put(&version, 4);
-    put(&tensors, 8);
-    put(&count_, 8);
-    out.insert(out.end(), kvs_.begin(), kvs_.end());
-    out.resize((out.size() + 31) / 32 * 32);
-    return out;
-  }
+  // A GGUF string: uint64 length, then the bytes (no terminator).
+  ByteBuilder& str(std::string_view s);
+  ByteBuilder& raw(const std::vector<uint8_t>& bytes);
+  const std::vector<uint8_t>& bytes() const { return bytes_; }
 
  private:
-  // resize + memcpy rather than insert: GCC 12 warns (falsely) about insert of a few bytes.
-  static void append(std::vector<uint8_t>& out, const void* p, size_t n) {
-    const size_t at = out.size();
-    out.resize(at + n);
-    if (n > 0) std::memcpy(out.data() + at, p, n);
-  }
-  template <class T>
-  void raw(T v) {
-    append(kvs_, &v, sizeof v);
-  }
-  void str(const std::string& s) {
-    raw(static_cast<uint64_t>(s.size()));
-    append(kvs_, s.data(), s.size());
-  }
-  void header(const std::string& key, GgufValueType type) {
-    str(key);
-    raw(static_cast<uint32_t>(type));
-  }
-  std::vector<uint8_t> kvs_;
-  uint64_t count_ = 0;
+  std::vector<uint8_t> bytes_;
 };
+
+class GgufWriter {
+ public:
+  static constexpr uint32_t kMagic = 0x46554747;  // "GGUF"
+
+  // What the header says; change them to write a malformed file.
+  uint32_t magic = kMagic;
+  uint32_t version = 3;
+  std::optional<uint64_t> kv_count;      // default: the pairs added
+  std::optional<uint64_t> tensor_count;  // default: the tensors added
+  // The alignment the writer pads to. set_alignment() also writes general.alignment.
+  uint64_t alignment = 32;
+
+  // A key with a value of any type: `payload` is the value's bytes as the file holds them after
+  // the type (for an array: element type, count, elements).
+  GgufWriter& add_raw(std::string_view key, uint32_t type, std::vector<uint8_t> payload);
+  GgufWriter& add_u8(std::string_view key, uint8_t v);
+  GgufWriter& add_i8(std::string_view key, int8_t v);
+  GgufWriter& add_u16(std::string_view key, uint16_t v);
+  GgufWriter& add_i16(std::string_view key, int16_t v);
+  GgufWriter& add_u32(std::string_view key, uint32_t v);
+  GgufWriter& add_i32(std::string_view key, int32_t v);
+  GgufWriter& add_u64(std::string_view key, uint64_t v);
+  GgufWriter& add_i64(std::string_view key, int64_t v);
+  GgufWriter& add_f32(std::string_view key, float v);
+  GgufWriter& add_f64(std::string_view key, double v);
+  GgufWriter& add_bool(std::string_view key, bool v);
+  GgufWriter& add_string(std::string_view key, std::string_view v);
+  GgufWriter& add_string_array(std::string_view key, const std::vector<std::string>& v);
+  GgufWriter& add_i32_array(std::string_view key, const std::vector<int32_t>& v);
+  GgufWriter& add_f32_array(std::string_view key, const std::vector<float>& v);
+  // Writes general.alignment (uint32) and pads to it.
+  GgufWriter& set_alignment(uint32_t bytes);
+
+  // A tensor whose bytes follow in the data section, at the next aligned offset. `type` is raw so
+  // that unknown types can be written; `data` need not match the dims (a test may lie).
+  GgufWriter& add_tensor(std::string_view name, uint32_t type, std::vector<int64_t> dims,
+                         std::vector<uint8_t> data);
+  GgufWriter& add_tensor(std::string_view name, GgmlType type, std::vector<int64_t> dims,
+                         std::vector<uint8_t> data) {
+    return add_tensor(name, static_cast<uint32_t>(type), std::move(dims), std::move(data));
+  }
+  // A tensor info with an explicit offset and no bytes of its own in the data section.
+  GgufWriter& add_tensor_at(std::string_view name, uint32_t type, std::vector<uint64_t> dims,
+                            uint64_t offset);
+
+  std::vector<uint8_t> bytes() const;
+
+ private:
+  struct Kv {
+    std::string key;
+    uint32_t type;
+    std::vector<uint8_t> payload;
+  };
+  struct Tensor {
+    std::string name;
+    uint32_t type;
+    std::vector<uint64_t> dims;
+    std::optional<uint64_t> offset;  // nullopt: placed by the writer
+    std::vector<uint8_t> data;
+  };
+  template <class T>
+  GgufWriter& add_scalar(std::string_view key, GgufValueType type, T v);
+
+  std::vector<Kv> kvs_;
+  std::vector<Tensor> tensors_;
+};
+
+// The bytes of n elements of `type` (a supported type), filled with a pattern that depends on
+// `seed`; quantized blocks get finite scales.
+std::vector<uint8_t> tensor_bytes(GgmlType type, int64_t n, uint32_t seed);
 
 }  // namespace coproc::llm::testing

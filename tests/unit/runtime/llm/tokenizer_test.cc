@@ -145,13 +145,13 @@ std::unique_ptr<GgufFile> with_pre_tokenizer(const std::string& pre) {
     types.push_back(static_cast<int32_t>(v.i));
   }
   llm::testing::GgufWriter w;
-  w.string("tokenizer.ggml.model", "gpt2");
-  w.string("tokenizer.ggml.pre", pre);
-  w.strings("tokenizer.ggml.tokens", strings("tokenizer.ggml.tokens"));
-  w.int32s("tokenizer.ggml.token_type", types);
-  w.strings("tokenizer.ggml.merges", strings("tokenizer.ggml.merges"));
-  w.u32("tokenizer.ggml.bos_token_id", 1);
-  w.u32("tokenizer.ggml.eos_token_id", 2);
+  w.add_string("tokenizer.ggml.model", "gpt2");
+  w.add_string("tokenizer.ggml.pre", pre);
+  w.add_string_array("tokenizer.ggml.tokens", strings("tokenizer.ggml.tokens"));
+  w.add_i32_array("tokenizer.ggml.token_type", types);
+  w.add_string_array("tokenizer.ggml.merges", strings("tokenizer.ggml.merges"));
+  w.add_u32("tokenizer.ggml.bos_token_id", 1);
+  w.add_u32("tokenizer.ggml.eos_token_id", 2);
   static std::vector<std::vector<uint8_t>> keep_alive;  // parse() views the bytes
   keep_alive.push_back(w.bytes());
   auto parsed = GgufFile::parse(keep_alive.back());

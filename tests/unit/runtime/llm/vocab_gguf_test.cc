@@ -39,14 +39,14 @@ struct TinyVocab {
     std::vector<int32_t> types(tokens.size() + extra_types, 1);
     types[0] = types[1] = 3;
     GgufWriter w;
-    w.string("tokenizer.ggml.model", model);
-    w.string("tokenizer.ggml.pre", pre);
-    w.strings("tokenizer.ggml.tokens", tokens);
-    w.int32s("tokenizer.ggml.token_type", types);
-    w.strings("tokenizer.ggml.merges",
+    w.add_string("tokenizer.ggml.model", model);
+    w.add_string("tokenizer.ggml.pre", pre);
+    w.add_string_array("tokenizer.ggml.tokens", tokens);
+    w.add_i32_array("tokenizer.ggml.token_type", types);
+    w.add_string_array("tokenizer.ggml.merges",
               {spell("a") + " " + spell("b"), spell(" ") + " " + spell("ab")});
-    w.u32("tokenizer.ggml.eos_token_id", eos);
-    w.boolean("tokenizer.ggml.add_bos_token", false);
+    w.add_u32("tokenizer.ggml.eos_token_id", eos);
+    w.add_bool("tokenizer.ggml.add_bos_token", false);
     return w.bytes();
   }
 };
