@@ -60,10 +60,8 @@ class CpuDevice final : public LlmDevice {
       const float* kr = at(k) + static_cast<int64_t>(r) * width;
       const float* vr = at(v) + static_cast<int64_t>(r) * width;
       for (int32_t h = 0; h < hp_.n_head_kv; ++h) {
-        std::copy_n(kr + static_cast<int64_t>(h) * hp_.head_dim, hp_.head_dim,
-                    kv_->key(layer, block, h, slot));
-        std::copy_n(vr + static_cast<int64_t>(h) * hp_.head_dim, hp_.head_dim,
-                    kv_->value(layer, block, h, slot));
+        kv_->store(layer, block, h, slot, kr + static_cast<int64_t>(h) * hp_.head_dim,
+                   vr + static_cast<int64_t>(h) * hp_.head_dim);
       }
     }
   }

@@ -6,13 +6,16 @@
 // Blocks come from a pool (KvBlockPool) with reference counts, so that the next issue can share a
 // prefix's full blocks between sequences and cache freed ones without changing this layout.
 //
-// Storage, per layer: [block][k or v][kv head][slot][head_dim] floats, so one head's keys for one
-// block are kBlockTokens * head_dim contiguous floats (offset() below; devices with their own
+// Storage, per layer: [block][k or v][kv head][kBlockTokens * head_dim] floats. A head's values
+// in a block are rows, [slot][head_dim]; its keys are transposed, [head_dim][slot], so that the
+// attention kernel scores a whole block against a query with one vector FMA per dimension and no
+// horizontal sums (offset() below; devices with their own
 // copy use the same layout).
 //
 // Not thread-safe: one Context owns its cache and decodes one batch at a time.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <unordered_map>
@@ -93,15 +96,16 @@ class KvCache {
             static_cast<int64_t>(kBlockTokens) * head_dim_, kBlockTokens, head_dim_};
   }
 
-  // Where token slot `slot` of `block` keeps head `head`'s key / value in `layer`.
-  float* key(int32_t layer, int32_t block, int32_t head, int32_t slot) {
-    return storage_.data() + offset(layer, block, 0, head, slot);
+  // Stores head `head`'s key and value (head_dim floats each) of token slot `slot` of `block` in
+  // `layer`: the value as a row, the key as a column of the block's transposed keys.
+  void store(int32_t layer, int32_t block, int32_t head, int32_t slot, const float* key, const float* value) {
+    float* keys = storage_.data() + offset(layer, block, 0, head, 0);
+    for (int32_t d = 0; d < head_dim_; ++d) keys[static_cast<size_t>(d) * kBlockTokens + slot] = key[d];
+    std::copy_n(value, head_dim_, storage_.data() + offset(layer, block, 1, head, slot));
   }
-  float* value(int32_t layer, int32_t block, int32_t head, int32_t slot) {
-    return storage_.data() + offset(layer, block, 1, head, slot);
-  }
-  const float* key(int32_t layer, int32_t block, int32_t head, int32_t slot) const {
-    return storage_.data() + offset(layer, block, 0, head, slot);
+  // Head `head`'s key of token slot `slot` of `block` in `layer`, dimension `d` (for tests).
+  float key_at(int32_t layer, int32_t block, int32_t head, int32_t slot, int32_t d) const {
+    return storage_[offset(layer, block, 0, head, 0) + static_cast<size_t>(d) * kBlockTokens + slot];
   }
   const float* value(int32_t layer, int32_t block, int32_t head, int32_t slot) const {
     return storage_.data() + offset(layer, block, 1, head, slot);

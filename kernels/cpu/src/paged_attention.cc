@@ -1,6 +1,6 @@
 // The paged attention of paged_attention.h: two passes over the row's positions per KV head.
-// Pass one computes every query head's scores against each key (one key load serves the group's
-// heads), pass two the softmax weights and the weighted sum of the values (one value load serves
+// Pass one computes every query head's scores a block of 16 keys at a time (one load of a key
+// dimension serves the 16 positions and the group's heads), pass two the softmax weights and the weighted sum of the values (one value load serves
 // the group). The body is written once on 16-float GCC vectors and compiled for AVX-512 and for
 // the baseline (where GCC splits each vector into SSE registers); the choice is made once per
 // process from the CPU, so every row on a machine runs the same instructions.
@@ -29,66 +29,58 @@ COPROC_ALWAYS_INLINE v16 load(const float* p) {
 }
 COPROC_ALWAYS_INLINE void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
 
-using v8 = float __attribute__((vector_size(32), aligned(4)));
-using v4 = float __attribute__((vector_size(16), aligned(4)));
-
-// Lanes summed pairwise in a fixed order, in registers.
-COPROC_ALWAYS_INLINE float hsum(v16 v) {
-  const v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-  const v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
-  return (b[0] + b[2]) + (b[1] + b[3]);
+// Where position t's block starts for KV head kv_head: its transposed keys or its value rows.
+const float* block_of(const float* base, const PagedKvView& kv, int32_t kv_head, const int32_t* table, int32_t t) {
+  return base + table[t / kv.block_tokens] * kv.block_stride + kv_head * kv.head_stride;
 }
 
-const float* slot(const float* base, const PagedKvView& kv, int32_t kv_head, const int32_t* table, int32_t t) {
-  return base + table[t / kv.block_tokens] * kv.block_stride + kv_head * kv.head_stride +
-         static_cast<int64_t>(t % kv.block_tokens) * kv.head_dim;
-}
-
-// head_dim a multiple of 16, at most 256: VD vectors per head.
+// head_dim a multiple of 16, at most 256: VD vectors per head. Blocks of 16 slots.
 template <int VD>
 COPROC_ALWAYS_INLINE void attend(const float* q, int32_t group, const PagedKvView& kv, int32_t kv_head,
                                  const int32_t* table, int32_t n, float scale, float* out, float* scores) {
   const int32_t hd = kv.head_dim;
-  // Pass one: scores[h * n + t] = scale * q[h] . K[t].
+  const int32_t n_blocks = (n + kLanes - 1) / kLanes;
+  // Pass one: scores[h * n_pad + t] = scale * q[h] . K[t], a block of 16 positions per vector:
+  // the block's keys are [dim][slot], so each dimension is one FMA of a query scalar into the
+  // 16 slots' scores. Slots past n in the last block are computed and never used.
+  const int32_t n_pad = n_blocks * kLanes;
   for (int32_t h0 = 0; h0 < group; h0 += 4) {
     const int32_t hn = std::min(4, group - h0);
-    v16 qv[4][VD];
+    float qs[4][VD * kLanes];
     for (int32_t h = 0; h < hn; ++h) {
-      for (int d = 0; d < VD; ++d) qv[h][d] = load(q + (h0 + h) * hd + d * kLanes) * scale;
+      for (int32_t d = 0; d < hd; ++d) qs[h][d] = q[(h0 + h) * hd + d] * scale;
     }
-    for (int32_t t = 0; t < n; ++t) {
-      const float* k = slot(kv.keys, kv, kv_head, table, t);
-      v16 kvec[VD];
-      for (int d = 0; d < VD; ++d) kvec[d] = load(k + d * kLanes);
-      for (int32_t h = 0; h < hn; ++h) {
-        v16 acc = qv[h][0] * kvec[0];
-        for (int d = 1; d < VD; ++d) acc += qv[h][d] * kvec[d];
-        scores[(h0 + h) * n + t] = hsum(acc);
+    for (int32_t b = 0; b < n_blocks; ++b) {
+      const float* kt = block_of(kv.keys, kv, kv_head, table, b * kLanes);
+      v16 acc[4] = {};
+      for (int32_t d = 0; d < VD * kLanes; ++d) {
+        const v16 k = load(kt + d * kLanes);
+        for (int32_t h = 0; h < hn; ++h) acc[h] += qs[h][d] * k;
       }
+      for (int32_t h = 0; h < hn; ++h) store(scores + (h0 + h) * n_pad + b * kLanes, acc[h]);
     }
   }
   // Softmax weights, unnormalised; the sum in position order.
   float inv_sum[kMaxAttentionGroup];
   for (int32_t h = 0; h < group; ++h) {
-    float* s = scores + h * n;
-    float mx = s[0];
-    for (int32_t t = 1; t < n; ++t) mx = std::max(mx, s[t]);
-    for (int32_t t = 0; t < n; ++t) s[t] = detail::vexp(s[t] - mx);
+    float* sc = scores + h * n_pad;
+    float mx = sc[0];
+    for (int32_t t = 1; t < n; ++t) mx = std::max(mx, sc[t]);
+    for (int32_t t = 0; t < n; ++t) sc[t] = detail::vexp(sc[t] - mx);
     float sum = 0;
-    for (int32_t t = 0; t < n; ++t) sum += s[t];
+    for (int32_t t = 0; t < n; ++t) sum += sc[t];
     inv_sum[h] = 1.0f / sum;
   }
-  // Pass two: out[h] = sum_t p[h][t] V[t] / sum[h].
+  // Pass two: out[h] = sum_t p[h][t] V[t] / sum[h]; one value row load serves the group.
   for (int32_t h0 = 0; h0 < group; h0 += 4) {
     const int32_t hn = std::min(4, group - h0);
     v16 acc[4][VD] = {};
     for (int32_t t = 0; t < n; ++t) {
-      const float* v = slot(kv.values, kv, kv_head, table, t);
+      const float* v = block_of(kv.values, kv, kv_head, table, t) + static_cast<int64_t>(t % kLanes) * hd;
       v16 vvec[VD];
       for (int d = 0; d < VD; ++d) vvec[d] = load(v + d * kLanes);
       for (int32_t h = 0; h < hn; ++h) {
-        const float p = scores[(h0 + h) * n + t];
+        const float p = scores[(h0 + h) * n_pad + t];
         for (int d = 0; d < VD; ++d) acc[h][d] += p * vvec[d];
       }
     }
@@ -98,30 +90,31 @@ COPROC_ALWAYS_INLINE void attend(const float* q, int32_t group, const PagedKvVie
   }
 }
 
-// Any even head_dim: the same two passes, one float at a time.
+// Any even head_dim or block size: the same two passes, one float at a time.
 void attend_scalar(const float* q, int32_t group, const PagedKvView& kv, int32_t kv_head, const int32_t* table,
                    int32_t n, float scale, float* out, float* scores) {
   const int32_t hd = kv.head_dim;
+  const int32_t bt = kv.block_tokens;
   for (int32_t h = 0; h < group; ++h) {
-    float* s = scores + h * n;
+    float* sc = scores + h * n;
     for (int32_t t = 0; t < n; ++t) {
-      const float* k = slot(kv.keys, kv, kv_head, table, t);
+      const float* kt = block_of(kv.keys, kv, kv_head, table, t);
       float acc = 0;
-      for (int32_t d = 0; d < hd; ++d) acc += q[h * hd + d] * scale * k[d];
-      s[t] = acc;
+      for (int32_t d = 0; d < hd; ++d) acc += q[h * hd + d] * scale * kt[d * bt + t % bt];
+      sc[t] = acc;
     }
-    float mx = s[0];
-    for (int32_t t = 1; t < n; ++t) mx = std::max(mx, s[t]);
+    float mx = sc[0];
+    for (int32_t t = 1; t < n; ++t) mx = std::max(mx, sc[t]);
     float sum = 0;
     for (int32_t t = 0; t < n; ++t) {
-      s[t] = detail::vexp(s[t] - mx);
-      sum += s[t];
+      sc[t] = detail::vexp(sc[t] - mx);
+      sum += sc[t];
     }
     float* o = out + h * hd;
     std::fill(o, o + hd, 0.0f);
     for (int32_t t = 0; t < n; ++t) {
-      const float* v = slot(kv.values, kv, kv_head, table, t);
-      for (int32_t d = 0; d < hd; ++d) o[d] += s[t] * v[d];
+      const float* v = block_of(kv.values, kv, kv_head, table, t) + static_cast<int64_t>(t % bt) * hd;
+      for (int32_t d = 0; d < hd; ++d) o[d] += sc[t] * v[d];
     }
     for (int32_t d = 0; d < hd; ++d) o[d] *= 1.0f / sum;
   }
@@ -156,7 +149,8 @@ AttendFn pick() {
   return use_avx512() ? &attend_avx512<VD> : &attend_baseline<VD>;
 }
 
-AttendFn kernel_for(int32_t hd) {
+AttendFn kernel_for(int32_t hd, int32_t block_tokens) {
+  if (block_tokens != kLanes) return &attend_scalar;
   switch (hd) {
     case 16: return pick<1>();
     case 32: return pick<2>();
@@ -178,10 +172,9 @@ AttendFn kernel_for(int32_t hd) {
 void paged_attention_group(const float* q, int32_t group, const PagedKvView& kv, int32_t kv_head,
                            const int32_t* table, int32_t n, float scale, float* out) {
   thread_local std::vector<float> scores;
-  if (scores.size() < static_cast<size_t>(group) * static_cast<size_t>(n)) {
-    scores.resize(static_cast<size_t>(group) * static_cast<size_t>(n));
-  }
-  kernel_for(kv.head_dim)(q, group, kv, kv_head, table, n, scale, out, scores.data());
+  const size_t need = static_cast<size_t>(group) * static_cast<size_t>((n + kLanes - 1) / kLanes * kLanes);
+  if (scores.size() < need) scores.resize(need);
+  kernel_for(kv.head_dim, kv.block_tokens)(q, group, kv, kv_head, table, n, scale, out, scores.data());
 }
 
 }  // namespace coproc::kernels::cpu

@@ -13,12 +13,14 @@
 
 namespace coproc::kernels::cpu {
 
+// A block's keys for one KV head are transposed, [head_dim][block_tokens]; its values are rows,
+// [block_tokens][head_dim].
 struct PagedKvView {
-  const float* keys;      // block 0, KV head 0, slot 0 of the layer's keys
+  const float* keys;      // block 0, KV head 0 of the layer's keys
   const float* values;    // the same for values
   int64_t block_stride;   // floats from a block to the next
   int64_t head_stride;    // floats from a KV head to the next inside a block
-  int32_t block_tokens;   // slots per block; a slot holds head_dim contiguous floats
+  int32_t block_tokens;   // slots per block; the vector kernels need 16
   int32_t head_dim;       // at most kMaxAttentionHeadDim
 };
 
