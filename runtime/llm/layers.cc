@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "coproc/kernels/cpu.h"
 #include "coproc/kernels/parallel.h"
 #include "llm/kv_cache.h"
 
@@ -122,9 +123,13 @@ void attention(const Hparams& hp, int32_t layer, std::span<const BatchEntry> ent
 }
 
 void swiglu(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  // silu(g) = g * sigmoid(g), with the kernels' vectorised sigmoid, a chunk at a time.
+  constexpr int64_t kChunk = 256;
+  float sig[kChunk];
+  for (int64_t i = 0; i < n; i += kChunk) {
+    const int64_t len = std::min(kChunk, n - i);
+    kc::sigmoid(gate + i, sig, len);
+    for (int64_t j = 0; j < len; ++j) gate[i + j] = gate[i + j] * sig[j] * up[i + j];
   }
 }
 
