@@ -65,16 +65,21 @@ COPROC_TARGET_VNNI512 void rows_of_tile(const TileJob& job, int64_t i0) {
   const uint8_t* block = job.tile;
   for (int64_t b = 0; b < job.blocks; ++b, block += kStep) {
     const uint8_t* q = block + kQuants;
-    __m512i isum[R];
+    // With few activation rows the vpdpbusd chain of one row's block is the critical path (its
+    // latency, not the loads): two integer partial sums halve it. Integer sums are exact, so the
+    // result is the same bits for every R.
+    constexpr bool kSplit = R <= 2;
+    __m512i isum[R], isum2[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) isum[r] = _mm512_setzero_si512();
+    for (int r = 0; r < R; ++r) isum[r] = isum2[r] = _mm512_setzero_si512();
     if constexpr (kType == QuantWeight::kQ8_0) {
 #pragma GCC unroll 8
       for (int g = 0; g < 8; ++g) {
         const __m512i w = _mm512_xor_si512(_mm512_loadu_si512(q + g * kGroupBytes), bias8);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
-          isum[r] = _mm512_dpbusd_epi32(isum[r], w, broadcast4(xr[r][b].q + 4 * g));
+          __m512i& into = kSplit && (g & 1) ? isum2[r] : isum[r];
+          into = _mm512_dpbusd_epi32(into, w, broadcast4(xr[r][b].q + 4 * g));
         }
       }
     } else {
@@ -86,9 +91,14 @@ COPROC_TARGET_VNNI512 void rows_of_tile(const TileJob& job, int64_t i0) {
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           isum[r] = _mm512_dpbusd_epi32(isum[r], lo, broadcast4(xr[r][b].q + 4 * g));
-          isum[r] = _mm512_dpbusd_epi32(isum[r], hi, broadcast4(xr[r][b].q + 16 + 4 * g));
+          __m512i& into = kSplit ? isum2[r] : isum[r];
+          into = _mm512_dpbusd_epi32(into, hi, broadcast4(xr[r][b].q + 16 + 4 * g));
         }
       }
+    }
+    if constexpr (kSplit) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) isum[r] = _mm512_add_epi32(isum[r], isum2[r]);
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block)));
     __m512 mw = _mm512_setzero_ps();
