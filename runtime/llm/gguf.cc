@@ -23,6 +23,11 @@ constexpr uint32_t kMaxDims = 4;  // ggml's GGML_MAX_DIMS
 // Bounds on what a model file may declare, far above any real model, so that a hostile count
 // cannot make the reader allocate gigabytes before the file's size has refused it.
 constexpr uint64_t kMaxKeyBytes = 1 << 16;
+// Array elements in the whole file, all arrays together. Each element becomes an 80-byte
+// GgufValue, so without a budget a file of S bytes could make the reader allocate 80 * S (a 20 MB
+// array of uint8 took 1.6 GB). The largest real tokenizers hold about a million (vocabulary,
+// token types, scores and merges together); 4 Mi elements is at most 336 MB.
+constexpr uint64_t kMaxArrayElements = uint64_t{1} << 22;
 
 Error bad(std::string message) { return make_error(ErrorCode::kBadModel, std::move(message)); }
 
@@ -115,7 +120,8 @@ bool read_scalar(Cursor& c, GgufValueType type, GgufValue* v) {
   return false;
 }
 
-Status read_value(Cursor& c, std::string_view key, GgufValue* v) {
+// `elements_left`: what is left of the file's kMaxArrayElements budget; an array spends its count.
+Status read_value(Cursor& c, std::string_view key, GgufValue* v, uint64_t* elements_left) {
   uint32_t raw_type;
   if (!c.read(&raw_type)) return bad(fmt::format("key '{}': file ends before its type", key));
   if (!known_value_type(raw_type)) {
@@ -149,6 +155,11 @@ Status read_value(Cursor& c, std::string_view key, GgufValue* v) {
     return bad(fmt::format("key '{}': array of {} {} elements does not fit in the file", key, count,
                            gguf_value_type_name(v->array_type)));
   }
+  if (count > *elements_left) {
+    return bad(fmt::format("key '{}': array of {} elements exceeds what is left of the file's "
+                           "budget of {} array elements", key, count, kMaxArrayElements));
+  }
+  *elements_left -= count;
   v->array.resize(count);
   for (uint64_t i = 0; i < count; ++i) {
     if (!read_scalar(c, v->array_type, &v->array[i])) {
@@ -238,6 +249,7 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes
   if (n_tensors > c.left() / 24) return bad(fmt::format("{} tensors do not fit in the file", n_tensors));
 
   std::unordered_set<std::string_view> keys;
+  uint64_t elements_left = kMaxArrayElements;
   file->kvs_.resize(n_kv);
   for (uint64_t i = 0; i < n_kv; ++i) {
     GgufKv& kv = file->kvs_[i];
@@ -245,7 +257,7 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes
       return bad(fmt::format("metadata key {} of {}: its name is truncated or too long", i, n_kv));
     }
     if (!keys.insert(kv.key).second) return bad(fmt::format("key '{}' appears twice", kv.key));
-    if (Status st = read_value(c, kv.key, &kv.value); !st) return st.error();
+    if (Status st = read_value(c, kv.key, &kv.value, &elements_left); !st) return st.error();
   }
 
   if (const GgufValue* a = file->find("general.alignment")) {

@@ -39,8 +39,7 @@ KvCache::KvCache(const Hparams& hp, KvCacheOptions options)
       n_head_kv_(hp.n_head_kv),
       head_dim_(hp.head_dim),
       pool_(static_cast<int32_t>((std::max<int64_t>(options.max_tokens, 1) + kBlockTokens - 1) / kBlockTokens)),
-      storage_(static_cast<size_t>(n_layer_) * pool_.n_blocks() * 2 * n_head_kv_ * kBlockTokens *
-               head_dim_) {}
+      storage_(options.host_storage ? static_cast<size_t>(storage_floats()) : 0) {}
 
 Status KvCache::add_sequence(SeqId seq) {
   if (!seqs_.emplace(seq, Sequence{}).second) {

@@ -6,18 +6,23 @@
 // Blocks come from a pool (KvBlockPool) with reference counts, so that the next issue can share a
 // prefix's full blocks between sequences and cache freed ones without changing this layout.
 //
-// Storage, per layer: [block][k or v][kv head][slot][head_dim] floats, so one head's keys for one
-// block are kBlockTokens * head_dim contiguous floats.
+// Storage, per layer: [block][k or v][kv head][kBlockTokens * head_dim] floats. A head's values
+// in a block are rows, [slot][head_dim]; its keys are transposed, [head_dim][slot], so that the
+// attention kernel scores a whole block against a query with one vector FMA per dimension and no
+// horizontal sums (offset() below; devices with their own
+// copy use the same layout).
 //
 // Not thread-safe: one Context owns its cache and decodes one batch at a time.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <unordered_map>
 #include <vector>
 
 #include "coproc/base/result.h"
+#include "coproc/kernels/paged_attention.h"
 #include "llm/batch.h"
 
 namespace coproc::llm {
@@ -49,6 +54,10 @@ class KvBlockPool {
 
 struct KvCacheOptions {
   int64_t max_tokens = 4096;  // tokens over all sequences; rounded up to whole blocks
+  // Whether the cache holds the keys and values itself (the CPU device reads them here). A device
+  // with its own memory keeps them there, in this layout, and the cache only manages blocks:
+  // key() and value() must not be called then.
+  bool host_storage = true;
 };
 
 class KvCache {
@@ -75,16 +84,28 @@ class KvCache {
   int32_t blocks_needed(int32_t n_tokens) const { return (n_tokens + kBlockTokens - 1) / kBlockTokens; }
   const KvBlockPool& pool() const { return pool_; }
   int64_t bytes() const { return static_cast<int64_t>(storage_.size() * sizeof(float)); }
+  // Floats of storage the layout needs, whether or not this cache holds them.
+  int64_t storage_floats() const {
+    return static_cast<int64_t>(n_layer_) * pool_.n_blocks() * 2 * n_head_kv_ * kBlockTokens * head_dim_;
+  }
 
-  // Where token slot `slot` of `block` keeps head `head`'s key / value in `layer`.
-  float* key(int32_t layer, int32_t block, int32_t head, int32_t slot) {
-    return storage_.data() + offset(layer, block, 0, head, slot);
+  // Layer `layer`'s keys and values as the attention kernel reads them, in place.
+  kernels::cpu::PagedKvView layer_view(int32_t layer) const {
+    return {storage_.data() + offset(layer, 0, 0, 0, 0), storage_.data() + offset(layer, 0, 1, 0, 0),
+            static_cast<int64_t>(2) * n_head_kv_ * kBlockTokens * head_dim_,
+            static_cast<int64_t>(kBlockTokens) * head_dim_, kBlockTokens, head_dim_};
   }
-  float* value(int32_t layer, int32_t block, int32_t head, int32_t slot) {
-    return storage_.data() + offset(layer, block, 1, head, slot);
+
+  // Stores head `head`'s key and value (head_dim floats each) of token slot `slot` of `block` in
+  // `layer`: the value as a row, the key as a column of the block's transposed keys.
+  void store(int32_t layer, int32_t block, int32_t head, int32_t slot, const float* key, const float* value) {
+    float* keys = storage_.data() + offset(layer, block, 0, head, 0);
+    for (int32_t d = 0; d < head_dim_; ++d) keys[static_cast<size_t>(d) * kBlockTokens + slot] = key[d];
+    std::copy_n(value, head_dim_, storage_.data() + offset(layer, block, 1, head, slot));
   }
-  const float* key(int32_t layer, int32_t block, int32_t head, int32_t slot) const {
-    return storage_.data() + offset(layer, block, 0, head, slot);
+  // Head `head`'s key of token slot `slot` of `block` in `layer`, dimension `d` (for tests).
+  float key_at(int32_t layer, int32_t block, int32_t head, int32_t slot, int32_t d) const {
+    return storage_[offset(layer, block, 0, head, 0) + static_cast<size_t>(d) * kBlockTokens + slot];
   }
   const float* value(int32_t layer, int32_t block, int32_t head, int32_t slot) const {
     return storage_.data() + offset(layer, block, 1, head, slot);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "coproc/kernels/cpu.h"
 #include "coproc/kernels/parallel.h"
 #include "llm/kv_cache.h"
 
@@ -43,22 +44,6 @@ constexpr int64_t kRowsPerTask = 16;
 
 }  // namespace
 
-void Scratch::resize(const Hparams& hp, int64_t rows) {
-  const auto r = static_cast<size_t>(rows);
-  const auto q_width = static_cast<size_t>(hp.n_head) * hp.head_dim;
-  const auto kv_width = static_cast<size_t>(hp.n_head_kv) * hp.head_dim;
-  x.resize(r * hp.n_embd);
-  h.resize(r * hp.n_embd);
-  q.resize(r * q_width);
-  k.resize(r * kv_width);
-  v.resize(r * kv_width);
-  att.resize(r * q_width);
-  gate.resize(r * hp.n_ff);
-  up.resize(r * hp.n_ff);
-  const size_t widest = std::max({static_cast<size_t>(hp.n_embd), q_width, static_cast<size_t>(hp.n_ff)});
-  xq.resize(r * (widest / kQuantBlock));
-}
-
 void embed(const Matrix& table, std::span<const int32_t> tokens, float* x) {
   const int64_t rb = row_bytes(table.type, table.cols);
   for (size_t i = 0; i < tokens.size(); ++i) {
@@ -84,7 +69,7 @@ void matmul(const Matrix& w, const float* x, int64_t rows, float* y, int64_t ldy
     const int64_t blocks = k / kQuantBlock;
     if (xq.size() < static_cast<size_t>(rows * blocks)) xq.resize(static_cast<size_t>(rows * blocks));
     for (int64_t r = 0; r < rows; ++r) kc::quantize_q8a(x + r * k, k, xq.data() + r * blocks);
-    kc::quant_matmul(quant_weight(w.type), w.data, w.rows, k, xq.data(), rows, y, ldy);
+    kc::quant_matmul_packed(quant_weight(w.type), w.packed, w.rows, k, xq.data(), rows, y, ldy);
     return;
   }
   // Float weights (stored F32, or converted from F16/BF16 at load): one fixed-order dot per output.
@@ -120,48 +105,31 @@ void rope(float* x, int32_t n_heads, int32_t head_dim, int32_t rope_dim, int32_t
 
 void attention(const Hparams& hp, int32_t layer, std::span<const BatchEntry> entries,
                const float* q, const KvCache& kv, float* out) {
-  const int32_t hd = hp.head_dim;
   const int32_t group = hp.n_head / hp.n_head_kv;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const auto n_items = static_cast<int64_t>(entries.size()) * hp.n_head;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
+  const kc::PagedKvView view = kv.layer_view(layer);
+  const int64_t group_floats = static_cast<int64_t>(group) * hp.head_dim;
+  // One work item per (row, KV head): the group of query heads that share it.
+  const auto n_items = static_cast<int64_t>(entries.size()) * hp.n_head_kv;
   kc::parallel_for(n_items, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores;
     for (int64_t item = begin; item < end; ++item) {
-      const BatchEntry& e = entries[static_cast<size_t>(item / hp.n_head)];
-      const auto head = static_cast<int32_t>(item % hp.n_head);
-      const int32_t kv_head = head / group;
-      const float* qh = q + item * hd;  // q is [rows][n_head][hd]: item = row * n_head + head
-      const int32_t n = e.pos + 1;
-      std::span<const int32_t> table = kv.block_table(e.seq);
-      scores.resize(static_cast<size_t>(n));
-      float max_score = -INFINITY;
-      for (int32_t t = 0; t < n; ++t) {
-        const float* key = kv.key(layer, table[static_cast<size_t>(t / kBlockTokens)], kv_head, t % kBlockTokens);
-        scores[static_cast<size_t>(t)] = dot(qh, key, hd) * scale;
-        max_score = std::max(max_score, scores[static_cast<size_t>(t)]);
-      }
-      float sum = 0;
-      for (int32_t t = 0; t < n; ++t) {
-        scores[static_cast<size_t>(t)] = std::exp(scores[static_cast<size_t>(t)] - max_score);
-        sum += scores[static_cast<size_t>(t)];
-      }
-      float* o = out + item * hd;
-      std::fill(o, o + hd, 0.0f);
-      for (int32_t t = 0; t < n; ++t) {
-        const float p = scores[static_cast<size_t>(t)];
-        const float* val = kv.value(layer, table[static_cast<size_t>(t / kBlockTokens)], kv_head, t % kBlockTokens);
-        for (int32_t d = 0; d < hd; ++d) o[d] += p * val[d];
-      }
-      const float inv = 1.0f / sum;
-      for (int32_t d = 0; d < hd; ++d) o[d] *= inv;
+      const BatchEntry& e = entries[static_cast<size_t>(item / hp.n_head_kv)];
+      const auto kv_head = static_cast<int32_t>(item % hp.n_head_kv);
+      // q and out are [rows][n_head][head_dim]: the group's heads are contiguous.
+      kc::paged_attention_group(q + item * group_floats, group, view, kv_head, kv.block_table(e.seq).data(),
+                                e.pos + 1, scale, out + item * group_floats);
     }
   });
 }
 
 void swiglu(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  // silu(g) = g * sigmoid(g), with the kernels' vectorised sigmoid, a chunk at a time.
+  constexpr int64_t kChunk = 256;
+  float sig[kChunk];
+  for (int64_t i = 0; i < n; i += kChunk) {
+    const int64_t len = std::min(kChunk, n - i);
+    kc::sigmoid(gate + i, sig, len);
+    for (int64_t j = 0; j < len; ++j) gate[i + j] = gate[i + j] * sig[j] * up[i + j];
   }
 }
 

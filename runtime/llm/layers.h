@@ -1,4 +1,4 @@
-// The pieces architectures build their forward passes from: embedding lookup, RMSNorm, matrix
+// The CPU's pieces of the forward pass (device_cpu.cc wraps them as an LlmDevice): embedding lookup, RMSNorm, matrix
 // products on quantized or float weights, adjacent-pair RoPE, grouped-query attention over the
 // paged KV cache, and SwiGLU.
 //
@@ -9,7 +9,7 @@
 
 #include <cstdint>
 #include <span>
-#include <vector>
+#include <vector>  // matmul's activation blocks
 
 #include "coproc/kernels/quant_matmul.h"
 #include "llm/batch.h"
@@ -18,16 +18,6 @@
 namespace coproc::llm {
 
 class KvCache;
-
-// Activation buffers of one forward call, reused across calls (they only grow).
-struct Scratch {
-  std::vector<float> x, h, q, k, v, att, gate, up;
-  std::vector<kernels::cpu::BlockQ8A> xq;
-  std::vector<int32_t> logit_rows;  // batch rows whose logits are produced
-
-  // Sizes every buffer for `rows` batch rows of `hp`'s network.
-  void resize(const Hparams& hp, int64_t rows);
-};
 
 // x[i] = row tokens[i] of the embedding table (any supported type), for i < tokens.size().
 void embed(const Matrix& table, std::span<const int32_t> tokens, float* x);

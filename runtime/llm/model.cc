@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "llm/arch.h"
+#include "llm/vocab.h"
 
 namespace coproc::llm {
 
@@ -22,6 +23,13 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string& path) {
   }
   if (Status st = model->arch_->load(*model->file_, &model->hparams_, &model->weights_); !st) {
     return make_error(st.error().code, fmt::format("{}: {}", path, st.error().message));
+  }
+  auto vocab = Vocab::from_gguf(*model->file_);
+  if (!vocab) return make_error(vocab.error().code, fmt::format("{}: {}", path, vocab.error().message));
+  model->vocab_ = std::move(*vocab);
+  if (model->vocab_->n_tokens() != model->hparams_.n_vocab) {
+    return make_error(ErrorCode::kBadModel, fmt::format("{}: the vocabulary has {} tokens, the output head {} rows", path,
+                                                        model->vocab_->n_tokens(), model->hparams_.n_vocab));
   }
   return std::shared_ptr<const Model>(std::move(model));
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 namespace coproc::llm {
 
 class Architecture;
+class Vocab;
 
 // What the forward pass needs to know about the network; read from "<arch>.*" keys.
 struct Hparams {
@@ -36,10 +38,13 @@ struct Hparams {
 };
 
 // A weight matrix [rows, cols]: `rows` output features, each a row of `cols` inputs in `type`'s
-// blocks. Quantized types are used in place; float types point at an owned F32 copy.
+// blocks. Quantized types are viewed in place (data: rows looked up, as the embedding is) and
+// packed once into the layout the matrix kernels stream (packed: kernels/cpu quant_matmul.h);
+// float types point at an owned F32 copy.
 struct Matrix {
   GgmlType type = GgmlType::kF32;
   const void* data = nullptr;
+  const void* packed = nullptr;  // quantized types only
   int64_t rows = 0;
   int64_t cols = 0;
   std::string_view name;
@@ -59,19 +64,24 @@ struct Weights {
   bool tied_output = false;
   std::vector<LayerWeights> layers;
   std::vector<std::vector<float>> owned;  // F32 copies of float tensors stored as F16/BF16
+  struct FreeBytes {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<void, FreeBytes>> packed;  // every Matrix::packed, 64-byte aligned
 };
 
 class Model {
  public:
   // Maps the file, checks that its architecture is one we run and that every tensor it needs
   // is present with the right shape and a supported type (an unsupported one is refused naming
-  // the tensor and the type).
+  // the tensor and the type), and reads the vocabulary (vocab.h).
   static Result<std::shared_ptr<const Model>> load(const std::string& path);
   ~Model();
 
   const Hparams& hparams() const { return hparams_; }
   const Weights& weights() const { return weights_; }
   const Architecture& arch() const { return *arch_; }
+  const Vocab& vocab() const { return *vocab_; }
   const GgufFile& file() const { return *file_; }
   // Bytes of weights one forward step reads (every matrix once, the output head included).
   int64_t weight_bytes_per_step() const;
@@ -82,6 +92,7 @@ class Model {
   Hparams hparams_;
   Weights weights_;
   const Architecture* arch_ = nullptr;
+  std::unique_ptr<Vocab> vocab_;
 };
 
 }  // namespace coproc::llm

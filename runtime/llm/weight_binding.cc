@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "coproc/kernels/quant_matmul.h"
+
 namespace coproc::llm {
 
 namespace {
@@ -96,6 +98,23 @@ const float* WeightBinder::to_f32(const TensorInfo& t) {
   return copy.data();
 }
 
+const void* WeightBinder::pack(const Matrix& m) {
+  kernels::cpu::QuantWeight type = kernels::cpu::QuantWeight::kQ8_0;
+  switch (m.type) {
+    case GgmlType::kQ4_0: type = kernels::cpu::QuantWeight::kQ4_0; break;
+    case GgmlType::kQ4_1: type = kernels::cpu::QuantWeight::kQ4_1; break;
+    case GgmlType::kQ8_0: type = kernels::cpu::QuantWeight::kQ8_0; break;
+    default: return nullptr;  // no matrix kernel: check_matmul refuses it where it is multiplied
+  }
+  const int64_t bytes = kernels::cpu::quant_packed_bytes(type, m.rows, m.cols);
+  constexpr size_t kAlign = 64;
+  void* p = std::aligned_alloc(kAlign, (static_cast<size_t>(bytes) + kAlign - 1) / kAlign * kAlign);
+  COPROC_CHECK(p != nullptr);
+  w_->packed.emplace_back(p);
+  kernels::cpu::quant_pack(type, m.data, m.rows, m.cols, p);
+  return p;
+}
+
 Result<Matrix> WeightBinder::matrix(const std::string& name, int64_t cols, int64_t rows) {
   auto t = find(name);
   if (!t) return t.error();
@@ -115,6 +134,7 @@ Result<Matrix> WeightBinder::matrix(const std::string& name, int64_t cols, int64
   } else {
     m.type = info.type;
     m.data = info.data;
+    m.packed = pack(m);
   }
   return m;
 }

@@ -30,6 +30,8 @@ class WeightBinder {
  private:
   Result<const TensorInfo*> find(const std::string& name) const;
   const float* to_f32(const TensorInfo& t);
+  // The kernels' packed copy of a quantized matrix (Weights::packed owns it); nullptr otherwise.
+  const void* pack(const Matrix& m);
 
   const GgufFile& file_;
   Weights* w_;

@@ -2,13 +2,12 @@
 // pre-norm blocks of RMSNorm -> grouped-query attention with adjacent-pair RoPE -> residual,
 // RMSNorm -> SwiGLU feed-forward -> residual; a final RMSNorm and an output head that may be tied
 // to the token embedding.
-#include <algorithm>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "llm/arch.h"
-#include "llm/kv_cache.h"
-#include "llm/layers.h"
+#include "llm/device.h"
 #include "llm/weight_binding.h"
 
 namespace coproc::llm {
@@ -72,64 +71,64 @@ class Llama final : public Architecture {
     return {};
   }
 
-  void forward(const Model& model, const Batch& batch, KvCache& kv, Scratch& s,
-               float* logits) const override {
+  Status forward(const Model& model, const Batch& batch, KvCache& kv, LlmDevice& dev,
+                 float* logits) const override {
     const Hparams& hp = model.hparams();
     const Weights& w = model.weights();
     const int64_t rows = batch.size();
     const int64_t d = hp.n_embd;
     const int64_t q_width = static_cast<int64_t>(hp.n_head) * hp.head_dim;
     const int64_t kv_width = static_cast<int64_t>(hp.n_head_kv) * hp.head_dim;
-    s.resize(hp, rows);
+    dev.reserve(kX, rows * d);
+    dev.reserve(kH, rows * d);
+    dev.reserve(kQ, rows * q_width);
+    dev.reserve(kK, rows * kv_width);
+    dev.reserve(kV, rows * kv_width);
+    dev.reserve(kAtt, rows * q_width);
+    dev.reserve(kGate, rows * hp.n_ff);
+    dev.reserve(kUp, rows * hp.n_ff);
 
-    std::vector<int32_t> tokens(static_cast<size_t>(rows));
-    for (int64_t r = 0; r < rows; ++r) tokens[static_cast<size_t>(r)] = batch.entries[static_cast<size_t>(r)].token;
-    embed(w.token_embd, tokens, s.x.data());
-
+    dev.begin_step(batch, kv);
+    dev.embed(w.token_embd, kX);
     for (int32_t il = 0; il < hp.n_layer; ++il) {
       const LayerWeights& l = w.layers[static_cast<size_t>(il)];
-      rms_norm(s.x.data(), l.attn_norm, rows, d, hp.rms_eps, s.h.data());
-      matmul(l.wq, s.h.data(), rows, s.q.data(), q_width, s.xq);
-      matmul(l.wk, s.h.data(), rows, s.k.data(), kv_width, s.xq);
-      matmul(l.wv, s.h.data(), rows, s.v.data(), kv_width, s.xq);
-      for (int64_t r = 0; r < rows; ++r) {
-        const BatchEntry& e = batch.entries[static_cast<size_t>(r)];
-        rope(s.q.data() + r * q_width, hp.n_head, hp.head_dim, hp.rope_dim, e.pos, hp.rope_freq_base);
-        rope(s.k.data() + r * kv_width, hp.n_head_kv, hp.head_dim, hp.rope_dim, e.pos, hp.rope_freq_base);
-        store_kv(kv, il, e, s.k.data() + r * kv_width, s.v.data() + r * kv_width, hp);
-      }
-      attention(hp, il, batch.entries, s.q.data(), kv, s.att.data());
-      matmul(l.wo, s.att.data(), rows, s.h.data(), d, s.xq);
-      add_in_place(s.x.data(), s.h.data(), rows * d);
+      dev.rms_norm(kX, l.attn_norm, rows, d, hp.rms_eps, kH);
+      dev.matmul(l.wq, kH, rows, kQ);
+      dev.matmul(l.wk, kH, rows, kK);
+      dev.matmul(l.wv, kH, rows, kV);
+      dev.rope(kQ, hp.n_head, hp.head_dim, hp.rope_dim, hp.rope_freq_base);
+      dev.rope(kK, hp.n_head_kv, hp.head_dim, hp.rope_dim, hp.rope_freq_base);
+      dev.store_kv(il, kK, kV);
+      dev.attention(il, kQ, kAtt);
+      dev.matmul(l.wo, kAtt, rows, kH);
+      dev.add(kX, kH, rows * d);
 
-      rms_norm(s.x.data(), l.ffn_norm, rows, d, hp.rms_eps, s.h.data());
-      matmul(l.gate, s.h.data(), rows, s.gate.data(), hp.n_ff, s.xq);
-      matmul(l.up, s.h.data(), rows, s.up.data(), hp.n_ff, s.xq);
-      swiglu(s.gate.data(), s.up.data(), rows * hp.n_ff);
-      matmul(l.down, s.gate.data(), rows, s.h.data(), d, s.xq);
-      add_in_place(s.x.data(), s.h.data(), rows * d);
+      dev.rms_norm(kX, l.ffn_norm, rows, d, hp.rms_eps, kH);
+      dev.matmul(l.gate, kH, rows, kGate);
+      dev.matmul(l.up, kH, rows, kUp);
+      dev.swiglu(kGate, kUp, rows * hp.n_ff);
+      dev.matmul(l.down, kGate, rows, kH);
+      dev.add(kX, kH, rows * d);
     }
 
     // Only the rows that asked for logits go through the final norm and the output head.
-    int64_t n_out = 0;
+    std::vector<int32_t> out_rows;
     for (int64_t r = 0; r < rows; ++r) {
-      if (!batch.entries[static_cast<size_t>(r)].logits) continue;
-      rms_norm(s.x.data() + r * d, w.output_norm, 1, d, hp.rms_eps, s.h.data() + n_out * d);
-      ++n_out;
+      if (batch.entries[static_cast<size_t>(r)].logits) out_rows.push_back(static_cast<int32_t>(r));
     }
-    if (n_out > 0) matmul(w.output, s.h.data(), n_out, logits, hp.n_vocab, s.xq);
+    if (out_rows.empty()) return dev.finish();
+    const auto n_out = static_cast<int64_t>(out_rows.size());
+    dev.reserve(kOut, n_out * d);
+    dev.reserve(kLogits, n_out * hp.n_vocab);
+    dev.copy_rows(kX, out_rows, d, kH);
+    dev.rms_norm(kH, w.output_norm, n_out, d, hp.rms_eps, kOut);
+    dev.matmul(w.output, kOut, n_out, kLogits);
+    return dev.read(kLogits, n_out * hp.n_vocab, logits);
   }
 
  private:
-  static void store_kv(KvCache& kv, int32_t layer, const BatchEntry& e, const float* k,
-                       const float* v, const Hparams& hp) {
-    const int32_t block = kv.block_table(e.seq)[static_cast<size_t>(e.pos / kBlockTokens)];
-    const int32_t slot = e.pos % kBlockTokens;
-    for (int32_t h = 0; h < hp.n_head_kv; ++h) {
-      std::copy_n(k + static_cast<int64_t>(h) * hp.head_dim, hp.head_dim, kv.key(layer, block, h, slot));
-      std::copy_n(v + static_cast<int64_t>(h) * hp.head_dim, hp.head_dim, kv.value(layer, block, h, slot));
-    }
-  }
+  // The activation buffers of the pass.
+  enum : Act { kX, kH, kQ, kK, kV, kAtt, kGate, kUp, kOut, kLogits };
 };
 
 }  // namespace

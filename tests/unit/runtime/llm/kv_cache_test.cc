@@ -1,6 +1,8 @@
 // The KV block pool's invariants and the cache's all-or-nothing reservations.
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "llm/kv_cache.h"
 #include "llm/model.h"
 
@@ -78,17 +80,36 @@ TEST(KvCache, shouldRefuseADuplicateSequenceAndFreeBlocksOnRemoval) {
   EXPECT_FALSE(kv.has_sequence(1));
 }
 
-TEST(KvCache, shouldGiveEachBlockHeadAndSlotItsOwnStorage) {
+TEST(KvCache, shouldStoreEachBlockHeadAndSlotApartWithKeysTransposedForTheKernel) {
   const Hparams hp = tiny();
   KvCache kv(hp, {.max_tokens = 2 * kBlockTokens});
-  // Distinct (layer, block, k/v, head, slot) never alias: the last element of one is right
-  // before the first of the next slot.
-  EXPECT_EQ(kv.key(0, 0, 0, 1) - kv.key(0, 0, 0, 0), hp.head_dim);
-  EXPECT_EQ(kv.key(0, 0, 1, 0) - kv.key(0, 0, 0, 0), kBlockTokens * hp.head_dim);
-  EXPECT_EQ(kv.value(0, 0, 0, 0) - kv.key(0, 0, 0, 0), hp.n_head_kv * kBlockTokens * hp.head_dim);
-  EXPECT_EQ(kv.key(1, 0, 0, 0) - kv.key(0, 0, 0, 0),
-            2 * static_cast<int64_t>(2) * hp.n_head_kv * kBlockTokens * hp.head_dim);
-  EXPECT_EQ(kv.bytes(), static_cast<int64_t>(sizeof(float)) * 2 * 2 * 2 * hp.n_head_kv * kBlockTokens * hp.head_dim);
+  std::vector<float> key(static_cast<size_t>(hp.head_dim)), value(key.size());
+  // Fill every (layer, block, head, slot) with distinct numbers, then read them all back.
+  auto code = [&](int l, int b, int h, int s, int d, int kv_side) {
+    return static_cast<float>((((l * 2 + b) * hp.n_head_kv + h) * kBlockTokens + s) * 64 + d) + 0.5f * kv_side;
+  };
+  for (int l = 0; l < hp.n_layer; ++l)
+    for (int b = 0; b < 2; ++b)
+      for (int h = 0; h < hp.n_head_kv; ++h)
+        for (int s = 0; s < kBlockTokens; ++s) {
+          for (int d = 0; d < hp.head_dim; ++d) {
+            key[static_cast<size_t>(d)] = code(l, b, h, s, d, 0);
+            value[static_cast<size_t>(d)] = code(l, b, h, s, d, 1);
+          }
+          kv.store(l, b, h, s, key.data(), value.data());
+        }
+  for (int l = 0; l < hp.n_layer; ++l)
+    for (int b = 0; b < 2; ++b)
+      for (int h = 0; h < hp.n_head_kv; ++h)
+        for (int s = 0; s < kBlockTokens; ++s)
+          for (int d = 0; d < hp.head_dim; ++d) {
+            ASSERT_EQ(kv.key_at(l, b, h, s, d), code(l, b, h, s, d, 0));
+            ASSERT_EQ(kv.value(l, b, h, s)[d], code(l, b, h, s, d, 1));
+            // The kernel's view: keys [dim][slot] per block and head.
+            const kernels::cpu::PagedKvView view = kv.layer_view(l);
+            ASSERT_EQ(view.keys[b * view.block_stride + h * view.head_stride + d * kBlockTokens + s], code(l, b, h, s, d, 0));
+            ASSERT_EQ(view.values[b * view.block_stride + h * view.head_stride + s * hp.head_dim + d], code(l, b, h, s, d, 1));
+          }
 }
 
 }  // namespace
