@@ -37,7 +37,8 @@ const float* block_of(const float* base, const PagedKvView& kv, int32_t kv_head,
 // head_dim a multiple of 16, at most 256: VD vectors per head. Blocks of 16 slots.
 template <int VD>
 COPROC_ALWAYS_INLINE void attend(const float* q, int32_t group, const PagedKvView& kv, int32_t kv_head,
-                                 const int32_t* table, int32_t n, float scale, float* out, float* scores) {
+                                 const int32_t* table, int32_t n, float scale, float* out, float* scores,
+                                 float* inverse_sums) {
   const int32_t hd = kv.head_dim;
   const int32_t n_blocks = (n + kLanes - 1) / kLanes;
   // Pass one: scores[h * n_pad + t] = scale * q[h] . K[t], a block of 16 positions per vector:
@@ -60,8 +61,7 @@ COPROC_ALWAYS_INLINE void attend(const float* q, int32_t group, const PagedKvVie
       for (int32_t h = 0; h < hn; ++h) store(scores + (h0 + h) * n_pad + b * kLanes, acc[h]);
     }
   }
-  // Softmax weights, unnormalised; the sum in position order.
-  float inv_sum[kMaxAttentionGroup];
+  // Softmax weights, unnormalised, each head's sum in position order.
   for (int32_t h = 0; h < group; ++h) {
     float* sc = scores + h * n_pad;
     float mx = sc[0];
@@ -69,7 +69,7 @@ COPROC_ALWAYS_INLINE void attend(const float* q, int32_t group, const PagedKvVie
     for (int32_t t = 0; t < n; ++t) sc[t] = detail::vexp(sc[t] - mx);
     float sum = 0;
     for (int32_t t = 0; t < n; ++t) sum += sc[t];
-    inv_sum[h] = 1.0f / sum;
+    inverse_sums[h] = 1.0f / sum;
   }
   // Pass two: out[h] = sum_t p[h][t] V[t] / sum[h]; one value row load serves the group.
   for (int32_t h0 = 0; h0 < group; h0 += 4) {
@@ -85,14 +85,14 @@ COPROC_ALWAYS_INLINE void attend(const float* q, int32_t group, const PagedKvVie
       }
     }
     for (int32_t h = 0; h < hn; ++h) {
-      for (int d = 0; d < VD; ++d) store(out + (h0 + h) * hd + d * kLanes, acc[h][d] * inv_sum[h0 + h]);
+      for (int d = 0; d < VD; ++d) store(out + (h0 + h) * hd + d * kLanes, acc[h][d] * inverse_sums[h0 + h]);
     }
   }
 }
 
 // Any even head_dim or block size: the same two passes, one float at a time.
 void attend_scalar(const float* q, int32_t group, const PagedKvView& kv, int32_t kv_head, const int32_t* table,
-                   int32_t n, float scale, float* out, float* scores) {
+                   int32_t n, float scale, float* out, float* scores, float* /*inverse_sums*/) {
   const int32_t hd = kv.head_dim;
   const int32_t bt = kv.block_tokens;
   for (int32_t h = 0; h < group; ++h) {
@@ -121,19 +121,20 @@ void attend_scalar(const float* q, int32_t group, const PagedKvView& kv, int32_t
 }
 
 using AttendFn = void (*)(const float*, int32_t, const PagedKvView&, int32_t, const int32_t*, int32_t, float,
-                          float*, float*);
+                          float*, float*, float*);
 
 template <int VD>
 void attend_baseline(const float* q, int32_t group, const PagedKvView& kv, int32_t kv_head, const int32_t* table,
-                     int32_t n, float scale, float* out, float* scores) {
-  attend<VD>(q, group, kv, kv_head, table, n, scale, out, scores);
+                     int32_t n, float scale, float* out, float* scores, float* inverse_sums) {
+  attend<VD>(q, group, kv, kv_head, table, n, scale, out, scores, inverse_sums);
 }
 
 template <int VD>
 __attribute__((target("avx512f,fma"))) void attend_avx512(const float* q, int32_t group, const PagedKvView& kv,
                                                           int32_t kv_head, const int32_t* table, int32_t n,
-                                                          float scale, float* out, float* scores) {
-  attend<VD>(q, group, kv, kv_head, table, n, scale, out, scores);
+                                                          float scale, float* out, float* scores,
+                                                          float* inverse_sums) {
+  attend<VD>(q, group, kv, kv_head, table, n, scale, out, scores, inverse_sums);
 }
 
 bool use_avx512() {
@@ -171,10 +172,13 @@ AttendFn kernel_for(int32_t hd, int32_t block_tokens) {
 
 void paged_attention_group(const float* q, int32_t group, const PagedKvView& kv, int32_t kv_head,
                            const int32_t* table, int32_t n, float scale, float* out) {
-  thread_local std::vector<float> scores;
-  const size_t need = static_cast<size_t>(group) * static_cast<size_t>((n + kLanes - 1) / kLanes * kLanes);
-  if (scores.size() < need) scores.resize(need);
-  kernel_for(kv.head_dim, kv.block_tokens)(q, group, kv, kv_head, table, n, scale, out, scores.data());
+  // Per thread, grown as needed: every head's scores (padded to whole blocks), then each head's
+  // inverse softmax sum. Any group size works; the buffer is the only thing that grows with it.
+  thread_local std::vector<float> scratch;
+  const size_t padded = static_cast<size_t>(group) * static_cast<size_t>((n + kLanes - 1) / kLanes * kLanes);
+  if (scratch.size() < padded + static_cast<size_t>(group)) scratch.resize(padded + static_cast<size_t>(group));
+  kernel_for(kv.head_dim, kv.block_tokens)(q, group, kv, kv_head, table, n, scale, out, scratch.data(),
+                                           scratch.data() + padded);
 }
 
 }  // namespace coproc::kernels::cpu

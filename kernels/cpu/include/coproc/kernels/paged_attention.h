@@ -21,14 +21,11 @@ struct PagedKvView {
   int64_t block_stride;   // floats from a block to the next
   int64_t head_stride;    // floats from a KV head to the next inside a block
   int32_t block_tokens;   // slots per block; the vector kernels need 16
-  int32_t head_dim;       // at most kMaxAttentionHeadDim
+  int32_t head_dim;       // any; multiples of 16 up to 256 take the vector path
 };
 
-inline constexpr int32_t kMaxAttentionHeadDim = 256;
-inline constexpr int32_t kMaxAttentionGroup = 16;
-
 // The query heads q[0 .. group) (each head_dim floats, contiguous) attend over KV head `kv_head`'s
-// positions [0, n), n >= 1; out[0 .. group) likewise. group <= kMaxAttentionGroup.
+// positions [0, n), n >= 1; out[0 .. group) likewise. Any group size >= 1 (a model file sets it).
 void paged_attention_group(const float* q, int32_t group, const PagedKvView& kv, int32_t kv_head,
                            const int32_t* table, int32_t n, float scale, float* out);
 
