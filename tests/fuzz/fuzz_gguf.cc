@@ -7,7 +7,10 @@
 //     keys and tensor names, every string inside the input, and every tensor's bytes inside the
 //     input, aligned, of the size its type and dims give, and overlapping no other tensor;
 //   - every metadata value and array element is read, every typed getter agrees with the value's
-//     type, and the first block (or row) of each tensor of a supported type is dequantized.
+//     type, and the first block (or row) of each tensor of a supported type is dequantized;
+//   - Vocab::from_gguf either refuses the file with a message or gives a vocabulary that
+//     tokenizes a fixed text, with and without special parsing, into ids inside it, and renders
+//     them back.
 //
 //   build/fuzz/bin/fuzz_gguf -dict=tests/fuzz/gguf.dict tests/fuzz/corpus/gguf
 #include <algorithm>
@@ -22,6 +25,7 @@
 #include "fuzz_check.h"
 #include "llm/ggml_types.h"
 #include "llm/gguf.h"
+#include "llm/vocab.h"
 
 namespace {
 
@@ -138,6 +142,23 @@ void check_file(std::span<const uint8_t> bytes, const GgufFile& file) {
   (void)sink;
 }
 
+// A vocabulary the file describes, if it describes one, used the way a request would use it.
+void check_vocab(const GgufFile& file) {
+  auto vocab = coproc::llm::Vocab::from_gguf(file);
+  if (!vocab.ok()) {
+    FUZZ_CHECK(!vocab.error().message.empty(), "a refusal says why");
+    return;
+  }
+  const coproc::llm::Vocab& v = **vocab;
+  constexpr std::string_view kText = "Hello, world! <|im_start|>user\n 123 caf\xc3\xa9 \xe4\xb8\xad\xff<|endoftext|>";
+  for (bool special : {false, true}) {
+    const std::vector<int32_t> ids = v.tokenize(kText, true, special);
+    for (int32_t id : ids) FUZZ_CHECK(id >= 0 && id < v.n_tokens(), "token ids lie inside the vocabulary");
+    (void)v.detokenize(ids, special);
+  }
+  for (int32_t id : v.eog_ids()) FUZZ_CHECK(id >= 0 && id < v.n_tokens(), "end-of-generation ids lie inside");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
@@ -145,6 +166,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   auto file = GgufFile::parse(bytes);
   if (file.ok()) {
     check_file(bytes, **file);
+    check_vocab(**file);
   } else {
     FUZZ_CHECK(file.error().code == coproc::ErrorCode::kBadModel, "a refusal is kBadModel");
     FUZZ_CHECK(!file.error().message.empty(), "a refusal says why");
