@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "coproc/kernels/half.h"
+
 namespace coproc::llm {
 
 namespace {
@@ -42,31 +44,7 @@ int64_t row_bytes(GgmlType type, int64_t n) {
   return n / t.block_elems * t.block_bytes;
 }
 
-float f16_to_f32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {  // subnormal: normalise
-      int e = -1;
-      do {
-        ++e;
-        mant <<= 1;
-      } while ((mant & 0x400u) == 0);
-      bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (mant & 0x3ffu) << 13;
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | mant << 13;
-  } else {
-    bits = sign | (exp + 127 - 15) << 23 | mant << 13;
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+float f16_to_f32(uint16_t h) { return kernels::cpu::half_to_float(h); }
 
 uint16_t f32_to_f16(float f) {
   uint32_t x;

@@ -45,7 +45,7 @@ int64_t row_bytes(GgmlType type, int64_t n);
 // The reference: n elements (a multiple of the block) from src into dst. Only supported types.
 void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
 
-float f16_to_f32(uint16_t h);
+float f16_to_f32(uint16_t h);  // exactly; kernels/cpu half.h, shared with the kernels
 uint16_t f32_to_f16(float f);  // round to nearest even
 float bf16_to_f32(uint16_t h);
 

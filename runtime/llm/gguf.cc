@@ -53,11 +53,6 @@ class Cursor {
     pos_ += n;
     return true;
   }
-  bool skip(uint64_t n) {
-    if (n > left()) return false;
-    pos_ += n;
-    return true;
-  }
 
  private:
   std::span<const uint8_t> bytes_;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "coproc/kernels/half.h"
 #include "coproc/kernels/quant_matmul.h"
 
 namespace coproc::kernels::cpu::detail {
@@ -38,27 +39,6 @@ inline int32_t load_i32(const void* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
-}
-
-// IEEE half to float, exactly (as vcvtph2ps does).
-inline float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1Fu;
-  const uint32_t mantissa = h & 0x3FFu;
-  uint32_t bits;
-  if (exponent == 0) {
-    // Zero or subnormal: mantissa * 2^-24, exact in float.
-    float f = static_cast<float>(mantissa) * 0x1p-24f;
-    std::memcpy(&bits, &f, sizeof bits);
-    bits |= sign;
-  } else if (exponent == 31) {
-    bits = sign | 0x7F800000u | (mantissa << 13) | (mantissa != 0 ? 0x00400000u : 0u);
-  } else {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
 }
 
 // One call of a tile kernel: the outputs of one tile of weight rows (lanes [lane_begin,
